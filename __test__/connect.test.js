@@ -1,0 +1,124 @@
+'use strict'
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { Client } = require('pg')
+const { freshDatabase, calsync } = require('./helpers')
+const { createDatabase, withDatabase } = require('../dev/postgres')
+
+const { CalendarSync, applySchema } = calsync
+let env
+
+test.before(async () => {
+  env = await freshDatabase()
+})
+test.after(async () => {
+  await env?.teardown()
+})
+
+test('connects, and close() makes later calls reject with CLOSED', async () => {
+  const sync = await CalendarSync.connect({ databaseUrl: env.url })
+  assert.equal(await sync.isFeatureEnabled('calendar-subscription-cache', { userId: 1 }), false)
+  await sync.close()
+  await sync.close() // harmless twice
+  await assert.rejects(sync.isFeatureEnabled('x', { userId: 1 }), { code: 'CLOSED' })
+  await assert.rejects(
+    sync.getCachedAvailability({ userId: 1, timeMin: '2026-01-01T00:00:00Z', timeMax: '2026-01-02T00:00:00Z' }),
+    { code: 'CLOSED' },
+  )
+})
+
+test('connect takes DATABASE_URL from the environment', async () => {
+  const saved = process.env.DATABASE_URL
+  process.env.DATABASE_URL = env.url
+  try {
+    const sync = await CalendarSync.connect()
+    await sync.close()
+  } finally {
+    if (saved === undefined) delete process.env.DATABASE_URL
+    else process.env.DATABASE_URL = saved
+  }
+})
+
+test('an unreachable database fails fast with DB_UNAVAILABLE and no secret in the message', async () => {
+  const started = Date.now()
+  const url = 'postgres://calsync:sup3r-secret-pw@127.0.0.1:1/nowhere'
+  const err = await CalendarSync.connect({ databaseUrl: url, connectTimeoutMs: 1500 }).then(
+    () => assert.fail('connected to nothing'),
+    (e) => e,
+  )
+  assert.equal(err.code, 'DB_UNAVAILABLE')
+  assert.ok(err instanceof Error)
+  assert.ok(!err.message.includes('sup3r-secret-pw'), err.message)
+  assert.ok(!err.message.includes(url), err.message)
+  // Generous bound: it must not wait for sqlx's default 30 s.
+  assert.ok(Date.now() - started < 15000, `took ${Date.now() - started} ms`)
+})
+
+test('a wrong password is DB_UNAVAILABLE without the password', async () => {
+  const u = new URL(env.url)
+  u.password = 'definitely-wrong-pw'
+  u.username = 'nobody_here'
+  const err = await CalendarSync.connect({ databaseUrl: u.toString(), connectTimeoutMs: 3000 }).then(
+    () => null,
+    (e) => e,
+  )
+  // A trust-auth server may let anyone in as a missing role only to refuse it: both are unavailability.
+  assert.ok(err, 'connecting as a role that does not exist must fail')
+  assert.equal(err.code, 'DB_UNAVAILABLE')
+  assert.ok(!err.message.includes('definitely-wrong-pw'))
+})
+
+test('a malformed URL or none at all is INVALID_ARGUMENT', async () => {
+  await assert.rejects(CalendarSync.connect({ databaseUrl: 'not a url at all' }), { code: 'INVALID_ARGUMENT' })
+  const saved = process.env.DATABASE_URL
+  delete process.env.DATABASE_URL
+  try {
+    await assert.rejects(CalendarSync.connect(), { code: 'INVALID_ARGUMENT', message: /DATABASE_URL/ })
+  } finally {
+    if (saved !== undefined) process.env.DATABASE_URL = saved
+  }
+  await assert.rejects(CalendarSync.connect({ databaseUrl: 42 }), { code: 'INVALID_ARGUMENT' })
+})
+
+test('a missing column or table is SCHEMA_MISMATCH naming it', async () => {
+  const db = await createDatabase(env.serverUrl, 'calsync_test_schema')
+  try {
+    await applySchema({ databaseUrl: db.url })
+    const pg = new Client({ connectionString: db.url })
+    await pg.connect()
+    try {
+      await pg.query('ALTER TABLE "SelectedCalendar" DROP COLUMN "syncToken"')
+      await pg.query('DROP TABLE "CalendarSyncState"')
+    } finally {
+      await pg.end()
+    }
+    const err = await CalendarSync.connect({ databaseUrl: db.url }).then(() => null, (e) => e)
+    assert.equal(err?.code, 'SCHEMA_MISMATCH')
+    assert.match(err.message, /"SelectedCalendar"\."syncToken"/)
+    assert.match(err.message, /"CalendarSyncState"/)
+    // calsync's own table can be added without touching Cal.com's tables.
+    await applySchema({ databaseUrl: db.url, calcom: false })
+    const again = await CalendarSync.connect({ databaseUrl: db.url }).then(() => null, (e) => e)
+    assert.equal(again?.code, 'SCHEMA_MISMATCH')
+    assert.doesNotMatch(again.message, /CalendarSyncState/)
+  } finally {
+    await db.drop()
+  }
+})
+
+test('an empty database is SCHEMA_MISMATCH, and applying the schema twice is harmless', async () => {
+  const db = await createDatabase(env.serverUrl, 'calsync_test_empty')
+  try {
+    await assert.rejects(CalendarSync.connect({ databaseUrl: db.url }), { code: 'SCHEMA_MISMATCH', message: /"SelectedCalendar"/ })
+    await applySchema({ databaseUrl: db.url })
+    await applySchema({ databaseUrl: db.url })
+    const sync = await CalendarSync.connect({ databaseUrl: db.url })
+    await sync.close()
+  } finally {
+    await db.drop()
+  }
+})
+
+test('the database name in a URL can be swapped without losing credentials', () => {
+  assert.equal(withDatabase('postgres://u:p@h:5/a?sslmode=disable', 'b'), 'postgres://u:p@h:5/b?sslmode=disable')
+})

@@ -1,0 +1,88 @@
+'use strict'
+// The package entry: the generated native binding (index.js) with one addition. Errors raised in
+// Rust carry their stable code as a message prefix ("SCHEMA_MISMATCH: ..."), because napi gives
+// async rejections only generic status codes; here that prefix becomes `err.code`.
+
+const native = require('./index.js')
+
+const CODE_PREFIX = /^([A-Z][A-Z_]+): /
+// napi's own argument-conversion failures (a number where a string belongs, ...) are bad input too.
+const NAPI_INPUT_ERRORS = new Set([
+  'InvalidArg', 'ObjectExpected', 'StringExpected', 'NameExpected', 'FunctionExpected', 'NumberExpected',
+  'BooleanExpected', 'ArrayExpected', 'BigintExpected', 'DateExpected',
+])
+// Methods that return a value rather than a Promise.
+const SYNC_METHODS = new Set(['metrics'])
+
+function withCode(err, fallback) {
+  if (err instanceof Error) {
+    const m = CODE_PREFIX.exec(err.message)
+    if (m) {
+      err.code = m[1]
+      err.message = err.message.slice(m[0].length)
+      if (typeof err.stack === 'string') err.stack = err.stack.replace(m[0], '')
+    } else if (NAPI_INPUT_ERRORS.has(err.code) || (fallback && !err.code)) {
+      err.code = 'INVALID_ARGUMENT'
+    }
+  }
+  return err
+}
+
+function wrap(fn, sync) {
+  if (sync) {
+    return function (...args) {
+      try {
+        return fn.apply(this, args)
+      } catch (e) {
+        throw withCode(e)
+      }
+    }
+  }
+  return async function (...args) {
+    let pending
+    try {
+      pending = fn.apply(this, args)
+    } catch (e) {
+      // An async native method throws synchronously only while converting its arguments.
+      throw withCode(e, true)
+    }
+    try {
+      return await pending
+    } catch (e) {
+      throw withCode(e)
+    }
+  }
+}
+
+const NativeCalendarSync = native.CalendarSync
+
+/**
+ * `CalendarSync` as index.d.ts declares it, with errors that carry a stable `code`. Instances made
+ * by the native factories are re-parented onto this class, so the wrapped methods apply.
+ */
+class CalendarSync extends NativeCalendarSync {}
+for (const name of Object.getOwnPropertyNames(NativeCalendarSync.prototype)) {
+  const fn = NativeCalendarSync.prototype[name]
+  if (name === 'constructor' || typeof fn !== 'function') continue
+  CalendarSync.prototype[name] = wrap(fn, SYNC_METHODS.has(name))
+}
+const adopt = (value) =>
+  value instanceof NativeCalendarSync ? Object.setPrototypeOf(value, CalendarSync.prototype) : value
+for (const name of Object.getOwnPropertyNames(NativeCalendarSync)) {
+  const fn = NativeCalendarSync[name]
+  if (typeof fn !== 'function' || ['length', 'name', 'prototype'].includes(name)) continue
+  const wrapped = wrap(fn.bind(NativeCalendarSync), SYNC_METHODS.has(name))
+  const value = SYNC_METHODS.has(name)
+    ? (...args) => adopt(wrapped(...args))
+    : async (...args) => adopt(await wrapped(...args))
+  // The native statics are read-only, so an inherited one cannot be shadowed by assignment.
+  Object.defineProperty(CalendarSync, name, { value, writable: true, configurable: true })
+}
+
+const out = { ...native, CalendarSync }
+for (const [name, value] of Object.entries(native)) {
+  if (typeof value === 'function' && value !== NativeCalendarSync && !/^[A-Z]/.test(name)) {
+    out[name] = wrap(value, SYNC_METHODS.has(name))
+  }
+}
+module.exports = out

@@ -1,0 +1,523 @@
+//! The read path (SPEC §4): busy blocks from the cache for the calendars it can answer for
+//! truthfully, and a reason for every calendar it cannot.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgPool, Row};
+
+use crate::error::{Error, Result};
+use crate::flags::{Flags, SUBSCRIPTION_CACHE};
+use crate::time::format_utc;
+
+const READ_SQL: &str = include_str!("db/availability.sql");
+
+/// Provider integrations calsync syncs.
+pub const SUPPORTED: &[&str] = &["google_calendar", "office365_calendar"];
+
+/// Which calendars to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// These `SelectedCalendar` ids.
+    Ids(Vec<String>),
+    /// The calendars a user selected: for an event type, or the user-level ones (`None`).
+    User {
+        user_id: i32,
+        event_type_id: Option<i32>,
+    },
+}
+
+/// A validated read request; the range is half-open `[time_min, time_max)`.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub selection: Selection,
+    pub time_min: DateTime<Utc>,
+    pub time_max: DateTime<Utc>,
+}
+
+impl Query {
+    /// Validates the raw arguments and builds a query.
+    pub fn new(
+        selection: Selection,
+        time_min: DateTime<Utc>,
+        time_max: DateTime<Utc>,
+        max_calendars: usize,
+    ) -> Result<Self> {
+        if time_max <= time_min {
+            return Err(Error::invalid("timeMax must be after timeMin"));
+        }
+        let selection = match selection {
+            Selection::Ids(ids) => {
+                if ids.is_empty() {
+                    return Err(Error::invalid("selectedCalendarIds must not be empty"));
+                }
+                if ids.len() > max_calendars {
+                    return Err(Error::invalid(format!(
+                        "selectedCalendarIds names {} calendars; at most {max_calendars} are allowed",
+                        ids.len()
+                    )));
+                }
+                if ids.iter().any(|id| id.trim().is_empty() || id.len() > 256) {
+                    return Err(Error::invalid(
+                        "selectedCalendarIds must be non-empty strings of at most 256 characters",
+                    ));
+                }
+                let mut seen = HashSet::new();
+                Selection::Ids(
+                    ids.into_iter()
+                        .filter(|id| seen.insert(id.clone()))
+                        .collect(),
+                )
+            }
+            Selection::User { user_id, .. } if user_id <= 0 => {
+                return Err(Error::invalid("userId must be a positive integer"));
+            }
+            s => s,
+        };
+        Ok(Query {
+            selection,
+            time_min,
+            time_max,
+        })
+    }
+}
+
+/// Why a calendar is not answered from the cache; the caller falls back to a live provider call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Uncached {
+    /// No such `SelectedCalendar` row.
+    NotFound,
+    /// An integration calsync does not sync.
+    UnsupportedProvider,
+    /// `calendar-subscription-cache` is off for the calendar's user.
+    FlagOff,
+    /// The credential is marked invalid.
+    CredentialInvalid,
+    /// No live channel / subscription.
+    NotSubscribed,
+    /// No sync has completed yet.
+    NeverSynced,
+    /// The last sync attempt failed.
+    SyncFailed,
+    /// Neither a sync nor a channel confirmation within the staleness limit.
+    Stale,
+    /// The requested range is not inside the window the last full sync covered.
+    OutOfWindow,
+}
+
+impl Uncached {
+    /// The machine-readable reason string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uncached::NotFound => "not_found",
+            Uncached::UnsupportedProvider => "unsupported_provider",
+            Uncached::FlagOff => "flag_off",
+            Uncached::CredentialInvalid => "credential_invalid",
+            Uncached::NotSubscribed => "not_subscribed",
+            Uncached::NeverSynced => "never_synced",
+            Uncached::SyncFailed => "sync_failed",
+            Uncached::Stale => "stale",
+            Uncached::OutOfWindow => "out_of_window",
+        }
+    }
+}
+
+/// One requested calendar as the read query returns it.
+#[derive(Debug, Clone)]
+pub struct CalendarRow {
+    pub req_id: String,
+    pub user_id: i32,
+    pub integration: String,
+    pub owner_id: String,
+    pub channel_id: Option<String>,
+    pub channel_expiration: Option<NaiveDateTime>,
+    pub subscribed_at: Option<NaiveDateTime>,
+    pub synced_at: Option<NaiveDateTime>,
+    pub sync_error_at: Option<NaiveDateTime>,
+    pub window_start: Option<NaiveDateTime>,
+    pub window_end: Option<NaiveDateTime>,
+    pub credential_invalid: bool,
+    pub starts: Option<Vec<NaiveDateTime>>,
+    pub ends: Option<Vec<NaiveDateTime>>,
+}
+
+impl<'r> FromRow<'r, PgRow> for CalendarRow {
+    fn from_row(r: &'r PgRow) -> sqlx::Result<Self> {
+        Ok(CalendarRow {
+            req_id: r.try_get("req_id")?,
+            user_id: r.try_get("user_id")?,
+            integration: r.try_get("integration")?,
+            owner_id: r.try_get("owner_id")?,
+            channel_id: r.try_get("channel_id")?,
+            channel_expiration: r.try_get("channel_expiration")?,
+            subscribed_at: r.try_get("subscribed_at")?,
+            synced_at: r.try_get("synced_at")?,
+            sync_error_at: r.try_get("sync_error_at")?,
+            window_start: r.try_get("window_start")?,
+            window_end: r.try_get("window_end")?,
+            credential_invalid: r.try_get("credential_invalid")?,
+            starts: r.try_get("starts")?,
+            ends: r.try_get("ends")?,
+        })
+    }
+}
+
+/// Decides whether the cache may answer for a calendar over `[min, max)` at `now`.
+pub fn classify(
+    row: &CalendarRow,
+    flag_on: bool,
+    now: NaiveDateTime,
+    stale_after: Duration,
+    min: NaiveDateTime,
+    max: NaiveDateTime,
+) -> Result<(), Uncached> {
+    if !SUPPORTED.contains(&row.integration.as_str()) {
+        return Err(Uncached::UnsupportedProvider);
+    }
+    if !flag_on {
+        return Err(Uncached::FlagOff);
+    }
+    if row.credential_invalid {
+        return Err(Uncached::CredentialInvalid);
+    }
+    let live_channel =
+        row.channel_id.is_some() && row.channel_expiration.is_some_and(|exp| exp > now);
+    if !live_channel {
+        return Err(Uncached::NotSubscribed);
+    }
+    let Some(synced_at) = row.synced_at else {
+        return Err(Uncached::NeverSynced);
+    };
+    if row.sync_error_at.is_some_and(|err| err >= synced_at) {
+        return Err(Uncached::SyncFailed);
+    }
+    let confirmed = row.subscribed_at.map_or(synced_at, |s| s.max(synced_at));
+    let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+    if now.signed_duration_since(confirmed) > stale_after {
+        return Err(Uncached::Stale);
+    }
+    match (row.window_start, row.window_end) {
+        (Some(ws), Some(we)) if ws <= min && max <= we => Ok(()),
+        _ => Err(Uncached::OutOfWindow),
+    }
+}
+
+/// Clips intervals to `[min, max)` and merges those that overlap or touch, as free/busy answers do.
+/// `intervals` must be sorted by start.
+pub fn merge_busy(
+    intervals: impl IntoIterator<Item = (NaiveDateTime, NaiveDateTime)>,
+    min: NaiveDateTime,
+    max: NaiveDateTime,
+) -> Vec<(NaiveDateTime, NaiveDateTime)> {
+    let mut out: Vec<(NaiveDateTime, NaiveDateTime)> = Vec::new();
+    for (s, e) in intervals {
+        let (s, e) = (s.max(min), e.min(max));
+        if s >= e {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// A busy interval, ISO-8601 UTC with milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Busy {
+    pub start: String,
+    pub end: String,
+    pub selected_calendar_id: String,
+    pub source: String,
+}
+
+/// What the read path answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    pub busy: Vec<Busy>,
+    pub served: Vec<String>,
+    pub uncached: Vec<(String, Uncached)>,
+}
+
+/// Turns the query rows into an answer: classification, one set of blocks per provider calendar.
+pub fn assemble(
+    query: &Query,
+    rows: Vec<CalendarRow>,
+    flags: &HashMap<i32, bool>,
+    now: NaiveDateTime,
+    stale_after: Duration,
+) -> Answer {
+    let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
+    let mut answer = Answer::default();
+    let mut by_id: HashMap<String, CalendarRow> = HashMap::with_capacity(rows.len());
+    let mut order: Vec<String> = Vec::with_capacity(rows.len());
+    for row in rows {
+        order.push(row.req_id.clone());
+        by_id.insert(row.req_id.clone(), row);
+    }
+    // Requested order for ids; for a user, the query's order (sorted for stable output).
+    let requested: Vec<String> = match &query.selection {
+        Selection::Ids(ids) => ids.clone(),
+        Selection::User { .. } => {
+            order.sort();
+            order
+        }
+    };
+    let mut emitted_owners: HashSet<String> = HashSet::new();
+    for id in requested {
+        let Some(row) = by_id.get(&id) else {
+            answer.uncached.push((id, Uncached::NotFound));
+            continue;
+        };
+        let flag_on = flags.get(&row.user_id).copied().unwrap_or(false);
+        if let Err(reason) = classify(row, flag_on, now, stale_after, min, max) {
+            answer.uncached.push((id, reason));
+            continue;
+        }
+        answer.served.push(id.clone());
+        if !emitted_owners.insert(row.owner_id.clone()) {
+            continue; // another row for the same provider calendar already gave its blocks
+        }
+        let starts = row.starts.as_deref().unwrap_or_default();
+        let ends = row.ends.as_deref().unwrap_or_default();
+        for (s, e) in merge_busy(starts.iter().copied().zip(ends.iter().copied()), min, max) {
+            answer.busy.push(Busy {
+                start: format_utc(s),
+                end: format_utc(e),
+                selected_calendar_id: id.clone(),
+                source: row.integration.clone(),
+            });
+        }
+    }
+    answer
+        .busy
+        .sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.end.cmp(&b.end)));
+    answer
+}
+
+/// Runs the read: one SQL round trip when every user's flag is cached, two otherwise.
+pub async fn read(
+    pool: &PgPool,
+    flags: &Flags,
+    query: &Query,
+    stale_after: Duration,
+) -> Result<Answer> {
+    let (ids, user, event_type) = match &query.selection {
+        Selection::Ids(ids) => (Some(ids.as_slice()), None, None),
+        Selection::User {
+            user_id,
+            event_type_id,
+        } => (None, Some(*user_id), *event_type_id),
+    };
+    let rows: Vec<CalendarRow> = sqlx::query_as(READ_SQL)
+        .bind(ids)
+        .bind(user)
+        .bind(event_type)
+        .bind(query.time_min.naive_utc())
+        .bind(query.time_max.naive_utc())
+        .fetch_all(pool)
+        .await?;
+    let mut users: Vec<i32> = rows.iter().map(|r| r.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    let on = flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?;
+    Ok(assemble(
+        query,
+        rows,
+        &on,
+        crate::time::now_db(),
+        stale_after,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn t(h: u32, m: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 3, 2)
+            .unwrap()
+            .and_hms_opt(h, m, 0)
+            .unwrap()
+    }
+
+    fn healthy(id: &str, owner: &str) -> CalendarRow {
+        CalendarRow {
+            req_id: id.into(),
+            user_id: 1,
+            integration: "google_calendar".into(),
+            owner_id: owner.into(),
+            channel_id: Some("ch".into()),
+            channel_expiration: Some(t(23, 0)),
+            subscribed_at: Some(t(1, 0)),
+            synced_at: Some(t(9, 0)),
+            sync_error_at: None,
+            window_start: Some(t(0, 0)),
+            window_end: Some(t(23, 59)),
+            credential_invalid: false,
+            starts: Some(vec![t(10, 0), t(10, 30), t(13, 0)]),
+            ends: Some(vec![t(11, 0), t(11, 30), t(14, 0)]),
+        }
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn merge_clips_and_joins_overlaps_and_touching() {
+        let got = merge_busy(
+            vec![
+                (t(8, 0), t(9, 0)),
+                (t(9, 0), t(9, 30)),
+                (t(9, 10), t(9, 20)),
+                (t(11, 0), t(13, 0)),
+            ],
+            t(8, 30),
+            t(12, 0),
+        );
+        assert_eq!(got, vec![(t(8, 30), t(9, 30)), (t(11, 0), t(12, 0))]);
+    }
+
+    #[test]
+    fn merge_drops_intervals_that_only_touch_the_range() {
+        // Half-open: an event ending exactly at min or starting exactly at max is not busy.
+        assert!(merge_busy(
+            vec![(t(7, 0), t(8, 0)), (t(12, 0), t(13, 0))],
+            t(8, 0),
+            t(12, 0)
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn classify_reasons_in_order() {
+        let (now, min, max) = (t(12, 0), t(10, 0), t(18, 0));
+        let ok = healthy("a", "a");
+        assert_eq!(classify(&ok, true, now, DAY, min, max), Ok(()));
+        let mut r = ok.clone();
+        r.integration = "apple_calendar".into();
+        assert_eq!(
+            classify(&r, true, now, DAY, min, max),
+            Err(Uncached::UnsupportedProvider)
+        );
+        assert_eq!(
+            classify(&ok, false, now, DAY, min, max),
+            Err(Uncached::FlagOff)
+        );
+        let mut r = ok.clone();
+        r.credential_invalid = true;
+        assert_eq!(
+            classify(&r, true, now, DAY, min, max),
+            Err(Uncached::CredentialInvalid)
+        );
+        let mut r = ok.clone();
+        r.channel_expiration = Some(t(11, 0));
+        assert_eq!(
+            classify(&r, true, now, DAY, min, max),
+            Err(Uncached::NotSubscribed)
+        );
+        let mut r = ok.clone();
+        r.synced_at = None;
+        assert_eq!(
+            classify(&r, true, now, DAY, min, max),
+            Err(Uncached::NeverSynced)
+        );
+        let mut r = ok.clone();
+        r.sync_error_at = Some(t(9, 30));
+        assert_eq!(
+            classify(&r, true, now, DAY, min, max),
+            Err(Uncached::SyncFailed)
+        );
+        r.synced_at = Some(t(9, 45)); // a later success clears the failure
+        assert_eq!(classify(&r, true, now, DAY, min, max), Ok(()));
+        assert_eq!(
+            classify(&ok, true, now, Duration::from_secs(3600), min, max),
+            Err(Uncached::Stale)
+        );
+        assert_eq!(
+            classify(
+                &ok,
+                true,
+                now,
+                DAY,
+                min,
+                t(23, 59) + chrono::Duration::minutes(1)
+            ),
+            Err(Uncached::OutOfWindow)
+        );
+        let mut r = ok.clone();
+        r.window_start = None;
+        assert_eq!(
+            classify(&r, true, now, DAY, min, max),
+            Err(Uncached::OutOfWindow)
+        );
+    }
+
+    #[test]
+    fn rows_of_one_calendar_are_served_once() {
+        let q = Query::new(
+            Selection::Ids(vec!["a".into(), "b".into(), "a".into(), "zz".into()]),
+            t(10, 0).and_utc(),
+            t(18, 0).and_utc(),
+            10,
+        )
+        .unwrap();
+        let rows = vec![healthy("a", "owner"), healthy("b", "owner")];
+        let flags = HashMap::from([(1, true)]);
+        let ans = assemble(&q, rows, &flags, t(12, 0), DAY);
+        assert_eq!(ans.served, vec!["a", "b"]);
+        assert_eq!(ans.uncached, vec![("zz".to_string(), Uncached::NotFound)]);
+        let blocks: Vec<(&str, &str)> = ans
+            .busy
+            .iter()
+            .map(|b| (b.start.as_str(), b.end.as_str()))
+            .collect();
+        assert_eq!(
+            blocks,
+            vec![
+                ("2026-03-02T10:00:00.000Z", "2026-03-02T11:30:00.000Z"),
+                ("2026-03-02T13:00:00.000Z", "2026-03-02T14:00:00.000Z")
+            ]
+        );
+        assert!(ans
+            .busy
+            .iter()
+            .all(|b| b.selected_calendar_id == "a" && b.source == "google_calendar"));
+    }
+
+    #[test]
+    fn query_validation() {
+        let (a, b) = (t(10, 0).and_utc(), t(11, 0).and_utc());
+        let err = |s, x, y| Query::new(s, x, y, 2).unwrap_err().to_string();
+        assert_eq!(
+            err(Selection::Ids(vec!["a".into()]), b, a),
+            "timeMax must be after timeMin"
+        );
+        assert_eq!(
+            err(Selection::Ids(vec!["a".into()]), a, a),
+            "timeMax must be after timeMin"
+        );
+        assert!(err(Selection::Ids(vec![]), a, b).contains("must not be empty"));
+        assert!(err(
+            Selection::Ids(vec!["a".into(), "b".into(), "c".into()]),
+            a,
+            b
+        )
+        .contains("at most 2"));
+        assert!(err(Selection::Ids(vec![" ".into()]), a, b).contains("non-empty"));
+        assert!(err(
+            Selection::User {
+                user_id: 0,
+                event_type_id: None
+            },
+            a,
+            b
+        )
+        .contains("positive"));
+    }
+}

@@ -1,0 +1,187 @@
+//! The schema contract: what calsync needs from the Cal.com tables, and the SQL that creates them
+//! for tests, the demo and new installs.
+
+use std::collections::HashSet;
+
+use sqlx::PgPool;
+
+use crate::error::{Error, Result};
+
+/// The subset of Cal.com's schema calsync touches (for tests, the demo and new installs).
+pub const CALCOM_SQL: &str = include_str!("../../sql/calcom-schema.sql");
+/// calsync's own table, needed in production too.
+pub const CALSYNC_SQL: &str = include_str!("../../sql/calsync.sql");
+
+/// Every (table, column) calsync reads or writes.
+pub const REQUIRED: &[(&str, &[&str])] = &[
+    ("users", &["id"]),
+    ("Team", &["id", "parentId"]),
+    ("Membership", &["userId", "teamId", "accepted"]),
+    ("Credential", &["id", "type", "key", "userId", "invalid"]),
+    (
+        "SelectedCalendar",
+        &[
+            "id",
+            "userId",
+            "integration",
+            "externalId",
+            "credentialId",
+            "delegationCredentialId",
+            "eventTypeId",
+            "channelId",
+            "channelKind",
+            "channelResourceId",
+            "channelResourceUri",
+            "channelExpiration",
+            "syncSubscribedAt",
+            "syncSubscribedErrorAt",
+            "syncSubscribedErrorCount",
+            "syncToken",
+            "syncedAt",
+            "syncErrorAt",
+            "syncErrorCount",
+        ],
+    ),
+    (
+        "CalendarCacheEvent",
+        &[
+            "id",
+            "selectedCalendarId",
+            "externalId",
+            "externalEtag",
+            "iCalUID",
+            "iCalSequence",
+            "summary",
+            "description",
+            "location",
+            "start",
+            "end",
+            "isAllDay",
+            "timeZone",
+            "status",
+            "recurringEventId",
+            "originalStartTime",
+            "createdAt",
+            "updatedAt",
+            "externalCreatedAt",
+            "externalUpdatedAt",
+        ],
+    ),
+    (
+        "CalendarCache",
+        &[
+            "credentialId",
+            "key",
+            "value",
+            "expiresAt",
+            "updatedAt",
+            "userId",
+        ],
+    ),
+    ("Feature", &["slug", "enabled"]),
+    ("UserFeatures", &["userId", "featureId", "enabled"]),
+    ("TeamFeatures", &["teamId", "featureId", "enabled"]),
+    (
+        "CalendarSyncState",
+        &[
+            "selectedCalendarId",
+            "windowStart",
+            "windowEnd",
+            "updatedAt",
+        ],
+    ),
+];
+
+/// Names what `REQUIRED` lists but `present` (table, column) lacks: a whole missing table is named
+/// once as `"Table"`, a missing column as `"Table"."column"`.
+pub fn missing(present: &HashSet<(String, String)>) -> Vec<String> {
+    let tables: HashSet<&str> = present.iter().map(|(t, _)| t.as_str()).collect();
+    let mut out = Vec::new();
+    for (table, columns) in REQUIRED {
+        if !tables.contains(table) {
+            out.push(format!("\"{table}\""));
+            continue;
+        }
+        for col in *columns {
+            if !present.contains(&(table.to_string(), col.to_string())) {
+                out.push(format!("\"{table}\".\"{col}\""));
+            }
+        }
+    }
+    out
+}
+
+/// Fails with `SCHEMA_MISMATCH` naming every missing table and column.
+pub async fn check(pool: &PgPool) -> Result<()> {
+    let tables: Vec<&str> = REQUIRED.iter().map(|(t, _)| *t).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = ANY(current_schemas(false)) AND table_name = ANY($1)",
+    )
+    .bind(&tables)
+    .fetch_all(pool)
+    .await?;
+    let gaps = missing(&rows.into_iter().collect());
+    if gaps.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::SchemaMismatch(gaps))
+    }
+}
+
+/// Applies the Cal.com subset (when `with_calcom`) and calsync's own table. Idempotent.
+pub async fn apply(pool: &PgPool, with_calcom: bool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    // Serialize concurrent appliers on one database; CREATE ... IF NOT EXISTS alone races.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('calsync.schema'))")
+        .execute(&mut *tx)
+        .await?;
+    if with_calcom {
+        sqlx::raw_sql(CALCOM_SQL).execute(&mut *tx).await?;
+    }
+    sqlx::raw_sql(CALSYNC_SQL).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> HashSet<(String, String)> {
+        REQUIRED
+            .iter()
+            .flat_map(|(t, cols)| cols.iter().map(move |c| (t.to_string(), c.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn complete_schema_has_no_gaps() {
+        assert!(missing(&full()).is_empty());
+    }
+
+    #[test]
+    fn names_missing_columns_and_tables() {
+        let mut present = full();
+        present.remove(&("SelectedCalendar".into(), "syncToken".into()));
+        present.retain(|(t, _)| t != "CalendarSyncState");
+        assert_eq!(
+            missing(&present),
+            vec![
+                "\"SelectedCalendar\".\"syncToken\"".to_string(),
+                "\"CalendarSyncState\"".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn shipped_sql_creates_every_required_table() {
+        for (table, _) in REQUIRED {
+            let needle = format!("CREATE TABLE IF NOT EXISTS \"{table}\"");
+            assert!(
+                CALCOM_SQL.contains(&needle) || CALSYNC_SQL.contains(&needle),
+                "{table} is not created by sql/"
+            );
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! calsync: a Postgres-backed calendar availability cache, compiled into a Node.js addon.
+//!
+//! The logic lives in plain Rust modules that `cargo test` exercises; `napi/` only converts types
+//! and errors for JavaScript.
+
+pub mod availability;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod flags;
+pub mod time;
+
+#[path = "napi/mod.rs"]
+mod binding;
+
+pub use client::Calsync;
+pub use error::{Error, Result};

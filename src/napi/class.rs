@@ -1,0 +1,133 @@
+//! The `CalendarSync` class and the free functions exported to JS.
+
+use std::sync::{Arc, RwLock};
+
+use napi::Result;
+use napi_derive::napi;
+
+use super::js_error;
+use super::types::{
+    AvailabilityArgs, AvailabilityResult, ConnectOptions, FlagTarget, SchemaOptions,
+};
+use crate::availability::{Query, Selection};
+use crate::error::Error;
+use crate::flags::Subject;
+use crate::time::parse_iso;
+use crate::{db, Calsync};
+
+/// A connected calsync instance. Create it with `CalendarSync.connect()`; release it with `close()`.
+#[napi]
+pub struct CalendarSync {
+    inner: RwLock<Option<Arc<Calsync>>>,
+}
+
+impl CalendarSync {
+    fn core(&self) -> Result<Arc<Calsync>> {
+        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        guard.clone().ok_or_else(|| js_error(Error::Closed))
+    }
+}
+
+#[napi]
+impl CalendarSync {
+    /// Connects to Postgres (options default from environment variables) and checks that the
+    /// tables and columns calsync needs exist. Rejects with `DB_UNAVAILABLE` within
+    /// `connectTimeoutMs` when the server cannot be reached, `SCHEMA_MISMATCH` naming what is
+    /// missing, or `INVALID_ARGUMENT`.
+    #[napi(factory)]
+    pub async fn connect(options: Option<ConnectOptions>) -> Result<CalendarSync> {
+        let config = options.unwrap_or_default().into_config();
+        let core = Calsync::connect(config).await.map_err(js_error)?;
+        Ok(CalendarSync {
+            inner: RwLock::new(Some(Arc::new(core))),
+        })
+    }
+
+    /// Busy blocks from the cache for `[timeMin, timeMax)`. Calendars the cache cannot answer for
+    /// truthfully are listed in `uncached` with a reason, never answered as free. One SQL round trip
+    /// when the flags are cached. Rejects with `INVALID_ARGUMENT` for bad input.
+    #[napi]
+    pub async fn get_cached_availability(
+        &self,
+        args: AvailabilityArgs,
+    ) -> Result<AvailabilityResult> {
+        let core = self.core()?;
+        let query = build_query(args, core.config().max_calendars_per_read).map_err(js_error)?;
+        let answer = core.availability(&query).await.map_err(js_error)?;
+        Ok(answer.into())
+    }
+
+    /// Whether feature flag `slug` is on for a user (`{ userId }`) or a team (`{ teamId }`):
+    /// global flag AND (user row, else any accepted team or its organizations). Answers are cached
+    /// in-process for `flagCacheTtlMs`.
+    #[napi]
+    pub async fn is_feature_enabled(&self, slug: String, target: FlagTarget) -> Result<bool> {
+        let core = self.core()?;
+        let who = match (target.user_id, target.team_id) {
+            (Some(u), None) => Subject::User(u),
+            (None, Some(t)) => Subject::Team(t),
+            _ => {
+                return Err(js_error(Error::invalid(
+                    "pass exactly one of userId or teamId",
+                )))
+            }
+        };
+        if slug.is_empty() {
+            return Err(js_error(Error::invalid("slug must not be empty")));
+        }
+        core.is_feature_enabled(&slug, who).await.map_err(js_error)
+    }
+
+    /// Closes the connection pool. Later calls reject with `CLOSED`; closing twice is harmless.
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(core) = taken {
+            core.close().await;
+        }
+        Ok(())
+    }
+}
+
+fn build_query(args: AvailabilityArgs, max_calendars: usize) -> crate::Result<Query> {
+    let selection = match (args.selected_calendar_ids, args.user_id) {
+        (Some(ids), None) if args.event_type_id.is_none() => Selection::Ids(ids),
+        (Some(_), None) => {
+            return Err(Error::invalid(
+                "eventTypeId goes with userId, not selectedCalendarIds",
+            ))
+        }
+        (None, Some(user_id)) => Selection::User {
+            user_id,
+            event_type_id: args.event_type_id,
+        },
+        _ => {
+            return Err(Error::invalid(
+                "pass exactly one of selectedCalendarIds or userId",
+            ))
+        }
+    };
+    let time_min = parse_iso("timeMin", &args.time_min)?;
+    let time_max = parse_iso("timeMax", &args.time_max)?;
+    Query::new(selection, time_min, time_max, max_calendars)
+}
+
+/// Applies calsync's SQL (the Cal.com subset unless `calcom: false`, and calsync's own table).
+/// Idempotent. Used by `npx calsync schema`, tests and the demo.
+#[napi]
+pub async fn apply_schema(options: Option<SchemaOptions>) -> Result<()> {
+    let options = options.unwrap_or(SchemaOptions {
+        database_url: None,
+        calcom: None,
+    });
+    let config = ConnectOptions {
+        database_url: options.database_url,
+        ..Default::default()
+    }
+    .into_config();
+    config.validate().map_err(js_error)?;
+    let pool = db::connect(&config).await.map_err(js_error)?;
+    let applied = db::schema::apply(&pool, options.calcom.unwrap_or(true)).await;
+    pool.close().await;
+    applied.map_err(js_error)
+}

@@ -1,0 +1,52 @@
+//! Timestamp conventions at the boundary: ISO-8601 in, ISO-8601 UTC with milliseconds out.
+//! The database holds `TIMESTAMP(3)` without time zone in UTC, i.e. [`NaiveDateTime`] values.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+
+use crate::error::{Error, Result};
+
+/// Parses an ISO-8601 / RFC 3339 timestamp that carries an offset (`Z` or `+hh:mm`).
+pub fn parse_iso(field: &str, value: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            Error::invalid(format!(
+                "{field} must be an ISO-8601 timestamp with an offset, such as 2026-01-31T09:00:00Z"
+            ))
+        })
+}
+
+/// Formats a database timestamp (UTC) as `2026-01-31T09:00:00.000Z`.
+pub fn format_utc(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The current time truncated to milliseconds, as `TIMESTAMP(3)` stores it.
+pub fn now_db() -> NaiveDateTime {
+    let now = Utc::now().naive_utc();
+    now - chrono::Duration::nanoseconds(now.and_utc().timestamp_subsec_nanos() as i64 % 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_offsets_to_utc() {
+        let t = parse_iso("timeMin", "2026-03-01T10:00:00+02:00").unwrap();
+        assert_eq!(format_utc(t.naive_utc()), "2026-03-01T08:00:00.000Z");
+    }
+
+    #[test]
+    fn rejects_naive_and_garbage() {
+        assert!(parse_iso("timeMin", "2026-03-01T10:00:00").is_err());
+        assert!(parse_iso("timeMin", "yesterday").is_err());
+        let e = parse_iso("timeMax", "").unwrap_err();
+        assert!(e.to_string().starts_with("timeMax must be"));
+    }
+
+    #[test]
+    fn now_has_millisecond_precision() {
+        assert_eq!(now_db().and_utc().timestamp_subsec_nanos() % 1_000_000, 0);
+    }
+}
