@@ -12,7 +12,7 @@ pub mod flags;
 pub mod time;
 
 #[path = "napi/mod.rs"]
-mod binding;
+pub mod binding;
 
 pub use client::Calsync;
 pub use error::{Error, Result};

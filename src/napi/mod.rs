@@ -3,8 +3,8 @@
 //! Errors cross as `Error` objects whose message starts with the stable code (`"CODE: message"`);
 //! the package entry (`calsync.js`) moves that code into `err.code`.
 
-mod class;
-mod types;
+pub mod class;
+pub mod types;
 
 use napi::Status;
 

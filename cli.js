@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+'use strict'
+// The calsync command line: `npx calsync <command>`.
+
+const HELP = `Usage: calsync <command> [options]
+
+Commands:
+  schema [--no-calcom]   Apply calsync's SQL to DATABASE_URL: the Cal.com tables it uses (skip with
+                         --no-calcom against a real Cal.com database, where Prisma owns them) and
+                         calsync's own "CalendarSyncState" table. Safe to re-run.
+  demo                   Seed a throwaway database (DATABASE_URL's server, or an embedded Postgres)
+                         and print the availability the app would get from the cache.
+  help                   Show this text.
+
+Environment: DATABASE_URL (Postgres connection string).`
+
+async function main(argv) {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'schema': {
+      const { applySchema } = require('./calsync.js')
+      const calcom = !rest.includes('--no-calcom')
+      await applySchema({ calcom })
+      console.log(calcom ? 'Applied the Cal.com subset and calsync\'s table.' : 'Applied calsync\'s table.')
+      return 0
+    }
+    case 'demo':
+      await require('./dev/demo.js').run({ log: console.log })
+      return 0
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(HELP)
+      return 0
+    default:
+      console.error(`calsync: unknown command '${command}'\n\n${HELP}`)
+      return 2
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err) => {
+    console.error(`calsync: ${err.code ? `[${err.code}] ` : ''}${err.message}`)
+    process.exitCode = 1
+  },
+)
