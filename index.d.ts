@@ -30,6 +30,31 @@ export declare class CalendarSync {
    * in-process for `flagCacheTtlMs`.
    */
   isFeatureEnabled(slug: string, target: FlagTarget): Promise<boolean>
+  /**
+   * Handles a Google Calendar push notification. Pass the request parts as strings
+   * (`{ headers, query, body }`); send back the returned `{ status, headers, body }` verbatim.
+   * Never throws for bad input: a forged or missing channel token is a 401/403 response and
+   * causes no database write. A change notification runs (or joins) an incremental sync of the
+   * calendar before it resolves, so the cache is current when the response is sent.
+   */
+  handleGoogleWebhook(request: { headers: Record<string, string | string[] | undefined>, query?: string, body?: string }): Promise<WebhookResponse>
+  /**
+   * Opens a push channel for the calendar of `SelectedCalendar` row `selectedCalendarId` (shared
+   * by every row that selects the same provider calendar), stops the previous one, and syncs.
+   * Rejects with `NOT_FOUND`, `PROVIDER_AUTH`, `PROVIDER_UNAVAILABLE` or `INVALID_ARGUMENT`.
+   */
+  subscribe(selectedCalendarId: string): Promise<SubscribeResult>
+  /**
+   * Stops the calendar's push channel and deletes its cached events. Resolves to the number of
+   * cached events deleted.
+   */
+  unsubscribe(selectedCalendarId: string): Promise<number>
+  /**
+   * Syncs the calendar now: incremental with the stored sync token, or full (over the sync
+   * window) when there is none, when it expired, or with `{ full: true }`. Rows and the new token
+   * are committed together; on failure nothing changes but the error count.
+   */
+  syncCalendar(selectedCalendarId: string, options?: SyncOptions | undefined | null): Promise<SyncResult>
   /** Closes the connection pool. Later calls reject with `CLOSED`; closing twice is harmless. */
   close(): Promise<void>
 }
@@ -67,6 +92,18 @@ export interface AvailabilityResult {
   uncached: Array<UncachedCalendar>
 }
 
+/** A booking of the app (iCalUID ending in `@cal.com`) that changed at the provider. */
+export interface BookingUpdate {
+  /** The booking uid (iCalUID without `@cal.com`). */
+  uid: string
+  /** New start (ISO-8601 UTC), absent when cancelled. */
+  start?: string
+  /** New end (ISO-8601 UTC), absent when cancelled. */
+  end?: string
+  /** True when the event was cancelled or deleted at the provider. */
+  cancelled: boolean
+}
+
 /**
  * A busy interval from the cache. Overlapping and touching events of one calendar are merged and
  * clipped to the requested range, as a provider's free/busy answer is.
@@ -99,6 +136,40 @@ export interface ConnectOptions {
   staleAfterMs?: number
   /** Most calendars one `getCachedAvailability` call may name. Default 1000. */
   maxCalendarsPerRead?: number
+  /**
+   * Google Calendar API base URL (tests point it at the emulator). Default
+   * `https://www.googleapis.com/calendar/v3` (env `GOOGLE_API_URL`).
+   */
+  googleApiUrl?: string
+  /** Google OAuth token endpoint. Default `https://oauth2.googleapis.com/token` (env `GOOGLE_TOKEN_URL`). */
+  googleTokenUrl?: string
+  /** Google OAuth client id. Default: `GOOGLE_API_CREDENTIALS` `web.client_id`. */
+  googleClientId?: string
+  /** Google OAuth client secret. Default: `GOOGLE_API_CREDENTIALS` `web.client_secret`. */
+  googleClientSecret?: string
+  /** Secret behind Google channel tokens. Default `GOOGLE_WEBHOOK_TOKEN`. */
+  googleWebhookToken?: string
+  /**
+   * Base URL of the app (the Google webhook path is appended). Default `GOOGLE_WEBHOOK_URL`, else
+   * `NEXT_PUBLIC_WEBAPP_URL`.
+   */
+  googleWebhookUrl?: string
+  /** Requested Google channel lifetime in seconds. Default 604800 (7 days). */
+  googleChannelTtlSeconds?: number
+  /** `maxResults` per Google `events.list` page (1-2500). Default 2500. */
+  googlePageSize?: number
+  /** Whether events the calendar owner declined are free. Default true. */
+  declinedIsFree?: boolean
+  /** Timeout of one provider request in milliseconds. Default 30000. */
+  requestTimeoutMs?: number
+  /** Attempts per provider request on 429/5xx/rate limits (first included). Default 5. */
+  maxAttempts?: number
+  /** First retry delay in milliseconds (doubles per attempt, with jitter). Default 500. */
+  retryBaseDelayMs?: number
+  /** Days before now a full sync covers. Default 1. */
+  syncWindowPastDays?: number
+  /** Days after now a full sync covers. Default 180. */
+  syncWindowFutureDays?: number
 }
 
 /** Whom `isFeatureEnabled` evaluates a flag for: exactly one of `userId` or `teamId`. */
@@ -120,10 +191,56 @@ export interface SchemaOptions {
   calcom?: boolean
 }
 
+/** What `subscribe` did. */
+export interface SubscribeResult {
+  /** The new channel's id. */
+  channelId: string
+  /** When the provider will close the channel (ISO-8601 UTC). */
+  expiration?: string
+  /** The sync that followed. */
+  sync: SyncResult
+}
+
+/** Options of `syncCalendar`. */
+export interface SyncOptions {
+  /** Run a full sync even when an incremental one is possible. */
+  full?: boolean
+}
+
+/** What a sync did. */
+export interface SyncResult {
+  /** The `SelectedCalendar` row that holds the calendar's cached events. */
+  selectedCalendarId: string
+  /** Whether it was a full sync. */
+  full: boolean
+  /** Why a full sync ran: `requested`, `first_sync` or `token_expired`. */
+  fullReason?: string
+  /** Provider pages read. */
+  pages: number
+  /** Cached events inserted or updated. */
+  upserted: number
+  /** Cached events deleted. */
+  deleted: number
+  /** True when a concurrent sync already covered the request and nothing ran. */
+  coalesced: boolean
+  /** With `calendar-subscription-sync` on: the app's own bookings that changed (incremental syncs). */
+  bookingChanges: Array<BookingUpdate>
+}
+
 /** A calendar the cache cannot answer for truthfully; call the provider live for it. */
 export interface UncachedCalendar {
   /** The requested `SelectedCalendar.id`. */
   id: string
   /** Why it is not served from the cache. */
   reason: 'not_found' | 'unsupported_provider' | 'flag_off' | 'credential_invalid' | 'not_subscribed' | 'never_synced' | 'sync_failed' | 'stale' | 'out_of_window'
+}
+
+/** What the webhook route sends back verbatim. */
+export interface WebhookResponse {
+  /** HTTP status: 200 handled or ignored, 202 accepted, 4xx rejected, 503 database unavailable. */
+  status: number
+  /** Response headers (`Content-Type`). */
+  headers: Record<string, string>
+  /** Response body. */
+  body: string
 }

@@ -24,10 +24,7 @@ pub enum Selection {
     /// These `SelectedCalendar` ids.
     Ids(Vec<String>),
     /// The calendars a user selected: for an event type, or the user-level ones (`None`).
-    User {
-        user_id: i32,
-        event_type_id: Option<i32>,
-    },
+    User { user_id: i32, event_type_id: Option<i32> },
 }
 
 /// A validated read request; the range is half-open `[time_min, time_max)`.
@@ -66,11 +63,7 @@ impl Query {
                     ));
                 }
                 let mut seen = HashSet::new();
-                Selection::Ids(
-                    ids.into_iter()
-                        .filter(|id| seen.insert(id.clone()))
-                        .collect(),
-                )
+                Selection::Ids(ids.into_iter().filter(|id| seen.insert(id.clone())).collect())
             }
             Selection::User { user_id, .. } if user_id <= 0 => {
                 return Err(Error::invalid("userId must be a positive integer"));
@@ -184,8 +177,7 @@ pub fn classify(
     if row.credential_invalid {
         return Err(Uncached::CredentialInvalid);
     }
-    let live_channel =
-        row.channel_id.is_some() && row.channel_expiration.is_some_and(|exp| exp > now);
+    let live_channel = row.channel_id.is_some() && row.channel_expiration.is_some_and(|exp| exp > now);
     if !live_channel {
         return Err(Uncached::NotSubscribed);
     }
@@ -301,18 +293,10 @@ pub fn assemble(
 }
 
 /// Runs the read: one SQL round trip when every user's flag is cached, two otherwise.
-pub async fn read(
-    pool: &PgPool,
-    flags: &Flags,
-    query: &Query,
-    stale_after: Duration,
-) -> Result<Answer> {
+pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, stale_after: Duration) -> Result<Answer> {
     let (ids, user, event_type) = match &query.selection {
         Selection::Ids(ids) => (Some(ids.as_slice()), None, None),
-        Selection::User {
-            user_id,
-            event_type_id,
-        } => (None, Some(*user_id), *event_type_id),
+        Selection::User { user_id, event_type_id } => (None, Some(*user_id), *event_type_id),
     };
     let rows: Vec<CalendarRow> = sqlx::query_as(READ_SQL)
         .bind(ids)
@@ -326,13 +310,7 @@ pub async fn read(
     users.sort_unstable();
     users.dedup();
     let on = flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?;
-    Ok(assemble(
-        query,
-        rows,
-        &on,
-        crate::time::now_db(),
-        stale_after,
-    ))
+    Ok(assemble(query, rows, &on, crate::time::now_db(), stale_after))
 }
 
 #[cfg(test)]
@@ -386,12 +364,7 @@ mod tests {
     #[test]
     fn merge_drops_intervals_that_only_touch_the_range() {
         // Half-open: an event ending exactly at min or starting exactly at max is not busy.
-        assert!(merge_busy(
-            vec![(t(7, 0), t(8, 0)), (t(12, 0), t(13, 0))],
-            t(8, 0),
-            t(12, 0)
-        )
-        .is_empty());
+        assert!(merge_busy(vec![(t(7, 0), t(8, 0)), (t(12, 0), t(13, 0))], t(8, 0), t(12, 0)).is_empty());
     }
 
     #[test]
@@ -405,34 +378,19 @@ mod tests {
             classify(&r, true, now, DAY, min, max),
             Err(Uncached::UnsupportedProvider)
         );
-        assert_eq!(
-            classify(&ok, false, now, DAY, min, max),
-            Err(Uncached::FlagOff)
-        );
+        assert_eq!(classify(&ok, false, now, DAY, min, max), Err(Uncached::FlagOff));
         let mut r = ok.clone();
         r.credential_invalid = true;
-        assert_eq!(
-            classify(&r, true, now, DAY, min, max),
-            Err(Uncached::CredentialInvalid)
-        );
+        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::CredentialInvalid));
         let mut r = ok.clone();
         r.channel_expiration = Some(t(11, 0));
-        assert_eq!(
-            classify(&r, true, now, DAY, min, max),
-            Err(Uncached::NotSubscribed)
-        );
+        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::NotSubscribed));
         let mut r = ok.clone();
         r.synced_at = None;
-        assert_eq!(
-            classify(&r, true, now, DAY, min, max),
-            Err(Uncached::NeverSynced)
-        );
+        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::NeverSynced));
         let mut r = ok.clone();
         r.sync_error_at = Some(t(9, 30));
-        assert_eq!(
-            classify(&r, true, now, DAY, min, max),
-            Err(Uncached::SyncFailed)
-        );
+        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::SyncFailed));
         r.synced_at = Some(t(9, 45)); // a later success clears the failure
         assert_eq!(classify(&r, true, now, DAY, min, max), Ok(()));
         assert_eq!(
@@ -440,22 +398,12 @@ mod tests {
             Err(Uncached::Stale)
         );
         assert_eq!(
-            classify(
-                &ok,
-                true,
-                now,
-                DAY,
-                min,
-                t(23, 59) + chrono::Duration::minutes(1)
-            ),
+            classify(&ok, true, now, DAY, min, t(23, 59) + chrono::Duration::minutes(1)),
             Err(Uncached::OutOfWindow)
         );
         let mut r = ok.clone();
         r.window_start = None;
-        assert_eq!(
-            classify(&r, true, now, DAY, min, max),
-            Err(Uncached::OutOfWindow)
-        );
+        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::OutOfWindow));
     }
 
     #[test]
@@ -472,11 +420,7 @@ mod tests {
         let ans = assemble(&q, rows, &flags, t(12, 0), DAY);
         assert_eq!(ans.served, vec!["a", "b"]);
         assert_eq!(ans.uncached, vec![("zz".to_string(), Uncached::NotFound)]);
-        let blocks: Vec<(&str, &str)> = ans
-            .busy
-            .iter()
-            .map(|b| (b.start.as_str(), b.end.as_str()))
-            .collect();
+        let blocks: Vec<(&str, &str)> = ans.busy.iter().map(|b| (b.start.as_str(), b.end.as_str())).collect();
         assert_eq!(
             blocks,
             vec![
@@ -503,12 +447,7 @@ mod tests {
             "timeMax must be after timeMin"
         );
         assert!(err(Selection::Ids(vec![]), a, b).contains("must not be empty"));
-        assert!(err(
-            Selection::Ids(vec!["a".into(), "b".into(), "c".into()]),
-            a,
-            b
-        )
-        .contains("at most 2"));
+        assert!(err(Selection::Ids(vec!["a".into(), "b".into(), "c".into()]), a, b).contains("at most 2"));
         assert!(err(Selection::Ids(vec![" ".into()]), a, b).contains("non-empty"));
         assert!(err(
             Selection::User {

@@ -1,19 +1,18 @@
 //! `Calsync`: the connected library, free of napi types so `cargo test` and other Rust callers can
 //! use it directly. The JS class in `napi/` wraps one of these.
 
-use sqlx::PgPool;
-
 use crate::availability::{self, Answer, Query};
 use crate::config::Config;
 use crate::db;
 use crate::error::Result;
-use crate::flags::{Flags, Subject};
+use crate::flags::Subject;
+use crate::sync::channels::Subscribed;
+use crate::sync::{Engine, SyncReport};
+use crate::webhook::{self, Request, Response};
 
-/// A connected calsync instance: the pool, the configuration and the flag cache.
+/// A connected calsync instance.
 pub struct Calsync {
-    pool: PgPool,
-    config: Config,
-    flags: Flags,
+    engine: Engine,
 }
 
 impl Calsync {
@@ -25,36 +24,49 @@ impl Calsync {
             pool.close().await;
             return Err(e);
         }
-        let flags = Flags::new(config.flag_cache_ttl);
         Ok(Calsync {
-            pool,
-            config,
-            flags,
+            engine: Engine::new(pool, config)?,
         })
     }
 
     /// The configuration this instance runs with.
     pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The connection pool (shared with every operation of this instance).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.engine.cfg
     }
 
     /// Busy blocks from the cache, plus the calendars it cannot answer for and why.
     pub async fn availability(&self, query: &Query) -> Result<Answer> {
-        availability::read(&self.pool, &self.flags, query, self.config.stale_after).await
+        let e = &self.engine;
+        availability::read(&e.pool, &e.flags, query, e.cfg.stale_after).await
     }
 
     /// Evaluates a feature flag for a user or a team (SPEC §3), through the in-process cache.
     pub async fn is_feature_enabled(&self, slug: &str, who: Subject) -> Result<bool> {
-        self.flags.is_enabled(&self.pool, slug, who).await
+        self.engine.flags.is_enabled(&self.engine.pool, slug, who).await
+    }
+
+    /// Handles a Google push notification; never fails (bad input becomes a 4xx response).
+    pub async fn handle_google_webhook(&self, req: &Request) -> Response {
+        webhook::google::handle(&self.engine, req).await
+    }
+
+    /// Watches the calendar of `SelectedCalendar` row `id` and syncs it.
+    pub async fn subscribe(&self, id: &str) -> Result<Subscribed> {
+        self.engine.subscribe(id).await
+    }
+
+    /// Stops watching the calendar of row `id` and forgets its cached events.
+    pub async fn unsubscribe(&self, id: &str) -> Result<u64> {
+        self.engine.unsubscribe(id).await
+    }
+
+    /// Syncs the calendar of row `id` now; `full` forces a full sync.
+    pub async fn sync_calendar(&self, id: &str, full: bool) -> Result<SyncReport> {
+        self.engine.sync(id, full).await
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.engine.pool.close().await;
     }
 }

@@ -41,6 +41,126 @@ pub struct Config {
     pub stale_after: Duration,
     /// The most calendars one `getCachedAvailability` call may name.
     pub max_calendars_per_read: usize,
+    /// Google Calendar and OAuth settings.
+    pub google: GoogleConfig,
+    /// How calsync talks to providers: timeouts and retries.
+    pub http: HttpConfig,
+    /// What a full sync covers and how sync failures are handled.
+    pub sync: SyncConfig,
+}
+
+/// Google Calendar settings (SPEC §5, §9).
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    /// Calendar API base, `https://www.googleapis.com/calendar/v3` in production.
+    pub api_url: String,
+    /// OAuth token endpoint, `https://oauth2.googleapis.com/token` in production.
+    pub token_url: String,
+    /// OAuth client id (`GOOGLE_API_CREDENTIALS` `web.client_id`).
+    pub client_id: Option<String>,
+    /// OAuth client secret (`GOOGLE_API_CREDENTIALS` `web.client_secret`).
+    pub client_secret: Option<Secret>,
+    /// The secret behind channel tokens (`GOOGLE_WEBHOOK_TOKEN`).
+    pub webhook_token: Option<Secret>,
+    /// The full webhook address given to Google when watching a calendar.
+    pub webhook_url: Option<String>,
+    /// Requested channel lifetime.
+    pub channel_ttl: Duration,
+    /// `maxResults` for `events.list` (Google allows up to 2500).
+    pub page_size: u32,
+    /// Whether an event the calendar owner declined counts as free.
+    pub declined_is_free: bool,
+}
+
+/// Provider HTTP behaviour.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Attempts per request (the first one included) on 429, 5xx and rate-limit 403s.
+    pub max_attempts: u32,
+    /// First backoff delay; it doubles per attempt, with jitter, up to `max_delay`.
+    pub base_delay: Duration,
+    /// Longest wait between attempts; a longer `Retry-After` ends the retries.
+    pub max_delay: Duration,
+}
+
+/// Sync behaviour (SPEC §6).
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// How far back from now a full sync reaches.
+    pub window_past: Duration,
+    /// How far ahead of now a full sync reaches.
+    pub window_future: Duration,
+    /// Consecutive failures after which the sync token is dropped and the next sync is full.
+    pub failures_before_full_resync: i32,
+    /// How long a sync waits for another process's sync of the same calendar.
+    pub lock_timeout: Duration,
+}
+
+/// The path Google posts notifications to, appended to `GOOGLE_WEBHOOK_URL`.
+pub const GOOGLE_WEBHOOK_PATH: &str = "/api/webhooks/calendar-subscription/google_calendar";
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl GoogleConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Self {
+        // Cal.com keeps the OAuth client as JSON: {"web": {"client_id": ..., "client_secret": ...}}.
+        let creds: Option<serde_json::Value> =
+            get("GOOGLE_API_CREDENTIALS").and_then(|s| serde_json::from_str(&s).ok());
+        let field = |k: &str| {
+            creds
+                .as_ref()
+                .and_then(|c| c.get("web").unwrap_or(c).get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let base = get("GOOGLE_WEBHOOK_URL").or_else(|| get("NEXT_PUBLIC_WEBAPP_URL"));
+        GoogleConfig {
+            api_url: get("GOOGLE_API_URL").unwrap_or_else(|| "https://www.googleapis.com/calendar/v3".into()),
+            token_url: get("GOOGLE_TOKEN_URL").unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+            client_id: field("client_id"),
+            client_secret: field("client_secret").map(Secret::new),
+            webhook_token: get("GOOGLE_WEBHOOK_TOKEN").filter(|s| !s.is_empty()).map(Secret::new),
+            webhook_url: base.map(|b| google_webhook_address(&b)),
+            channel_ttl: 7 * DAY,
+            page_size: 2500,
+            declined_is_free: true,
+        }
+    }
+}
+
+/// The webhook address for a base URL (`https://app.example.com` → `…/api/webhooks/…/google_calendar`).
+/// A base that already ends with the path is kept as is.
+pub fn google_webhook_address(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with(GOOGLE_WEBHOOK_PATH) {
+        base.to_string()
+    } else {
+        format!("{base}{GOOGLE_WEBHOOK_PATH}")
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            window_past: DAY,
+            window_future: 180 * DAY,
+            failures_before_full_resync: 3,
+            lock_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Config {
@@ -58,6 +178,9 @@ impl Config {
             flag_cache_ttl: Duration::from_secs(30),
             stale_after: Duration::from_secs(24 * 3600),
             max_calendars_per_read: 1000,
+            google: GoogleConfig::from_lookup(&get),
+            http: HttpConfig::default(),
+            sync: SyncConfig::default(),
         }
     }
 
@@ -74,6 +197,12 @@ impl Config {
         if self.connect_timeout.is_zero() {
             return Err(Error::invalid("connectTimeoutMs must be positive"));
         }
+        if self.google.page_size == 0 || self.google.page_size > 2500 {
+            return Err(Error::invalid("googlePageSize must be between 1 and 2500"));
+        }
+        if self.http.max_attempts == 0 {
+            return Err(Error::invalid("maxAttempts must be at least 1"));
+        }
         if self.max_calendars_per_read == 0 {
             return Err(Error::invalid("maxCalendarsPerRead must be at least 1"));
         }
@@ -87,13 +216,34 @@ mod tests {
 
     #[test]
     fn debug_redacts_database_url() {
-        let cfg = Config::from_lookup(|k| {
-            (k == "DATABASE_URL").then(|| "postgres://u:hunter2@h/db".into())
-        });
+        let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| "postgres://u:hunter2@h/db".into()));
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("[redacted]"));
         assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn google_settings_from_environment() {
+        let env = |k: &str| match k {
+            "GOOGLE_API_CREDENTIALS" => Some(r#"{"web":{"client_id":"cid","client_secret":"shh"}}"#.to_string()),
+            "NEXT_PUBLIC_WEBAPP_URL" => Some("https://app.example.com/".to_string()),
+            "GOOGLE_WEBHOOK_TOKEN" => Some("tok".to_string()),
+            _ => None,
+        };
+        let cfg = Config::from_lookup(env);
+        assert_eq!(cfg.google.client_id.as_deref(), Some("cid"));
+        assert_eq!(cfg.google.client_secret.as_ref().map(Secret::expose), Some("shh"));
+        assert_eq!(
+            cfg.google.webhook_url.as_deref(),
+            Some("https://app.example.com/api/webhooks/calendar-subscription/google_calendar")
+        );
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("shh") && !shown.contains("\"tok\""), "{shown}");
+        assert_eq!(
+            google_webhook_address("https://x.io/api/webhooks/calendar-subscription/google_calendar"),
+            "https://x.io/api/webhooks/calendar-subscription/google_calendar"
+        );
     }
 
     #[test]

@@ -68,11 +68,7 @@ impl From<sqlx::Error> for Error {
                 // Class 08 = connection exception, 28 = invalid authorization, 3D000 = no such database,
                 // 57P0x = server shutting down: all mean "cannot use this database now".
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                if code.starts_with("08")
-                    || code.starts_with("28")
-                    || code == "3D000"
-                    || code.starts_with("57P0")
-                {
+                if code.starts_with("08") || code.starts_with("28") || code == "3D000" || code.starts_with("57P0") {
                     Error::DbUnavailable(db.message().to_string())
                 } else {
                     Error::Database(db.message().to_string())
@@ -89,10 +85,7 @@ mod tests {
 
     #[test]
     fn codes_are_stable() {
-        assert_eq!(
-            Error::SchemaMismatch(vec!["a.b".into()]).code(),
-            "SCHEMA_MISMATCH"
-        );
+        assert_eq!(Error::SchemaMismatch(vec!["a.b".into()]).code(), "SCHEMA_MISMATCH");
         assert_eq!(Error::Closed.code(), "CLOSED");
         assert_eq!(Error::invalid("x").code(), "INVALID_ARGUMENT");
         assert_eq!(
@@ -103,9 +96,6 @@ mod tests {
 
     #[test]
     fn pool_timeout_is_unavailable() {
-        assert_eq!(
-            Error::from(sqlx::Error::PoolTimedOut).code(),
-            "DB_UNAVAILABLE"
-        );
+        assert_eq!(Error::from(sqlx::Error::PoolTimedOut).code(), "DB_UNAVAILABLE");
     }
 }

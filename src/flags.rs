@@ -123,11 +123,7 @@ impl Flags {
                 .copied()
                 .unwrap_or(false),
             Subject::Team(id) => {
-                let on: bool = sqlx::query_scalar(TEAM_SQL)
-                    .bind(slug)
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await?;
+                let on: bool = sqlx::query_scalar(TEAM_SQL).bind(slug).bind(id).fetch_one(pool).await?;
                 self.remember(slug, [(who, on)]);
                 on
             }
@@ -136,12 +132,7 @@ impl Flags {
     }
 
     /// Whether `slug` is on for each of `users`: cached answers first, the rest in one query.
-    pub async fn for_users(
-        &self,
-        pool: &PgPool,
-        slug: &str,
-        users: &[i32],
-    ) -> Result<HashMap<i32, bool>> {
+    pub async fn for_users(&self, pool: &PgPool, slug: &str, users: &[i32]) -> Result<HashMap<i32, bool>> {
         let mut out = HashMap::with_capacity(users.len());
         let mut missing = Vec::new();
         for &u in users {

@@ -9,7 +9,11 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod flags;
+pub mod model;
+pub mod providers;
+pub mod sync;
 pub mod time;
+pub mod webhook;
 
 #[path = "napi/mod.rs"]
 pub mod binding;

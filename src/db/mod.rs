@@ -1,6 +1,9 @@
 //! The database layer: connection pool, schema check and the SQL the other modules run.
 //! It knows tables and rows, never providers.
 
+pub mod calendars;
+pub mod credentials;
+pub mod events;
 pub mod schema;
 
 use std::str::FromStr;

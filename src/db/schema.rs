@@ -69,26 +69,14 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ),
     (
         "CalendarCache",
-        &[
-            "credentialId",
-            "key",
-            "value",
-            "expiresAt",
-            "updatedAt",
-            "userId",
-        ],
+        &["credentialId", "key", "value", "expiresAt", "updatedAt", "userId"],
     ),
     ("Feature", &["slug", "enabled"]),
     ("UserFeatures", &["userId", "featureId", "enabled"]),
     ("TeamFeatures", &["teamId", "featureId", "enabled"]),
     (
         "CalendarSyncState",
-        &[
-            "selectedCalendarId",
-            "windowStart",
-            "windowEnd",
-            "updatedAt",
-        ],
+        &["selectedCalendarId", "windowStart", "windowEnd", "updatedAt"],
     ),
 ];
 

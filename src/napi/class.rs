@@ -7,12 +7,14 @@ use napi_derive::napi;
 
 use super::js_error;
 use super::types::{
-    AvailabilityArgs, AvailabilityResult, ConnectOptions, FlagTarget, SchemaOptions,
+    AvailabilityArgs, AvailabilityResult, ConnectOptions, FlagTarget, SchemaOptions, SubscribeResult, SyncOptions,
+    SyncResult, WebhookResponse,
 };
 use crate::availability::{Query, Selection};
 use crate::error::Error;
 use crate::flags::Subject;
 use crate::time::parse_iso;
+use crate::webhook::Request;
 use crate::{db, Calsync};
 
 /// A connected calsync instance. Create it with `CalendarSync.connect()`; release it with `close()`.
@@ -47,10 +49,7 @@ impl CalendarSync {
     /// truthfully are listed in `uncached` with a reason, never answered as free. One SQL round trip
     /// when the flags are cached. Rejects with `INVALID_ARGUMENT` for bad input.
     #[napi]
-    pub async fn get_cached_availability(
-        &self,
-        args: AvailabilityArgs,
-    ) -> Result<AvailabilityResult> {
+    pub async fn get_cached_availability(&self, args: AvailabilityArgs) -> Result<AvailabilityResult> {
         let core = self.core()?;
         let query = build_query(args, core.config().max_calendars_per_read).map_err(js_error)?;
         let answer = core.availability(&query).await.map_err(js_error)?;
@@ -66,16 +65,60 @@ impl CalendarSync {
         let who = match (target.user_id, target.team_id) {
             (Some(u), None) => Subject::User(u),
             (None, Some(t)) => Subject::Team(t),
-            _ => {
-                return Err(js_error(Error::invalid(
-                    "pass exactly one of userId or teamId",
-                )))
-            }
+            _ => return Err(js_error(Error::invalid("pass exactly one of userId or teamId"))),
         };
         if slug.is_empty() {
             return Err(js_error(Error::invalid("slug must not be empty")));
         }
         core.is_feature_enabled(&slug, who).await.map_err(js_error)
+    }
+
+    /// Handles a Google Calendar push notification. Pass the request parts as strings
+    /// (`{ headers, query, body }`); send back the returned `{ status, headers, body }` verbatim.
+    /// Never throws for bad input: a forged or missing channel token is a 401/403 response and
+    /// causes no database write. A change notification runs (or joins) an incremental sync of the
+    /// calendar before it resolves, so the cache is current when the response is sent.
+    #[napi(
+        ts_args_type = "request: { headers: Record<string, string | string[] | undefined>, query?: string, body?: string }"
+    )]
+    pub async fn handle_google_webhook(&self, request: serde_json::Value) -> Result<WebhookResponse> {
+        let core = self.core()?;
+        Ok(core.handle_google_webhook(&Request::from_json(&request)).await.into())
+    }
+
+    /// Opens a push channel for the calendar of `SelectedCalendar` row `selectedCalendarId` (shared
+    /// by every row that selects the same provider calendar), stops the previous one, and syncs.
+    /// Rejects with `NOT_FOUND`, `PROVIDER_AUTH`, `PROVIDER_UNAVAILABLE` or `INVALID_ARGUMENT`.
+    #[napi]
+    pub async fn subscribe(&self, selected_calendar_id: String) -> Result<SubscribeResult> {
+        let core = self.core()?;
+        Ok(core.subscribe(&selected_calendar_id).await.map_err(js_error)?.into())
+    }
+
+    /// Stops the calendar's push channel and deletes its cached events. Resolves to the number of
+    /// cached events deleted.
+    #[napi]
+    pub async fn unsubscribe(&self, selected_calendar_id: String) -> Result<i64> {
+        let core = self.core()?;
+        Ok(core.unsubscribe(&selected_calendar_id).await.map_err(js_error)? as i64)
+    }
+
+    /// Syncs the calendar now: incremental with the stored sync token, or full (over the sync
+    /// window) when there is none, when it expired, or with `{ full: true }`. Rows and the new token
+    /// are committed together; on failure nothing changes but the error count.
+    #[napi]
+    pub async fn sync_calendar(
+        &self,
+        selected_calendar_id: String,
+        options: Option<SyncOptions>,
+    ) -> Result<SyncResult> {
+        let core = self.core()?;
+        let full = options.and_then(|o| o.full).unwrap_or(false);
+        Ok(core
+            .sync_calendar(&selected_calendar_id, full)
+            .await
+            .map_err(js_error)?
+            .into())
     }
 
     /// Closes the connection pool. Later calls reject with `CLOSED`; closing twice is harmless.
@@ -92,20 +135,12 @@ impl CalendarSync {
 fn build_query(args: AvailabilityArgs, max_calendars: usize) -> crate::Result<Query> {
     let selection = match (args.selected_calendar_ids, args.user_id) {
         (Some(ids), None) if args.event_type_id.is_none() => Selection::Ids(ids),
-        (Some(_), None) => {
-            return Err(Error::invalid(
-                "eventTypeId goes with userId, not selectedCalendarIds",
-            ))
-        }
+        (Some(_), None) => return Err(Error::invalid("eventTypeId goes with userId, not selectedCalendarIds")),
         (None, Some(user_id)) => Selection::User {
             user_id,
             event_type_id: args.event_type_id,
         },
-        _ => {
-            return Err(Error::invalid(
-                "pass exactly one of selectedCalendarIds or userId",
-            ))
-        }
+        _ => return Err(Error::invalid("pass exactly one of selectedCalendarIds or userId")),
     };
     let time_min = parse_iso("timeMin", &args.time_min)?;
     let time_max = parse_iso("timeMax", &args.time_max)?;

@@ -5,7 +5,11 @@ use std::time::Duration;
 use napi_derive::napi;
 
 use crate::availability::Answer;
-use crate::config::{Config, Secret};
+use crate::config::{google_webhook_address, Config, Secret};
+use crate::sync::channels::Subscribed;
+use crate::sync::{BookingChange, SyncReport};
+use crate::time::format_utc;
+use crate::webhook::Response;
 
 /// Options for `CalendarSync.connect`. Every field is optional and defaults from the environment.
 #[napi(object, object_to_js = false)]
@@ -24,6 +28,36 @@ pub struct ConnectOptions {
     pub stale_after_ms: Option<u32>,
     /// Most calendars one `getCachedAvailability` call may name. Default 1000.
     pub max_calendars_per_read: Option<u32>,
+    /// Google Calendar API base URL (tests point it at the emulator). Default
+    /// `https://www.googleapis.com/calendar/v3` (env `GOOGLE_API_URL`).
+    pub google_api_url: Option<String>,
+    /// Google OAuth token endpoint. Default `https://oauth2.googleapis.com/token` (env `GOOGLE_TOKEN_URL`).
+    pub google_token_url: Option<String>,
+    /// Google OAuth client id. Default: `GOOGLE_API_CREDENTIALS` `web.client_id`.
+    pub google_client_id: Option<String>,
+    /// Google OAuth client secret. Default: `GOOGLE_API_CREDENTIALS` `web.client_secret`.
+    pub google_client_secret: Option<String>,
+    /// Secret behind Google channel tokens. Default `GOOGLE_WEBHOOK_TOKEN`.
+    pub google_webhook_token: Option<String>,
+    /// Base URL of the app (the Google webhook path is appended). Default `GOOGLE_WEBHOOK_URL`, else
+    /// `NEXT_PUBLIC_WEBAPP_URL`.
+    pub google_webhook_url: Option<String>,
+    /// Requested Google channel lifetime in seconds. Default 604800 (7 days).
+    pub google_channel_ttl_seconds: Option<u32>,
+    /// `maxResults` per Google `events.list` page (1-2500). Default 2500.
+    pub google_page_size: Option<u32>,
+    /// Whether events the calendar owner declined are free. Default true.
+    pub declined_is_free: Option<bool>,
+    /// Timeout of one provider request in milliseconds. Default 30000.
+    pub request_timeout_ms: Option<u32>,
+    /// Attempts per provider request on 429/5xx/rate limits (first included). Default 5.
+    pub max_attempts: Option<u32>,
+    /// First retry delay in milliseconds (doubles per attempt, with jitter). Default 500.
+    pub retry_base_delay_ms: Option<u32>,
+    /// Days before now a full sync covers. Default 1.
+    pub sync_window_past_days: Option<u32>,
+    /// Days after now a full sync covers. Default 180.
+    pub sync_window_future_days: Option<u32>,
 }
 
 impl ConnectOptions {
@@ -48,6 +82,50 @@ impl ConnectOptions {
         }
         if let Some(v) = self.max_calendars_per_read {
             cfg.max_calendars_per_read = v as usize;
+        }
+        let g = &mut cfg.google;
+        if let Some(v) = self.google_api_url {
+            g.api_url = v;
+        }
+        if let Some(v) = self.google_token_url {
+            g.token_url = v;
+        }
+        if let Some(v) = self.google_client_id {
+            g.client_id = Some(v);
+        }
+        if let Some(v) = self.google_client_secret {
+            g.client_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = self.google_webhook_token {
+            g.webhook_token = Some(Secret::new(v));
+        }
+        if let Some(v) = self.google_webhook_url {
+            g.webhook_url = Some(google_webhook_address(&v));
+        }
+        if let Some(v) = self.google_channel_ttl_seconds {
+            g.channel_ttl = Duration::from_secs(v as u64);
+        }
+        if let Some(v) = self.google_page_size {
+            g.page_size = v;
+        }
+        if let Some(v) = self.declined_is_free {
+            g.declined_is_free = v;
+        }
+        if let Some(v) = self.request_timeout_ms {
+            cfg.http.request_timeout = ms(v);
+        }
+        if let Some(v) = self.max_attempts {
+            cfg.http.max_attempts = v;
+        }
+        if let Some(v) = self.retry_base_delay_ms {
+            cfg.http.base_delay = ms(v);
+        }
+        let day = |d: u32| Duration::from_secs(d as u64 * 86_400);
+        if let Some(v) = self.sync_window_past_days {
+            cfg.sync.window_past = day(v);
+        }
+        if let Some(v) = self.sync_window_future_days {
+            cfg.sync.window_future = day(v);
         }
         cfg
     }
@@ -149,4 +227,113 @@ pub struct SchemaOptions {
     /// Also create the Cal.com tables calsync uses (for tests, demos and new installs). Default
     /// true; pass false against a Cal.com database, where Prisma owns those tables.
     pub calcom: Option<bool>,
+}
+
+/// What the webhook route sends back verbatim.
+#[napi(object)]
+pub struct WebhookResponse {
+    /// HTTP status: 200 handled or ignored, 202 accepted, 4xx rejected, 503 database unavailable.
+    pub status: u32,
+    /// Response headers (`Content-Type`).
+    pub headers: std::collections::HashMap<String, String>,
+    /// Response body.
+    pub body: String,
+}
+
+impl From<Response> for WebhookResponse {
+    fn from(r: Response) -> Self {
+        WebhookResponse {
+            status: r.status as u32,
+            headers: std::collections::HashMap::from([("Content-Type".to_string(), r.content_type.to_string())]),
+            body: r.body,
+        }
+    }
+}
+
+/// A booking of the app (iCalUID ending in `@cal.com`) that changed at the provider.
+#[napi(object)]
+pub struct BookingUpdate {
+    /// The booking uid (iCalUID without `@cal.com`).
+    pub uid: String,
+    /// New start (ISO-8601 UTC), absent when cancelled.
+    pub start: Option<String>,
+    /// New end (ISO-8601 UTC), absent when cancelled.
+    pub end: Option<String>,
+    /// True when the event was cancelled or deleted at the provider.
+    pub cancelled: bool,
+}
+
+impl From<BookingChange> for BookingUpdate {
+    fn from(b: BookingChange) -> Self {
+        BookingUpdate {
+            uid: b.uid,
+            start: b.start.map(format_utc),
+            end: b.end.map(format_utc),
+            cancelled: b.cancelled,
+        }
+    }
+}
+
+/// What a sync did.
+#[napi(object)]
+pub struct SyncResult {
+    /// The `SelectedCalendar` row that holds the calendar's cached events.
+    pub selected_calendar_id: String,
+    /// Whether it was a full sync.
+    pub full: bool,
+    /// Why a full sync ran: `requested`, `first_sync` or `token_expired`.
+    pub full_reason: Option<String>,
+    /// Provider pages read.
+    pub pages: u32,
+    /// Cached events inserted or updated.
+    pub upserted: i64,
+    /// Cached events deleted.
+    pub deleted: i64,
+    /// True when a concurrent sync already covered the request and nothing ran.
+    pub coalesced: bool,
+    /// With `calendar-subscription-sync` on: the app's own bookings that changed (incremental syncs).
+    pub booking_changes: Vec<BookingUpdate>,
+}
+
+impl From<SyncReport> for SyncResult {
+    fn from(r: SyncReport) -> Self {
+        SyncResult {
+            selected_calendar_id: r.owner_id,
+            full: r.full,
+            full_reason: r.full_reason.map(str::to_string),
+            pages: r.pages,
+            upserted: r.upserted as i64,
+            deleted: r.deleted as i64,
+            coalesced: r.coalesced,
+            booking_changes: r.booking_changes.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// What `subscribe` did.
+#[napi(object)]
+pub struct SubscribeResult {
+    /// The new channel's id.
+    pub channel_id: String,
+    /// When the provider will close the channel (ISO-8601 UTC).
+    pub expiration: Option<String>,
+    /// The sync that followed.
+    pub sync: SyncResult,
+}
+
+impl From<Subscribed> for SubscribeResult {
+    fn from(s: Subscribed) -> Self {
+        SubscribeResult {
+            channel_id: s.channel_id,
+            expiration: s.expiration.map(format_utc),
+            sync: s.sync.into(),
+        }
+    }
+}
+
+/// Options of `syncCalendar`.
+#[napi(object, object_to_js = false)]
+pub struct SyncOptions {
+    /// Run a full sync even when an incremental one is possible.
+    pub full: Option<bool>,
 }

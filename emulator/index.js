@@ -1,0 +1,135 @@
+'use strict'
+// The provider emulator: one local HTTP server speaking the parts of Google Calendar v3 (and, later,
+// Microsoft Graph) that calsync uses, with fault injection and request counters. Tests run it
+// in-process; `npx calsync emulator` runs it for people developing against calsync.
+
+const http = require('node:http')
+const { GoogleEmulator } = require('./google')
+
+class Emulator {
+  constructor() {
+    this.server = null
+    this.url = null
+    this.counts = {}
+    this.faults = []
+    this.google = new GoogleEmulator(this)
+  }
+
+  /** Adds `n` to the counter `name`. */
+  count(name, n = 1) {
+    this.counts[name] = (this.counts[name] ?? 0) + n
+  }
+
+  /** The counter `name` (0 when never touched). */
+  counter(name) {
+    return this.counts[name] ?? 0
+  }
+
+  resetCounts() {
+    this.counts = {}
+  }
+
+  /**
+   * Injects a fault on an endpoint (for example `google.events.list`): after `skip` matching
+   * requests pass, the next `times` get `status` (with `retryAfter` as the Retry-After header and
+   * `reason` for 403s), or only `latencyMs` of delay when no status is given.
+   */
+  inject({ endpoint, status, times = 1, skip = 0, retryAfter, reason, latencyMs = 0 }) {
+    const fault = { endpoint, status, times, skip, retryAfter, reason, latencyMs }
+    this.faults.push(fault)
+    return fault
+  }
+
+  clearFaults() {
+    this.faults = []
+  }
+
+  /** The response a fault dictates for this request, or null; applies latency either way. */
+  async fault(endpoint, _req) {
+    for (const f of this.faults) {
+      if (f.endpoint !== endpoint || f.times <= 0) continue
+      if (f.skip > 0) {
+        f.skip--
+        continue
+      }
+      f.times--
+      if (f.latencyMs) await new Promise((r) => setTimeout(r, f.latencyMs))
+      if (!f.status) return null
+      this.count(`${endpoint}.faulted`)
+      const provider = endpoint.startsWith('google.') ? this.google : null
+      const res = provider.faultResponse(f.status, f.reason)
+      if (f.retryAfter !== undefined) res.headers = { 'Retry-After': String(f.retryAfter) }
+      return res
+    }
+    return null
+  }
+
+  async dispatch(req) {
+    this.count(`${req.method} ${req.path}`)
+    return (await this.google.handle(req)) ?? { status: 404, body: { error: { code: 404, message: 'Not Found' } } }
+  }
+
+  /** Starts listening on 127.0.0.1 (`port` 0 picks a free one). */
+  async start({ port = 0, host = '127.0.0.1' } = {}) {
+    this.server = http.createServer((req, res) => this.onRequest(req, res))
+    this.server.keepAliveTimeout = 60_000
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, resolve)
+    })
+    this.url = `http://${host}:${this.server.address().port}`
+    return this
+  }
+
+  onRequest(req, res) {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', async () => {
+      const u = new URL(req.url, 'http://emulator')
+      const body = Buffer.concat(chunks).toString('utf8')
+      let json = null
+      if (body && (req.headers['content-type'] ?? '').includes('json')) {
+        try {
+          json = JSON.parse(body)
+        } catch {
+          json = undefined
+        }
+      }
+      const request = { method: req.method, path: u.pathname, query: u.searchParams, headers: req.headers, body, json }
+      let out
+      try {
+        if (json === undefined) out = { status: 400, body: { error: { code: 400, message: 'Invalid JSON payload received.' } } }
+        else out = await this.dispatch(request)
+      } catch (e) {
+        out = { status: 500, body: { error: { code: 500, message: `emulator error: ${e.message}` } } }
+      }
+      const headers = { ...(out.headers ?? {}) }
+      let payload = ''
+      if (out.body !== null && out.body !== undefined) {
+        if (typeof out.body === 'string') {
+          payload = out.body
+          headers['Content-Type'] ??= 'text/plain; charset=utf-8'
+        } else {
+          payload = JSON.stringify(out.body)
+          headers['Content-Type'] ??= 'application/json; charset=UTF-8'
+        }
+      }
+      res.writeHead(out.status, headers)
+      res.end(payload)
+    })
+  }
+
+  async close() {
+    if (!this.server) return
+    this.server.closeAllConnections?.()
+    await new Promise((r) => this.server.close(r))
+    this.server = null
+  }
+}
+
+/** Starts an emulator; resolves to it once it listens (`emulator.url`). */
+async function startEmulator(options) {
+  return new Emulator().start(options)
+}
+
+module.exports = { startEmulator, Emulator }

@@ -1,0 +1,254 @@
+//! `SelectedCalendar` queries for the sync engine: calendar groups, channels, sync bookkeeping.
+//!
+//! A *group* is every row that selects one provider calendar for one user (one row per event type).
+//! Its *owner* holds the cached events and the `CalendarSyncState` row: the row that already has
+//! the state, else the user-level row, else the lowest id (the read path uses the same rule).
+
+use chrono::NaiveDateTime;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::error::Result;
+
+/// The rows of one provider calendar, the owner first.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub owner_id: String,
+    pub row_ids: Vec<String>,
+    pub user_id: i32,
+    pub integration: String,
+    pub external_id: String,
+    pub credential_id: Option<i32>,
+    pub channel_id: Option<String>,
+    pub channel_resource_id: Option<String>,
+    pub channel_expiration: Option<NaiveDateTime>,
+    pub sync_token: Option<String>,
+    pub sync_error_count: i32,
+    pub has_state: bool,
+}
+
+const GROUP_SQL: &str = r#"
+SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", sc."channelId",
+       sc."channelResourceId", sc."channelExpiration", sc."syncToken", COALESCE(sc."syncErrorCount", 0) AS errors,
+       (st."selectedCalendarId" IS NOT NULL) AS has_state
+FROM "SelectedCalendar" sc
+LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
+WHERE (sc."userId", sc.integration, sc."externalId") IN (
+  SELECT "userId", integration, "externalId" FROM "SelectedCalendar" WHERE id = $1
+)
+ORDER BY (st."selectedCalendarId" IS NULL), (sc."eventTypeId" IS NOT NULL), sc.id
+"#;
+
+fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut g = Group {
+        owner_id: first.try_get("id")?,
+        row_ids: Vec::with_capacity(rows.len()),
+        user_id: first.try_get("userId")?,
+        integration: first.try_get("integration")?,
+        external_id: first.try_get("externalId")?,
+        credential_id: None,
+        channel_id: None,
+        channel_resource_id: None,
+        channel_expiration: None,
+        sync_token: first.try_get("syncToken")?,
+        sync_error_count: first.try_get("errors")?,
+        has_state: first.try_get("has_state")?,
+    };
+    for r in &rows {
+        g.row_ids.push(r.try_get("id")?);
+        // Any row's credential and live channel speak for the whole group.
+        if g.credential_id.is_none() {
+            g.credential_id = r.try_get("credentialId")?;
+        }
+        if g.channel_id.is_none() {
+            let ch: Option<String> = r.try_get("channelId")?;
+            if ch.is_some() {
+                g.channel_id = ch;
+                g.channel_resource_id = r.try_get("channelResourceId")?;
+                g.channel_expiration = r.try_get("channelExpiration")?;
+            }
+        }
+    }
+    Ok(Some(g))
+}
+
+/// The group of the row `id`, or `None` when there is no such row.
+pub async fn group_of(conn: &mut PgConnection, id: &str) -> Result<Option<Group>> {
+    group_from(sqlx::query(GROUP_SQL).bind(id).fetch_all(conn).await?)
+}
+
+/// Same as [`group_of`], on the pool.
+pub async fn group_of_pool(pool: &PgPool, id: &str) -> Result<Option<Group>> {
+    group_from(sqlx::query(GROUP_SQL).bind(id).fetch_all(pool).await?)
+}
+
+/// The channel a notification names: the row id it is stored on, with its resource id and provider.
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    pub selected_calendar_id: String,
+    pub resource_id: Option<String>,
+    pub integration: String,
+}
+
+/// Finds the calendar row carrying channel `channel_id`.
+pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<ChannelRow>> {
+    let row = sqlx::query(
+        r#"SELECT id, "channelResourceId", integration FROM "SelectedCalendar" WHERE "channelId" = $1 ORDER BY id LIMIT 1"#,
+    )
+    .bind(channel_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(ChannelRow {
+            selected_calendar_id: r.try_get("id")?,
+            resource_id: r.try_get("channelResourceId")?,
+            integration: r.try_get("integration")?,
+        }),
+        None => None,
+    })
+}
+
+/// A new channel for every row of a group.
+pub struct NewChannel<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub resource_id: &'a str,
+    pub resource_uri: Option<&'a str>,
+    pub expiration: Option<NaiveDateTime>,
+}
+
+/// Stores a channel on the rows and resets the subscription error count.
+pub async fn store_channel(pool: &PgPool, row_ids: &[String], ch: &NewChannel<'_>, now: NaiveDateTime) -> Result<()> {
+    sqlx::query(
+        r#"UPDATE "SelectedCalendar" SET "channelId" = $2, "channelKind" = $3, "channelResourceId" = $4,
+             "channelResourceUri" = $5, "channelExpiration" = $6, "syncSubscribedAt" = $7,
+             "syncSubscribedErrorCount" = 0, "syncSubscribedErrorAt" = NULL
+           WHERE id = ANY($1)"#,
+    )
+    .bind(row_ids)
+    .bind(ch.id)
+    .bind(ch.kind)
+    .bind(ch.resource_id)
+    .bind(ch.resource_uri)
+    .bind(ch.expiration)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed subscribe attempt on the rows.
+pub async fn record_subscribe_failure(pool: &PgPool, row_ids: &[String], now: NaiveDateTime) -> Result<()> {
+    sqlx::query(
+        r#"UPDATE "SelectedCalendar" SET "syncSubscribedErrorCount" = "syncSubscribedErrorCount" + 1,
+             "syncSubscribedErrorAt" = $2 WHERE id = ANY($1)"#,
+    )
+    .bind(row_ids)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the channel, the sync token and the cached events of a group (unsubscribe), atomically.
+pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        r#"UPDATE "SelectedCalendar" SET "channelId" = NULL, "channelKind" = NULL, "channelResourceId" = NULL,
+             "channelResourceUri" = NULL, "channelExpiration" = NULL, "syncSubscribedAt" = NULL,
+             "syncToken" = NULL, "syncedAt" = NULL WHERE id = ANY($1)"#,
+    )
+    .bind(row_ids)
+    .execute(&mut *tx)
+    .await?;
+    let deleted = sqlx::query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1)"#)
+        .bind(row_ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query(r#"DELETE FROM "CalendarSyncState" WHERE "selectedCalendarId" = ANY($1)"#)
+        .bind(row_ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// Waits for (and takes, until the transaction ends) the sync lock of a calendar across processes.
+pub async fn lock_calendar(conn: &mut PgConnection, owner_id: &str, timeout_ms: u64) -> Result<()> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(timeout_ms.to_string())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('calsync.sync:' || $1, 0))")
+        .bind(owner_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT set_config('lock_timeout', '0', true)")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction.
+pub async fn record_sync_success(
+    conn: &mut PgConnection,
+    row_ids: &[String],
+    sync_token: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<()> {
+    sqlx::query(
+        r#"UPDATE "SelectedCalendar" SET "syncToken" = $2, "syncedAt" = $3, "syncErrorCount" = 0 WHERE id = ANY($1)"#,
+    )
+    .bind(row_ids)
+    .bind(sync_token)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the window a full sync covered.
+pub async fn store_window(
+    conn: &mut PgConnection,
+    owner_id: &str,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<()> {
+    sqlx::query(
+        r#"INSERT INTO "CalendarSyncState" ("selectedCalendarId", "windowStart", "windowEnd", "updatedAt")
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT ("selectedCalendarId") DO UPDATE SET "windowStart" = $2, "windowEnd" = $3, "updatedAt" = $4"#,
+    )
+    .bind(owner_id)
+    .bind(start)
+    .bind(end)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed sync; with `drop_token` the next sync is a full one. Returns the new error count.
+pub async fn record_sync_failure(
+    pool: &PgPool,
+    row_ids: &[String],
+    now: NaiveDateTime,
+    drop_token: bool,
+) -> Result<i32> {
+    let count: Option<i32> = sqlx::query_scalar(
+        r#"UPDATE "SelectedCalendar" SET "syncErrorCount" = COALESCE("syncErrorCount", 0) + 1, "syncErrorAt" = $2,
+             "syncToken" = CASE WHEN $3 THEN NULL ELSE "syncToken" END
+           WHERE id = ANY($1) RETURNING "syncErrorCount""#,
+    )
+    .bind(row_ids)
+    .bind(now)
+    .bind(drop_token)
+    .fetch_optional(pool)
+    .await?;
+    Ok(count.unwrap_or(0))
+}

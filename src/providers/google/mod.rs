@@ -1,0 +1,192 @@
+//! Google Calendar v3: the API calls calsync makes and the mapping of events to cache rows.
+
+pub mod map;
+pub mod wire;
+
+use reqwest::{Method, StatusCode, Url};
+
+use super::http::{Http, Reply};
+use super::ProviderError;
+use crate::config::GoogleConfig;
+use wire::{error_reason, Channel, EventsPage, Token};
+
+/// What one `events.list` request asks for.
+#[derive(Debug, Clone)]
+pub enum ListQuery<'a> {
+    /// A full sync of `[time_min, time_max)` (RFC 3339).
+    Full { time_min: &'a str, time_max: &'a str },
+    /// Changes since `sync_token`.
+    Incremental { sync_token: &'a str },
+}
+
+/// Google Calendar API client over the shared HTTP client.
+#[derive(Clone)]
+pub struct GoogleClient {
+    http: Http,
+    cfg: GoogleConfig,
+}
+
+impl GoogleClient {
+    /// A client for the configured endpoints.
+    pub fn new(http: Http, cfg: GoogleConfig) -> Self {
+        GoogleClient { http, cfg }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &GoogleConfig {
+        &self.cfg
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        let mut url = Url::parse(&self.cfg.api_url)
+            .map_err(|_| ProviderError::Config("the Google API URL is not valid".into()))?;
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::Config("the Google API URL is not valid".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Exchanges a refresh token for a new access token. `invalid_grant` means the credential is dead.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
+        let (Some(id), Some(secret)) = (self.cfg.client_id.as_deref(), self.cfg.client_secret.as_ref()) else {
+            return Err(ProviderError::Config(
+                "Google OAuth client id/secret are not configured (GOOGLE_API_CREDENTIALS)".into(),
+            ));
+        };
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", id),
+            ("client_secret", secret.expose()),
+        ];
+        let reply = self
+            .http
+            .send(|| self.http.request(Method::POST, &self.cfg.token_url).form(&form))
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        match error_reason(&reply.body).as_deref() {
+            Some("invalid_grant") | Some("unauthorized_client") => Err(ProviderError::InvalidGrant),
+            reason => Err(rejected(&reply, reason)),
+        }
+    }
+
+    /// One page of `events.list` with `singleEvents=true`.
+    pub async fn list_events(
+        &self,
+        access_token: &str,
+        calendar_id: &str,
+        query: &ListQuery<'_>,
+        page_token: Option<&str>,
+    ) -> Result<EventsPage, ProviderError> {
+        let url = self.url(&["calendars", calendar_id, "events"])?;
+        let page_size = self.cfg.page_size.to_string();
+        let mut params: Vec<(&str, &str)> = vec![("singleEvents", "true"), ("maxResults", &page_size)];
+        match query {
+            ListQuery::Full { time_min, time_max } => {
+                params.push(("timeMin", time_min));
+                params.push(("timeMax", time_max));
+            }
+            ListQuery::Incremental { sync_token } => params.push(("syncToken", sync_token)),
+        }
+        if let Some(p) = page_token {
+            params.push(("pageToken", p));
+        }
+        let reply = self
+            .http
+            .send(|| {
+                self.http
+                    .request(Method::GET, url.as_str())
+                    .bearer_auth(access_token)
+                    .query(&params)
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        let reason = error_reason(&reply.body);
+        let invalid_token = reply.status == StatusCode::GONE
+            || reason.as_deref() == Some("fullSyncRequired")
+            || (reply.status == StatusCode::BAD_REQUEST
+                && String::from_utf8_lossy(&reply.body)
+                    .to_ascii_lowercase()
+                    .contains("invalid sync token"));
+        if invalid_token {
+            return Err(ProviderError::SyncTokenInvalid);
+        }
+        Err(classify(&reply, reason.as_deref()))
+    }
+
+    /// `events.watch`: opens a push channel to `address`.
+    pub async fn watch(
+        &self,
+        access_token: &str,
+        calendar_id: &str,
+        channel_id: &str,
+        channel_token: &str,
+        address: &str,
+        ttl_secs: u64,
+    ) -> Result<Channel, ProviderError> {
+        let url = self.url(&["calendars", calendar_id, "events", "watch"])?;
+        let body = serde_json::json!({
+            "id": channel_id,
+            "type": "web_hook",
+            "address": address,
+            "token": channel_token,
+            "params": { "ttl": ttl_secs.to_string() },
+        });
+        let reply = self
+            .http
+            .send(|| {
+                self.http
+                    .request(Method::POST, url.as_str())
+                    .bearer_auth(access_token)
+                    .json(&body)
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        Err(classify(&reply, error_reason(&reply.body).as_deref()))
+    }
+
+    /// `channels.stop`. A channel that no longer exists counts as stopped.
+    pub async fn stop(&self, access_token: &str, channel_id: &str, resource_id: &str) -> Result<(), ProviderError> {
+        let url = self.url(&["channels", "stop"])?;
+        let body = serde_json::json!({ "id": channel_id, "resourceId": resource_id });
+        let reply = self
+            .http
+            .send(|| {
+                self.http
+                    .request(Method::POST, url.as_str())
+                    .bearer_auth(access_token)
+                    .json(&body)
+            })
+            .await?;
+        if reply.status.is_success() || reply.status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(classify(&reply, error_reason(&reply.body).as_deref()))
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, ProviderError> {
+    serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Decode(e.to_string()))
+}
+
+fn classify(reply: &Reply, reason: Option<&str>) -> ProviderError {
+    match reply.status {
+        StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
+        StatusCode::NOT_FOUND => ProviderError::NotFound,
+        _ => rejected(reply, reason),
+    }
+}
+
+fn rejected(reply: &Reply, reason: Option<&str>) -> ProviderError {
+    ProviderError::Rejected {
+        status: reply.status.as_u16(),
+        reason: reason.unwrap_or("").to_string(),
+    }
+}

@@ -1,0 +1,184 @@
+//! One shared HTTP client for every provider call: a timeout on each request, and retries with
+//! exponential backoff and jitter on 429, 5xx, timeouts and rate-limit 403s, honouring
+//! `Retry-After` (seconds, possibly fractional, or an HTTP date). Other 4xx are never retried.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+
+use super::ProviderError;
+use crate::config::HttpConfig;
+
+/// A finished response: its status and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+/// The provider HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    cfg: HttpConfig,
+}
+
+/// Whether a non-2xx answer is worth another attempt.
+pub fn retryable(status: StatusCode, body: &[u8]) -> bool {
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return true;
+    }
+    if status == StatusCode::FORBIDDEN {
+        // Google signals quota with 403 + reason rateLimitExceeded / userRateLimitExceeded.
+        let text = String::from_utf8_lossy(body);
+        return text.contains("\"rateLimitExceeded\"") || text.contains("\"userRateLimitExceeded\"");
+    }
+    false
+}
+
+/// Parses `Retry-After`: delta-seconds (fractions allowed) or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Backoff before attempt `attempt + 1`: `base * 2^attempt`, capped, with "equal jitter" (between half
+/// and all of it).
+pub fn backoff(cfg: &HttpConfig, attempt: u32) -> Duration {
+    let exp = cfg.base_delay.saturating_mul(1u32 << attempt.min(16));
+    let capped = exp.min(cfg.max_delay);
+    capped.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+impl Http {
+    /// Builds the shared client.
+    pub fn new(cfg: HttpConfig) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Config(format!("could not build the HTTP client: {e}")))?;
+        Ok(Http { client, cfg })
+    }
+
+    /// A request builder on the shared client.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        self.client.request(method, url)
+    }
+
+    /// Sends the request `build` makes, retrying as the module docs say. Returns the final reply,
+    /// successful or not (non-retryable 4xx come back as replies for the caller to interpret), or
+    /// `Unavailable` when retries ran out.
+    pub async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Reply, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = build().send().await;
+            let (reason, wait_hint) = match outcome {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let hint = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    let body = resp.bytes().await.map(|b| b.to_vec());
+                    match body {
+                        Ok(body) if status.is_success() || !retryable(status, &body) => {
+                            return Ok(Reply { status, body })
+                        }
+                        Ok(_) => (format!("HTTP {}", status.as_u16()), hint),
+                        Err(e) => (describe(&e), None),
+                    }
+                }
+                Err(e) => (describe(&e), None),
+            };
+            attempt += 1;
+            if attempt >= self.cfg.max_attempts {
+                return Err(ProviderError::Unavailable {
+                    reason: format!("{reason} after {attempt} attempts"),
+                });
+            }
+            let wait = match wait_hint {
+                Some(w) if w > self.cfg.max_delay => {
+                    return Err(ProviderError::Unavailable {
+                        reason: format!("{reason}; Retry-After {:.1}s is too long", w.as_secs_f64()),
+                    })
+                }
+                Some(w) => w,
+                None => backoff(&self.cfg, attempt - 1),
+            };
+            tracing::debug!(attempt, ?wait, %reason, "retrying provider request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A reqwest error without its URL (which can carry tokens in query strings).
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "request timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else if e.is_body() || e.is_decode() {
+        "response body could not be read".into()
+    } else {
+        "request failed".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_fractions_and_dates() {
+        assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after(" 2.128 "), Some(Duration::from_secs_f64(2.128)));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        let past = parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(past, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn what_is_retried() {
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS, b""));
+        assert!(retryable(StatusCode::SERVICE_UNAVAILABLE, b""));
+        assert!(retryable(
+            StatusCode::FORBIDDEN,
+            br#"{"error":{"errors":[{"reason":"rateLimitExceeded"}]}}"#
+        ));
+        assert!(retryable(
+            StatusCode::FORBIDDEN,
+            br#"{"error":{"errors":[{"reason":"userRateLimitExceeded"}]}}"#
+        ));
+        assert!(!retryable(
+            StatusCode::FORBIDDEN,
+            br#"{"error":{"errors":[{"reason":"forbidden"}]}}"#
+        ));
+        assert!(!retryable(StatusCode::NOT_FOUND, b""));
+        assert!(!retryable(StatusCode::GONE, b""));
+        assert!(!retryable(StatusCode::BAD_REQUEST, b""));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_cap() {
+        let cfg = HttpConfig {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            ..Default::default()
+        };
+        for attempt in 0..8 {
+            let full = Duration::from_millis(100 * (1 << attempt)).min(Duration::from_millis(1000));
+            let d = backoff(&cfg, attempt);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+    }
+}

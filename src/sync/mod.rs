@@ -1,0 +1,383 @@
+//! The sync engine (SPEC §6): full and incremental syncs written atomically with their token, one
+//! sync per calendar at a time across processes, notifications coalesced, failures counted.
+//!
+//! A sync runs inside one transaction that first takes the calendar's advisory lock (so syncs of one
+//! calendar queue up across processes), streams provider pages into bulk upserts/deletes, and
+//! commits the new sync token with the rows. Any failure rolls everything back: the old token and
+//! the old rows stay, and the failure is recorded outside the transaction.
+
+pub mod auth;
+pub mod channels;
+pub mod gate;
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+use sqlx::{PgConnection, PgPool};
+
+use crate::config::Config;
+use crate::db::calendars::{self, Group};
+use crate::db::events;
+use crate::error::{Error, Result};
+use crate::flags::{Flags, SUBSCRIPTION_SYNC};
+use crate::model::{CacheEvent, Change};
+use crate::providers::google::map::{map_event, Rules};
+use crate::providers::google::{GoogleClient, ListQuery};
+use crate::providers::http::Http;
+use crate::providers::ProviderError;
+use crate::time::now_db;
+use gate::Gates;
+
+/// The integration names calsync syncs.
+pub const GOOGLE: &str = "google_calendar";
+/// Microsoft Outlook / Graph.
+pub const OFFICE365: &str = "office365_calendar";
+
+/// A booking of the app itself (iCalUID `…@cal.com`) that changed at the provider (two-way sync).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingChange {
+    /// The booking uid (the iCalUID without `@cal.com`).
+    pub uid: String,
+    pub start: Option<NaiveDateTime>,
+    pub end: Option<NaiveDateTime>,
+    pub cancelled: bool,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// The row that holds the calendar's cached events.
+    pub owner_id: String,
+    pub full: bool,
+    /// Why a full sync ran: `requested`, `first_sync`, `token_expired` or `repeated_failures`.
+    pub full_reason: Option<&'static str>,
+    pub pages: u32,
+    pub upserted: u64,
+    pub deleted: u64,
+    /// True when a concurrent sync already covered this request and nothing ran.
+    pub coalesced: bool,
+    pub booking_changes: Vec<BookingChange>,
+}
+
+/// The engine: database pool, configuration, provider clients, flags and coalescing gates.
+pub struct Engine {
+    pub pool: PgPool,
+    pub cfg: Config,
+    pub flags: Flags,
+    pub google: GoogleClient,
+    gates: Gates,
+}
+
+impl Engine {
+    /// Builds the engine around an open pool.
+    pub fn new(pool: PgPool, cfg: Config) -> Result<Self> {
+        let http = Http::new(cfg.http.clone())?;
+        Ok(Engine {
+            flags: Flags::new(cfg.flag_cache_ttl),
+            google: GoogleClient::new(http, cfg.google.clone()),
+            pool,
+            cfg,
+            gates: Gates::default(),
+        })
+    }
+
+    /// Syncs the calendar of row `id` now (`full` forces a full sync), waiting for any sync of the
+    /// same calendar in another process.
+    pub async fn sync(&self, id: &str, full: bool) -> Result<SyncReport> {
+        let mut force = full;
+        loop {
+            match self.sync_once(id, force).await {
+                // The token died between our read and the provider call: start over with a full sync.
+                Err(Restart::FullSync) => force = true,
+                Err(Restart::Failed(e)) => return Err(e),
+                Ok(report) => return Ok(report),
+            }
+        }
+    }
+
+    /// Syncs after a notification: requests that arrive while a sync of the same calendar runs in
+    /// this process are coalesced into exactly one follow-up sync.
+    pub async fn sync_notified(&self, id: &str) -> Result<SyncReport> {
+        let group = calendars::group_of_pool(&self.pool, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        match self.gates.run(&group.owner_id, || self.sync(id, false)).await {
+            Some(result) => result,
+            None => Ok(SyncReport {
+                owner_id: group.owner_id,
+                coalesced: true,
+                ..Default::default()
+            }),
+        }
+    }
+
+    async fn sync_once(&self, id: &str, force_full: bool) -> Result<SyncReport, Restart> {
+        let group = calendars::group_of_pool(&self.pool, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        ensure_google(&group)?;
+        let credential = group
+            .credential_id
+            .ok_or_else(|| Error::invalid(format!("selected calendar {id} has no credential to sync with")))?;
+        let mut access = auth::google_access_token(&self.pool, &self.google, credential, false).await?;
+
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        calendars::lock_calendar(&mut tx, &group.owner_id, self.cfg.sync.lock_timeout.as_millis() as u64).await?;
+        // Re-read under the lock: another process may have just synced and moved the token on.
+        let group = calendars::group_of(&mut tx, id).await?.ok_or_else(|| not_found(id))?;
+        let full_reason = if force_full {
+            Some("requested")
+        } else if group.sync_token.is_none() || !group.has_state {
+            Some("first_sync")
+        } else {
+            None
+        };
+        let report_bookings = full_reason.is_none()
+            && self
+                .flags
+                .is_enabled(
+                    &self.pool,
+                    SUBSCRIPTION_SYNC,
+                    crate::flags::Subject::User(group.user_id),
+                )
+                .await?;
+        let now = now_db();
+        let mut run = Run {
+            group: &group,
+            full: full_reason.is_some(),
+            stamp: now,
+            report_bookings,
+            report: SyncReport::default(),
+        };
+        let token = match self.fetch_google(&mut tx, &mut run, &mut access, credential).await {
+            Ok(token) => token,
+            Err(Restart::FullSync) => return Err(Restart::FullSync),
+            Err(Restart::Failed(e)) => {
+                drop(tx); // roll back: the old token and rows stay
+                self.record_failure(&group, &e).await;
+                return Err(Restart::Failed(e));
+            }
+        };
+        if run.full {
+            let others: Vec<String> = group
+                .row_ids
+                .iter()
+                .filter(|r| **r != group.owner_id)
+                .cloned()
+                .collect();
+            run.report.deleted += events::delete_unseen(&mut tx, &group.owner_id, &others, now).await?;
+            let (start, end) = self.window(now);
+            calendars::store_window(&mut tx, &group.owner_id, start, end, now).await?;
+        }
+        calendars::record_sync_success(&mut tx, &group.row_ids, token.as_deref(), now).await?;
+        tx.commit().await.map_err(Error::from)?;
+        let mut report = run.report;
+        report.owner_id = group.owner_id.clone();
+        report.full = run.full;
+        report.full_reason = full_reason;
+        Ok(report)
+    }
+
+    /// Streams every page of the list into the open transaction; returns the new sync token.
+    async fn fetch_google(
+        &self,
+        tx: &mut PgConnection,
+        run: &mut Run<'_>,
+        access: &mut String,
+        credential: i32,
+    ) -> Result<Option<String>, Restart> {
+        let (start, end) = self.window(run.stamp);
+        let (time_min, time_max) = (rfc3339(start), rfc3339(end));
+        let token = run.group.sync_token.clone();
+        let query = match (&token, run.full) {
+            (Some(t), false) => ListQuery::Incremental { sync_token: t },
+            _ => ListQuery::Full {
+                time_min: &time_min,
+                time_max: &time_max,
+            },
+        };
+        let rules = Rules {
+            declined_is_free: self.cfg.google.declined_is_free,
+        };
+        let mut page_token: Option<String> = None;
+        let mut tz: Tz = Tz::UTC;
+        let mut refreshed = false;
+        loop {
+            let page = match self
+                .google
+                .list_events(access, &run.group.external_id, &query, page_token.as_deref())
+                .await
+            {
+                Ok(p) => p,
+                // A refused access token that looked fresh: refresh once, then ask again.
+                Err(ProviderError::Unauthorized) if !refreshed => {
+                    *access = auth::google_access_token(&self.pool, &self.google, credential, true).await?;
+                    refreshed = true;
+                    continue;
+                }
+                Err(ProviderError::SyncTokenInvalid) if !run.full => return Err(Restart::FullSync),
+                Err(e) => return Err(Restart::Failed(e.into())),
+            };
+            run.report.pages += 1;
+            if let Some(z) = page.time_zone.as_deref().and_then(|z| z.parse::<Tz>().ok()) {
+                tz = z;
+            }
+            let changes: Vec<Change> = page.items.iter().map(|ev| map_event(ev, tz, rules)).collect();
+            self.apply(tx, run, changes).await?;
+            match (page.next_page_token, page.next_sync_token) {
+                (Some(next), _) => page_token = Some(next),
+                (None, token) => return Ok(token),
+            }
+        }
+    }
+
+    /// Writes one page of changes: upserts then deletes, the last change of an id winning.
+    async fn apply(&self, tx: &mut PgConnection, run: &mut Run<'_>, changes: Vec<Change>) -> Result<()> {
+        let mut last: HashMap<String, usize> = HashMap::with_capacity(changes.len());
+        for (i, c) in changes.iter().enumerate() {
+            last.insert(c.external_id().to_string(), i);
+        }
+        let mut upserts: Vec<CacheEvent> = Vec::new();
+        let mut removes: Vec<String> = Vec::new();
+        for (i, change) in changes.into_iter().enumerate() {
+            if last.get(change.external_id()) != Some(&i) {
+                continue;
+            }
+            if run.report_bookings {
+                if let Some(b) = booking_change(&change) {
+                    run.report.booking_changes.push(b);
+                }
+            }
+            match change {
+                Change::Upsert(e) => upserts.push(e),
+                Change::Remove { external_id, .. } => removes.push(external_id),
+            }
+        }
+        run.report.upserted += events::upsert(tx, &run.group.owner_id, &upserts, run.stamp).await?;
+        if !run.full {
+            run.report.deleted += events::delete(tx, &run.group.owner_id, &removes).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_failure(&self, group: &Group, e: &Error) {
+        let drop_token = group.sync_error_count + 1 >= self.cfg.sync.failures_before_full_resync;
+        if let Err(db) = calendars::record_sync_failure(&self.pool, &group.row_ids, now_db(), drop_token).await {
+            tracing::error!(calendar = %group.owner_id, error = %db, "could not record a sync failure");
+        }
+        tracing::warn!(calendar = %group.owner_id, code = e.code(), error = %e, "sync failed");
+    }
+
+    /// The window a full sync starting at `now` covers.
+    pub fn window(&self, now: NaiveDateTime) -> (NaiveDateTime, NaiveDateTime) {
+        let past = chrono::Duration::from_std(self.cfg.sync.window_past).unwrap_or_default();
+        let future = chrono::Duration::from_std(self.cfg.sync.window_future).unwrap_or_default();
+        (now - past, now + future)
+    }
+}
+
+struct Run<'a> {
+    group: &'a Group,
+    full: bool,
+    stamp: NaiveDateTime,
+    report_bookings: bool,
+    report: SyncReport,
+}
+
+/// Why `sync_once` stopped early.
+enum Restart {
+    /// The sync token was refused: run again as a full sync.
+    FullSync,
+    Failed(Error),
+}
+
+impl From<Error> for Restart {
+    fn from(e: Error) -> Self {
+        Restart::Failed(e)
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("selected calendar {id} does not exist"))
+}
+
+fn ensure_google(group: &Group) -> Result<()> {
+    match group.integration.as_str() {
+        GOOGLE => Ok(()),
+        other => Err(Error::invalid(format!("calsync cannot sync '{other}' calendars yet"))),
+    }
+}
+
+fn rfc3339(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The two-way-sync view of a change, for the app's own bookings only.
+pub fn booking_change(change: &Change) -> Option<BookingChange> {
+    let (uid, start, end, cancelled) = match change {
+        Change::Upsert(e) => (e.ical_uid.as_deref()?, Some(e.start), Some(e.end), false),
+        Change::Remove {
+            ical_uid,
+            cancelled: true,
+            ..
+        } => (ical_uid.as_deref()?, None, None, true),
+        Change::Remove { .. } => return None,
+    };
+    let uid = uid.strip_suffix("@cal.com")?;
+    Some(BookingChange {
+        uid: uid.to_string(),
+        start,
+        end,
+        cancelled,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cal_com_bookings_are_reported() {
+        let ev = |uid: &str| CacheEvent {
+            external_id: "x".into(),
+            etag: String::new(),
+            ical_uid: Some(uid.into()),
+            ical_sequence: 0,
+            summary: None,
+            description: None,
+            location: None,
+            start: NaiveDateTime::default(),
+            end: NaiveDateTime::default(),
+            is_all_day: false,
+            time_zone: None,
+            status: "confirmed",
+            recurring_event_id: None,
+            original_start: None,
+            external_created: None,
+            external_updated: None,
+        };
+        assert_eq!(booking_change(&Change::Upsert(ev("abc@cal.com"))).unwrap().uid, "abc");
+        assert!(booking_change(&Change::Upsert(ev("abc@google.com"))).is_none());
+        let gone = Change::Remove {
+            external_id: "x".into(),
+            cancelled: true,
+            ical_uid: Some("b1@cal.com".into()),
+        };
+        assert_eq!(
+            booking_change(&gone),
+            Some(BookingChange {
+                uid: "b1".into(),
+                start: None,
+                end: None,
+                cancelled: true
+            })
+        );
+        let free = Change::Remove {
+            external_id: "x".into(),
+            cancelled: false,
+            ical_uid: Some("b1@cal.com".into()),
+        };
+        assert_eq!(booking_change(&free), None);
+    }
+}

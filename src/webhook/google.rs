@@ -1,0 +1,189 @@
+//! Google push notifications (SPEC §5): `X-Goog-*` headers, channel tokens compared in constant time,
+//! `sync` handshakes answered without work, `exists`/`not_exists` turned into an incremental sync.
+//!
+//! Channel tokens: calsync gives each channel its own token, the hex HMAC-SHA256 of the channel id
+//! keyed by `GOOGLE_WEBHOOK_TOKEN`, so one leaked token opens one channel only. Channels created
+//! with the plain shared token (the TypeScript implementation's) are accepted too.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{Request, Response};
+use crate::db::calendars;
+use crate::error::Error;
+use crate::sync::Engine;
+
+/// The token calsync gives channel `channel_id`.
+pub fn channel_token(secret: &str, channel_id: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+    mac.update(channel_id.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `presented` is channel `channel_id`'s derived token or the shared secret itself. Both
+/// comparisons always run, in constant time.
+pub fn verify_token(secret: &str, channel_id: &str, presented: &str) -> bool {
+    let derived = channel_token(secret, channel_id);
+    let a = presented.as_bytes().ct_eq(derived.as_bytes());
+    let b = presented.as_bytes().ct_eq(secret.as_bytes());
+    bool::from(a | b)
+}
+
+/// What a verified notification asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The handshake after a channel is created.
+    Handshake,
+    /// Something changed on the watched resource.
+    Changed {
+        channel_id: String,
+        resource_id: Option<String>,
+    },
+    /// A state calsync does not act on.
+    Ignored,
+}
+
+/// Checks headers and token without touching the database. `Err` is the response to send.
+pub fn verify(req: &Request, secret: Option<&str>) -> Result<Notice, Response> {
+    let Some(channel_id) = req.header("x-goog-channel-id").filter(|c| !c.is_empty()) else {
+        return Err(Response::json(400, "rejected", Some("missing X-Goog-Channel-ID")));
+    };
+    let Some(state) = req.header("x-goog-resource-state") else {
+        return Err(Response::json(400, "rejected", Some("missing X-Goog-Resource-State")));
+    };
+    let Some(secret) = secret else {
+        return Err(Response::json(
+            503,
+            "unconfigured",
+            Some("GOOGLE_WEBHOOK_TOKEN is not configured"),
+        ));
+    };
+    let Some(presented) = req.header("x-goog-channel-token") else {
+        return Err(Response::json(401, "rejected", Some("missing channel token")));
+    };
+    if !verify_token(secret, channel_id, presented) {
+        return Err(Response::json(403, "rejected", Some("invalid channel token")));
+    }
+    Ok(match state {
+        "sync" => Notice::Handshake,
+        "exists" | "not_exists" => Notice::Changed {
+            channel_id: channel_id.to_string(),
+            resource_id: req.header("x-goog-resource-id").map(str::to_string),
+        },
+        _ => Notice::Ignored,
+    })
+}
+
+/// Handles one Google notification end to end; never fails.
+pub async fn handle(engine: &Engine, req: &Request) -> Response {
+    let secret = engine.cfg.google.webhook_token.as_ref().map(|s| s.expose());
+    let (channel_id, resource_id) = match verify(req, secret) {
+        Err(resp) => {
+            tracing::warn!(status = resp.status, "rejected a Google notification");
+            return resp;
+        }
+        Ok(Notice::Handshake) => return Response::json(200, "handshake", None),
+        Ok(Notice::Ignored) => return Response::json(200, "ignored", None),
+        Ok(Notice::Changed {
+            channel_id,
+            resource_id,
+        }) => (channel_id, resource_id),
+    };
+    let row = match calendars::by_channel(&engine.pool, &channel_id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            tracing::info!(channel = %channel_id, "notification for an unknown channel ignored");
+            return Response::json(200, "unknown_channel", None);
+        }
+        Err(e) => return unavailable(&e),
+    };
+    if row.resource_id.is_none() || row.resource_id != resource_id {
+        tracing::warn!(channel = %channel_id, "notification with a resource id that does not match the channel");
+        return Response::json(403, "rejected", Some("resource id does not match the channel"));
+    }
+    match engine.sync_notified(&row.selected_calendar_id).await {
+        Ok(report) if report.coalesced => Response::json(200, "coalesced", None),
+        Ok(_) => Response::json(200, "synced", None),
+        // The failure is recorded on the calendar (which stops being served) and retried later.
+        Err(e @ (Error::DbUnavailable(_) | Error::Database(_))) => unavailable(&e),
+        Err(e) => Response::json(200, "sync_failed", Some(e.code())),
+    }
+}
+
+fn unavailable(e: &Error) -> Response {
+    tracing::error!(error = %e, "database error while handling a Google notification");
+    Response::json(503, "unavailable", Some(e.code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(pairs: &[(&str, &str)]) -> Request {
+        Request {
+            headers: pairs
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn derived_and_shared_tokens_are_accepted() {
+        let t = channel_token("s3cret", "chan-1");
+        assert_eq!(t.len(), 64);
+        assert!(verify_token("s3cret", "chan-1", &t));
+        assert!(verify_token("s3cret", "chan-1", "s3cret"));
+        assert!(
+            !verify_token("s3cret", "chan-2", &t),
+            "a token opens its own channel only"
+        );
+        assert!(!verify_token("s3cret", "chan-1", ""));
+        assert!(!verify_token("s3cret", "chan-1", &t[..63]));
+    }
+
+    #[test]
+    fn header_checks() {
+        let tok = channel_token("k", "c");
+        let ok = |state: &str| {
+            req(&[
+                ("X-Goog-Channel-ID", "c"),
+                ("X-Goog-Channel-Token", &tok),
+                ("X-Goog-Resource-State", state),
+                ("X-Goog-Resource-ID", "r"),
+            ])
+        };
+        assert_eq!(verify(&ok("sync"), Some("k")), Ok(Notice::Handshake));
+        assert_eq!(
+            verify(&ok("exists"), Some("k")),
+            Ok(Notice::Changed {
+                channel_id: "c".into(),
+                resource_id: Some("r".into())
+            })
+        );
+        assert_eq!(verify(&ok("whatever"), Some("k")), Ok(Notice::Ignored));
+        assert_eq!(verify(&ok("exists"), Some("other")).unwrap_err().status, 403);
+        assert_eq!(verify(&ok("exists"), None).unwrap_err().status, 503);
+        assert_eq!(
+            verify(&req(&[("X-Goog-Resource-State", "exists")]), Some("k"))
+                .unwrap_err()
+                .status,
+            400
+        );
+        let no_token = req(&[("X-Goog-Channel-ID", "c"), ("X-Goog-Resource-State", "exists")]);
+        assert_eq!(verify(&no_token, Some("k")).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn loose_js_headers() {
+        let r = Request::from_json(
+            &serde_json::json!({"headers": {"X-Goog-Channel-ID": ["a", "b"], "x-num": 5, "bad": {}}, "query": "?a=1"}),
+        );
+        assert_eq!(r.header("x-goog-channel-id"), Some("a"));
+        assert_eq!(r.header("X-NUM"), Some("5"));
+        assert_eq!(r.header("bad"), None);
+        assert_eq!(r.query, "a=1");
+    }
+}
