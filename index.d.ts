@@ -213,7 +213,7 @@ export interface SyncResult {
   selectedCalendarId: string
   /** Whether it was a full sync. */
   full: boolean
-  /** Why a full sync ran: `requested`, `first_sync` or `token_expired`. */
+  /** Why a full sync ran: `requested`, `first_sync`, `token_expired` or `repeated_failures`. */
   fullReason?: string
   /** Provider pages read. */
   pages: number

@@ -281,7 +281,7 @@ pub struct SyncResult {
     pub selected_calendar_id: String,
     /// Whether it was a full sync.
     pub full: bool,
-    /// Why a full sync ran: `requested`, `first_sync` or `token_expired`.
+    /// Why a full sync ran: `requested`, `first_sync`, `token_expired` or `repeated_failures`.
     pub full_reason: Option<String>,
     /// Provider pages read.
     pub pages: u32,

@@ -85,11 +85,11 @@ impl Engine {
     /// Syncs the calendar of row `id` now (`full` forces a full sync), waiting for any sync of the
     /// same calendar in another process.
     pub async fn sync(&self, id: &str, full: bool) -> Result<SyncReport> {
-        let mut force = full;
+        let mut force = full.then_some("requested");
         loop {
             match self.sync_once(id, force).await {
-                // The token died between our read and the provider call: start over with a full sync.
-                Err(Restart::FullSync) => force = true,
+                // The provider refused the sync token: start over with a full sync.
+                Err(Restart::FullSync) => force = Some("token_expired"),
                 Err(Restart::Failed(e)) => return Err(e),
                 Ok(report) => return Ok(report),
             }
@@ -112,7 +112,7 @@ impl Engine {
         }
     }
 
-    async fn sync_once(&self, id: &str, force_full: bool) -> Result<SyncReport, Restart> {
+    async fn sync_once(&self, id: &str, force_full: Option<&'static str>) -> Result<SyncReport, Restart> {
         let group = calendars::group_of_pool(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
@@ -126,8 +126,10 @@ impl Engine {
         calendars::lock_calendar(&mut tx, &group.owner_id, self.cfg.sync.lock_timeout.as_millis() as u64).await?;
         // Re-read under the lock: another process may have just synced and moved the token on.
         let group = calendars::group_of(&mut tx, id).await?.ok_or_else(|| not_found(id))?;
-        let full_reason = if force_full {
-            Some("requested")
+        let full_reason = if force_full.is_some() {
+            force_full
+        } else if group.sync_token.is_none() && group.sync_error_count > 0 {
+            Some("repeated_failures")
         } else if group.sync_token.is_none() || !group.has_state {
             Some("first_sync")
         } else {

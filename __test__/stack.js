@@ -1,0 +1,97 @@
+'use strict'
+// A full test stack: a fresh database, the provider emulator, a webhook receiver (what the app's
+// Next.js route does) and a CalendarSync instance wired to all three.
+
+const http = require('node:http')
+const { freshDatabase, calsync } = require('./helpers')
+const { startEmulator } = require('../emulator')
+const seed = require('../dev/seed')
+
+const GOOGLE_PATH = '/api/webhooks/calendar-subscription/google_calendar'
+
+/** Starts an HTTP server that hands webhook requests to `handler()`'s CalendarSync. */
+async function startReceiver(getSync) {
+  const server = http.createServer((req, res) => {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', async () => {
+      const u = new URL(req.url, 'http://receiver')
+      const request = { headers: req.headers, query: u.search, body: Buffer.concat(chunks).toString() }
+      try {
+        const sync = getSync()
+        const out = u.pathname === GOOGLE_PATH ? await sync.handleGoogleWebhook(request) : { status: 404, headers: {}, body: '' }
+        res.writeHead(out.status, out.headers)
+        res.end(out.body)
+      } catch (e) {
+        res.writeHead(500)
+        res.end(String(e.message))
+      }
+    })
+  })
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r) }),
+  }
+}
+
+function connectOptions(env, emu, receiverUrl, extra = {}) {
+  return {
+    databaseUrl: env.url,
+    googleApiUrl: `${emu.url}/calendar/v3`,
+    googleTokenUrl: `${emu.url}/token`,
+    googleClientId: 'test-client',
+    googleClientSecret: 'test-client-secret',
+    googleWebhookToken: 'test-webhook-secret',
+    googleWebhookUrl: receiverUrl,
+    retryBaseDelayMs: 20,
+    flagCacheTtlMs: 0,
+    ...extra,
+  }
+}
+
+async function startStack(options = {}) {
+  const env = await freshDatabase()
+  const emu = await startEmulator()
+  let sync
+  const receiver = await startReceiver(() => sync)
+  sync = await calsync.CalendarSync.connect(connectOptions(env, emu, receiver.url, options))
+  await seed.setGlobalFlag(env.pg, 'calendar-subscription-cache', true)
+  const stack = {
+    env,
+    emu,
+    receiver,
+    sync,
+    db: env.pg,
+    options: connectOptions(env, emu, receiver.url, options),
+    /** A user with the cache flag and a Google credential registered at the emulator. */
+    async googleUser({ flags = true } = {}) {
+      const userId = await seed.createUser(env.pg)
+      if (flags) await seed.setUserFlag(env.pg, userId, 'calendar-subscription-cache', true)
+      const key = emu.google.addAccount()
+      const credentialId = await seed.createCredential(env.pg, { userId, type: 'google_calendar', key })
+      return { userId, credentialId, key }
+    },
+    /** An emulated Google calendar selected by `user`; returns the SelectedCalendar id. */
+    async googleCalendar(user, { externalId, timeZone = 'UTC', eventTypeId = null } = {}) {
+      externalId ??= `cal-${Math.random().toString(36).slice(2)}@example.com`
+      emu.google.createCalendar(externalId, { timeZone })
+      const id = await seed.createSelectedCalendar(env.pg, {
+        userId: user.userId, integration: 'google_calendar', externalId, credentialId: user.credentialId, eventTypeId,
+      })
+      return { id, externalId }
+    },
+    async close() {
+      await sync.close()
+      await receiver.close()
+      await emu.close()
+      await env.teardown()
+    },
+  }
+  return stack
+}
+
+/** Busy intervals as [startMs, endMs] pairs, for comparing answers whatever their ISO spelling. */
+const spans = (list) => list.map((b) => [Date.parse(b.start), Date.parse(b.end)])
+
+module.exports = { startStack, startReceiver, connectOptions, spans, GOOGLE_PATH }
