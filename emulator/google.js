@@ -88,7 +88,7 @@ class GoogleEmulator {
 
   createCalendar(id, { timeZone = 'UTC' } = {}) {
     if (!this.calendars.has(id)) {
-      this.calendars.set(id, { id, timeZone, events: new Map(), log: [], seq: 0, resourceId: crypto.randomBytes(14).toString('base64url'), syncFloor: 0 })
+      this.calendars.set(id, { id, timeZone, events: new Map(), tombstones: new Map(), log: [], seq: 0, resourceId: crypto.randomBytes(14).toString('base64url'), syncFloor: 0 })
     }
     return this.calendars.get(id)
   }
@@ -126,8 +126,20 @@ class GoogleEmulator {
     const cal = this.calendar(calendarId)
     const ev = cal.events.get(eventId)
     if (!ev) throw new Error(`no event ${eventId}`)
+    const horizon = Date.now() + HORIZON_FUTURE
+    const before = ev.recurrence ? this.occurrences(cal, ev, horizon) : []
     Object.assign(ev, structuredClone(patch), { etag: etag(), sequence: ev.sequence + 1, updated: rfc3339(Date.now()) })
     this.changed(cal, eventId)
+    // Occurrences a series no longer has (its times or rule changed) are reported as cancelled.
+    if (before.length) {
+      const now = new Set(ev.recurrence ? this.occurrences(cal, ev, horizon).map((i) => i.id) : [])
+      for (const inst of before) {
+        if (now.has(inst.id)) continue
+        cal.events.delete(inst.id) // an exception of an occurrence that no longer exists goes with it
+        cal.tombstones.set(inst.id, { kind: 'calendar#event', etag: etag(), id: inst.id, status: 'cancelled', recurringEventId: ev.id, originalStartTime: inst.originalStartTime })
+        this.changed(cal, inst.id)
+      }
+    }
     if (notify) await this.notifyCalendar(cal)
     return structuredClone(ev)
   }
@@ -222,8 +234,10 @@ class GoogleEmulator {
     if (master.start.date) {
       const first = parseDate(master.start.date)
       const lenDays = Math.round((Date.UTC(...ymd(master.end.date)) - Date.UTC(...ymd(master.start.date))) / DAY)
+      // Dates are expanded as UTC midnights; a zone east of UTC starts its day up to 14 h earlier,
+      // so look a day further and let the caller filter by the real span.
       const starts = expand(master.recurrence.find((r) => r.startsWith('RRULE:')), {
-        startMs: Date.UTC(first.y, first.mo - 1, first.d), tz: 'UTC', limitMs,
+        startMs: Date.UTC(first.y, first.mo - 1, first.d), tz: 'UTC', limitMs: limitMs + DAY,
       })
       for (const t of starts) {
         const d = new Date(t)
@@ -381,7 +395,7 @@ class GoogleEmulator {
     const ids = new Set(cal.log.filter((c) => c.seq > seq).map((c) => c.id))
     const out = []
     for (const id of ids) {
-      const ev = cal.events.get(id)
+      const ev = cal.events.get(id) ?? cal.tombstones.get(id)
       if (!ev) continue
       if (singleEvents && ev.recurrence) {
         out.push(...this.occurrences(cal, ev, window[1]).filter((inst) => this.span(cal, inst)[1] > window[0]))

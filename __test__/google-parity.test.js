@@ -1,0 +1,160 @@
+'use strict'
+// Parity: for 200 seeded random calendars, the cached busy list equals the emulator's freeBusy
+// answer (the provider's own), after a full sync and after incremental syncs driven by webhooks.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { startStack, spans } = require('./stack')
+
+const HOUR = 3600 * 1000
+const DAY = 24 * HOUR
+const ZONES = ['UTC', 'America/New_York', 'America/Los_Angeles', 'Europe/Berlin', 'Europe/London', 'Asia/Kolkata', 'Asia/Tokyo', 'Australia/Sydney', 'Pacific/Auckland', 'America/Sao_Paulo']
+const CALENDARS = 200
+
+function prng(seed) {
+  return () => {
+    seed |= 0
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const day0 = Math.ceil(Date.now() / DAY) * DAY
+const dateOf = (ms) => new Date(ms).toISOString().slice(0, 10)
+
+function randomEvent(rnd, tz) {
+  const pick = (xs) => xs[Math.floor(rnd() * xs.length)]
+  const startMs = day0 + Math.floor(rnd() * 40) * DAY + Math.floor(rnd() * 96) * 15 * 60000
+  const ev = { summary: 'e' }
+  const kind = rnd()
+  if (kind < 0.15) {
+    const d = day0 + Math.floor(rnd() * 40) * DAY
+    ev.start = { date: dateOf(d) }
+    ev.end = { date: dateOf(d + (1 + Math.floor(rnd() * 3)) * DAY) }
+    if (rnd() < 0.3) ev.recurrence = [`RRULE:FREQ=WEEKLY;COUNT=${2 + Math.floor(rnd() * 4)}`]
+  } else {
+    const dur = (1 + Math.floor(rnd() * 12)) * 15 * 60000
+    ev.start = { dateTime: new Date(startMs).toISOString(), timeZone: tz }
+    ev.end = { dateTime: new Date(startMs + dur).toISOString(), timeZone: tz }
+    if (kind < 0.45) {
+      ev.recurrence = [pick([
+        `RRULE:FREQ=DAILY;COUNT=${2 + Math.floor(rnd() * 10)}`,
+        'RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;COUNT=9',
+        `RRULE:FREQ=WEEKLY;UNTIL=${new Date(startMs + 30 * DAY).toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`,
+        'RRULE:FREQ=DAILY;INTERVAL=3',
+        'RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH',
+        'RRULE:FREQ=MONTHLY;COUNT=3',
+      ])]
+    }
+  }
+  const flavour = rnd()
+  if (flavour < 0.1) ev.transparency = 'transparent'
+  else if (flavour < 0.2) ev.status = 'tentative'
+  else if (flavour < 0.3) ev.attendees = [{ email: 'me@example.com', self: true, responseStatus: 'declined' }, { email: 'x@example.com', responseStatus: 'accepted' }]
+  else if (flavour < 0.35) ev.eventType = 'outOfOffice'
+  else if (flavour < 0.4) ev.eventType = 'focusTime'
+  else if (flavour < 0.45 && ev.start.dateTime) Object.assign(ev, { eventType: 'workingLocation', transparency: 'transparent' })
+  return ev
+}
+
+let s
+test.before(async () => {
+  s = await startStack()
+})
+test.after(async () => {
+  await s?.close()
+})
+
+test(`cache equals Google free/busy for ${CALENDARS} random calendars, after full and incremental syncs`, { timeout: 600_000 }, async () => {
+  const rnd = prng(Number(process.env.PARITY_SEED ?? 20261123))
+  const g = s.emu.google
+  const user = await s.googleUser()
+  const cals = []
+  for (let i = 0; i < CALENDARS; i++) {
+    const tz = ZONES[i % ZONES.length]
+    const cal = await s.googleCalendar(user, { timeZone: tz })
+    const events = []
+    const n = Math.floor(rnd() * 13)
+    for (let k = 0; k < n; k++) events.push(await g.insertEvent(cal.externalId, randomEvent(rnd, tz), { notify: false }))
+    await addExceptions(rnd, cal, events)
+    for (const ev of events) if (rnd() < 0.05) await g.deleteEvent(cal.externalId, ev.id, { notify: false })
+    cals.push({ ...cal, tz, events })
+  }
+  for (const cal of cals) await s.sync.subscribe(cal.id)
+  await compareAll(cals, 'after the full sync')
+
+  // Changes announced by webhooks: incremental syncs.
+  for (const cal of cals) {
+    const live = cal.events.filter((e) => g.calendar(cal.externalId).events.get(e.id)?.status !== 'cancelled')
+    const r = rnd()
+    if (live.length && r < 0.3) {
+      const ev = live[Math.floor(rnd() * live.length)]
+      if (ev.start.dateTime) {
+        const shift = (Math.floor(rnd() * 8) - 4) * HOUR
+        await g.updateEvent(cal.externalId, ev.id, {
+          start: { dateTime: new Date(Date.parse(ev.start.dateTime) + shift).toISOString(), timeZone: cal.tz },
+          end: { dateTime: new Date(Date.parse(ev.end.dateTime) + shift).toISOString(), timeZone: cal.tz },
+        })
+      } else {
+        await g.updateEvent(cal.externalId, ev.id, { transparency: ev.transparency === 'transparent' ? 'opaque' : 'transparent' })
+      }
+    } else if (live.length && r < 0.5) {
+      await g.deleteEvent(cal.externalId, live[Math.floor(rnd() * live.length)].id)
+    } else if (r < 0.7) {
+      cal.events.push(await g.insertEvent(cal.externalId, randomEvent(rnd, cal.tz)))
+    } else if (r < 0.85) {
+      await addExceptions(rnd, cal, live, true)
+    }
+  }
+  await compareAll(cals, 'after incremental syncs')
+})
+
+async function addExceptions(rnd, cal, events, notify = false) {
+  const g = s.emu.google
+  const store = g.calendar(cal.externalId)
+  for (const ev of events) {
+    if (!ev.recurrence || rnd() < 0.4) continue
+    const occ = g.occurrences(store, store.events.get(ev.id), day0 + 60 * DAY)
+    if (occ.length < 2) continue
+    const victim = occ[Math.floor(rnd() * occ.length)]
+    const original = victim.originalStartTime.dateTime ?? victim.originalStartTime.date
+    if (rnd() < 0.5) {
+      await g.updateInstance(cal.externalId, ev.id, original, { status: 'cancelled' }, { notify })
+    } else if (victim.start.dateTime) {
+      const shift = 2 * HOUR
+      await g.updateInstance(cal.externalId, ev.id, original, {
+        start: { dateTime: new Date(Date.parse(victim.start.dateTime) + shift).toISOString(), timeZone: cal.tz },
+        end: { dateTime: new Date(Date.parse(victim.end.dateTime) + shift).toISOString(), timeZone: cal.tz },
+      }, { notify })
+    } else {
+      await g.updateInstance(cal.externalId, ev.id, original, { transparency: 'transparent' }, { notify })
+    }
+  }
+}
+
+async function compareAll(cals, when) {
+  const ranges = [
+    [day0, day0 + 14 * DAY],
+    [day0 + 3 * DAY + 5 * HOUR, day0 + 45 * DAY],
+    [day0 + 10 * DAY, day0 + 11 * DAY],
+  ]
+  let compared = 0
+  for (const [a, b] of ranges) {
+    const timeMin = new Date(a).toISOString()
+    const timeMax = new Date(b).toISOString()
+    const res = await s.sync.getCachedAvailability({ selectedCalendarIds: cals.map((c) => c.id), timeMin, timeMax })
+    assert.deepEqual(res.uncached, [], when)
+    const byCal = new Map(cals.map((c) => [c.id, []]))
+    for (const blk of res.busy) byCal.get(blk.selectedCalendarId).push(blk)
+    const diffs = []
+    for (const cal of cals) {
+      const got = spans(byCal.get(cal.id)).sort((x, y) => x[0] - y[0])
+      const want = spans(s.emu.google.freeBusyOf(cal.externalId, timeMin, timeMax))
+      if (JSON.stringify(got) !== JSON.stringify(want)) diffs.push({ cal: cal.externalId, tz: cal.tz, got, want })
+      compared++
+    }
+    assert.equal(diffs.length, 0, `${when}, ${timeMin}..${timeMax}: ${diffs.length} calendars differ, first: ${JSON.stringify(diffs[0])}`)
+  }
+  assert.equal(compared, cals.length * ranges.length)
+}
