@@ -8,8 +8,11 @@ Commands:
   schema [--no-calcom]   Apply calsync's SQL to DATABASE_URL: the Cal.com tables it uses (skip with
                          --no-calcom against a real Cal.com database, where Prisma owns them) and
                          calsync's own "CalendarSyncState" table. Safe to re-run.
-  demo                   Seed a throwaway database (DATABASE_URL's server, or an embedded Postgres)
-                         and print the availability the app would get from the cache.
+  demo                   The main job end to end on a throwaway database (DATABASE_URL's server, or
+                         an embedded Postgres) and the emulator: subscribe a Google calendar, change
+                         events at "Google", print the availability the app gets after each change.
+  emulator [--port N]    Run the provider emulator (Google Calendar API, OAuth, push notifications)
+                         until interrupted; point googleApiUrl/googleTokenUrl at it.
   help                   Show this text.
 
 Environment: DATABASE_URL (Postgres connection string).`
@@ -22,6 +25,19 @@ async function main(argv) {
       const calcom = !rest.includes('--no-calcom')
       await applySchema({ calcom })
       console.log(calcom ? 'Applied the Cal.com subset and calsync\'s table.' : 'Applied calsync\'s table.')
+      return 0
+    }
+    case 'emulator': {
+      const { startEmulator } = require('./emulator')
+      const i = rest.indexOf('--port')
+      const port = i >= 0 ? Number(rest[i + 1]) : 8973
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port takes a port number')
+      const emu = await startEmulator({ port })
+      console.log(`calsync emulator listening on ${emu.url}`)
+      console.log(`  googleApiUrl:   ${emu.url}/calendar/v3`)
+      console.log(`  googleTokenUrl: ${emu.url}/token`)
+      await new Promise((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve))
+      await emu.close()
       return 0
     }
     case 'demo':

@@ -2,38 +2,10 @@
 // A full test stack: a fresh database, the provider emulator, a webhook receiver (what the app's
 // Next.js route does) and a CalendarSync instance wired to all three.
 
-const http = require('node:http')
 const { freshDatabase, calsync } = require('./helpers')
 const { startEmulator } = require('../emulator')
 const seed = require('../dev/seed')
-
-const GOOGLE_PATH = '/api/webhooks/calendar-subscription/google_calendar'
-
-/** Starts an HTTP server that hands webhook requests to `handler()`'s CalendarSync. */
-async function startReceiver(getSync) {
-  const server = http.createServer((req, res) => {
-    const chunks = []
-    req.on('data', (c) => chunks.push(c))
-    req.on('end', async () => {
-      const u = new URL(req.url, 'http://receiver')
-      const request = { headers: req.headers, query: u.search, body: Buffer.concat(chunks).toString() }
-      try {
-        const sync = getSync()
-        const out = u.pathname === GOOGLE_PATH ? await sync.handleGoogleWebhook(request) : { status: 404, headers: {}, body: '' }
-        res.writeHead(out.status, out.headers)
-        res.end(out.body)
-      } catch (e) {
-        res.writeHead(500)
-        res.end(String(e.message))
-      }
-    })
-  })
-  await new Promise((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r) }),
-  }
-}
+const { startReceiver } = require('../dev/receiver')
 
 function connectOptions(env, emu, receiverUrl, extra = {}) {
   return {
@@ -94,4 +66,4 @@ async function startStack(options = {}) {
 /** Busy intervals as [startMs, endMs] pairs, for comparing answers whatever their ISO spelling. */
 const spans = (list) => list.map((b) => [Date.parse(b.start), Date.parse(b.end)])
 
-module.exports = { startStack, startReceiver, connectOptions, spans, GOOGLE_PATH }
+module.exports = { startStack, connectOptions, spans }

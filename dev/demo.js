@@ -1,11 +1,15 @@
 'use strict'
-// The demo: what the app's slot computation gets from calsync for a user whose calendars are cached.
+// The demo: the main job end to end. A Google calendar (served by the local emulator) is watched,
+// synced into Postgres, and every change made at "Google" reaches the cache through a push
+// notification; the availability the app's slot computation would get is printed after each step.
 // It runs against DATABASE_URL's server when reachable, otherwise an embedded Postgres, always in a
 // database of its own that it drops at the end.
 
 const { Client } = require('pg')
 const { startServer, createDatabase } = require('./postgres')
+const { startReceiver } = require('./receiver')
 const seed = require('./seed')
+const { startEmulator } = require('../emulator')
 const { CalendarSync, applySchema } = require('../calsync.js')
 
 const HOUR = 3600 * 1000
@@ -15,91 +19,92 @@ async function run({ log = console.log } = {}) {
   if (!server.embedded) log('Using the Postgres server from DATABASE_URL.')
   const db = await createDatabase(server.url, 'calsync_demo')
   const pg = new Client({ connectionString: db.url })
+  const emu = await startEmulator()
   let sync
+  const receiver = await startReceiver(() => sync)
   try {
     log(`Created database ${db.name}; applying the schema.`)
     await applySchema({ databaseUrl: db.url })
     await pg.connect()
+    log(`Provider emulator (Google Calendar API, OAuth, push) on ${emu.url}; webhook route on ${receiver.url}.`)
+    sync = await CalendarSync.connect({
+      databaseUrl: db.url,
+      googleApiUrl: `${emu.url}/calendar/v3`,
+      googleTokenUrl: `${emu.url}/token`,
+      googleClientId: 'demo-client',
+      googleClientSecret: 'demo-secret',
+      googleWebhookToken: 'demo-webhook-secret',
+      googleWebhookUrl: receiver.url,
+    })
+
     const day = new Date(Math.ceil(Date.now() / (24 * HOUR)) * 24 * HOUR) // tomorrow 00:00 UTC
-    const at = (h, m = 0) => new Date(day.getTime() + h * HOUR + m * 60000)
-    const ids = await seedDemo(pg, at)
+    const at = (h, m = 0) => new Date(day.getTime() + h * HOUR + m * 60000).toISOString()
+    const calendarId = 'ada@acme.example'
+    emu.google.createCalendar(calendarId, { timeZone: 'Europe/Berlin' })
+    const ids = await seedDemo(pg, emu, calendarId)
+    const g = emu.google
+    await g.insertEvent(calendarId, { summary: 'Standup', start: { dateTime: at(8) }, end: { dateTime: at(8, 15) }, recurrence: ['RRULE:FREQ=DAILY;COUNT=5'] })
+    await g.insertEvent(calendarId, { summary: '1:1', start: { dateTime: at(9) }, end: { dateTime: at(10) } })
+    await g.insertEvent(calendarId, { summary: 'Focus', start: { dateTime: at(13) }, end: { dateTime: at(15) }, transparency: 'transparent' })
 
-    sync = await CalendarSync.connect({ databaseUrl: db.url })
-    const timeMin = at(8).toISOString()
-    const timeMax = at(18).toISOString()
+    const timeMin = at(7)
+    const timeMax = at(17)
+    const show = async (title) => {
+      const t = process.hrtime.bigint()
+      const res = await sync.getCachedAvailability({ selectedCalendarIds: [ids.calendar, ids.unsynced, ids.apple], timeMin, timeMax })
+      const ms = Number(process.hrtime.bigint() - t) / 1e6
+      log(`\n${title}`)
+      for (const b of res.busy) log(`  busy ${b.start.slice(11, 16)}–${b.end.slice(11, 16)} UTC  (${ids.names[b.selectedCalendarId]})`)
+      if (res.busy.length === 0) log('  (no busy blocks)')
+      for (const u of res.uncached) log(`  not cached: ${ids.names[u.id]} — ${u.reason}; the app asks the provider live`)
+      log(`  [${ms.toFixed(2)} ms]`)
+    }
 
-    log(`\nAda's own calendars, ${timeMin} to ${timeMax} (getCachedAvailability({ userId })):`)
-    const byUser = await timed(() => sync.getCachedAvailability({ userId: ids.user, timeMin, timeMax }))
-    print(log, byUser.value, ids.names)
-    log(`  (${byUser.ms.toFixed(2)} ms)`)
+    await show(`Before subscribing, ${timeMin.slice(0, 10)} 07:00–17:00 UTC:`)
+    const sub = await sync.subscribe(ids.calendar)
+    log(`\nSubscribed: channel ${sub.channelId.slice(0, 8)}…, full sync read ${sub.sync.upserted} busy events in ${sub.sync.pages} page(s).`)
+    await show('After the first sync (the transparent "Focus" block is free):')
 
-    log('\nThe calendars of her "Intro call" event type, plus two the cache cannot answer for:')
-    const byIds = await timed(() =>
-      sync.getCachedAvailability({ selectedCalendarIds: [ids.googleForEventType, ids.unsynced, ids.apple], timeMin, timeMax }),
-    )
-    print(log, byIds.value, ids.names)
-    log(`  (${byIds.ms.toFixed(2)} ms)`)
+    const lunch = await g.insertEvent(calendarId, { summary: 'Lunch with a customer', start: { dateTime: at(12) }, end: { dateTime: at(13) } })
+    await show('Ada books lunch in Google Calendar; Google pushes a notification, calsync syncs incrementally:')
+    await g.updateEvent(calendarId, lunch.id, { start: { dateTime: at(11, 30) }, end: { dateTime: at(12, 30) } })
+    await show('She moves it half an hour earlier:')
+    const standup = g.calendar(calendarId).events.values().next().value
+    await g.updateInstance(calendarId, standup.id, at(8), { status: 'cancelled' })
+    await show("Tomorrow's standup is cancelled (one occurrence of a recurring series):")
 
-    const n = 200
+    const n = 500
     const started = process.hrtime.bigint()
-    for (let i = 0; i < n; i++) await sync.getCachedAvailability({ userId: ids.user, timeMin, timeMax })
+    for (let i = 0; i < n; i++) await sync.getCachedAvailability({ selectedCalendarIds: [ids.calendar], timeMin, timeMax })
     const perCall = Number(process.hrtime.bigint() - started) / 1e6 / n
-    log(`\n${n} more reads: ${perCall.toFixed(3)} ms per call on average (one SQL round trip each).`)
-    log('Uncached calendars are for the caller to fetch live from the provider; nothing is ever reported free by omission.')
+    const fb = g.freeBusyOf(calendarId, timeMin, timeMax)
+    log(`\n${n} more reads: ${perCall.toFixed(3)} ms per call on average, one SQL round trip each.`)
+    log(`Google's own freeBusy for the same range: ${fb.map((b) => `${b.start.slice(11, 16)}–${b.end.slice(11, 16)}`).join(', ')} — the same as the cache.`)
+    log(`Provider calls made: ${emu.counter('google.events.list.sequence')} list sequences, ${emu.counter('google.notifications.sent')} notifications delivered.`)
   } finally {
     await sync?.close()
+    await receiver.close()
+    await emu.close()
     await pg.end().catch(() => {})
     await db.drop().catch(() => {})
     await server.stop()
   }
 }
 
-async function seedDemo(pg, at) {
+async function seedDemo(pg, emu, calendarId) {
   await seed.setGlobalFlag(pg, 'calendar-subscription-cache', true)
   const org = await seed.createTeam(pg, { name: 'Acme (organization)', isOrganization: true })
   const team = await seed.createTeam(pg, { name: 'Acme Sales', parentId: org })
   // Enabled for the organization only: Ada inherits it through her team.
   await seed.setTeamFlag(pg, org, 'calendar-subscription-cache', true)
-  const user = await seed.createUser(pg, { email: 'ada@acme.example', name: 'Ada' })
+  const user = await seed.createUser(pg, { email: calendarId, name: 'Ada' })
   await seed.addMember(pg, user, team)
-  const google = await seed.createCredential(pg, { userId: user, type: 'google_calendar' })
-  const outlook = await seed.createCredential(pg, { userId: user, type: 'office365_calendar' })
-
-  const googleCal = await seed.createSelectedCalendar(pg, { userId: user, externalId: 'ada@acme.example', credentialId: google })
-  const googleForEventType = await seed.createSelectedCalendar(pg, { userId: user, externalId: 'ada@acme.example', credentialId: google, eventTypeId: 42 })
-  const outlookCal = await seed.createSelectedCalendar(pg, { userId: user, integration: 'office365_calendar', externalId: 'AAMkADdemo', credentialId: outlook })
-  const unsynced = await seed.createSelectedCalendar(pg, { userId: user, externalId: 'team-room@acme.example', credentialId: google, eventTypeId: 42 })
+  const credentialId = await seed.createCredential(pg, { userId: user, type: 'google_calendar', key: emu.google.addAccount({ email: calendarId }) })
+  const calendar = await seed.createSelectedCalendar(pg, { userId: user, externalId: calendarId, credentialId })
+  const unsynced = await seed.createSelectedCalendar(pg, { userId: user, externalId: 'team-room@acme.example', credentialId, eventTypeId: 42 })
   const apple = await seed.createSelectedCalendar(pg, { userId: user, integration: 'apple_calendar', externalId: 'home', eventTypeId: 42 })
-  await seed.markSynced(pg, googleCal)
-  await seed.markSynced(pg, outlookCal)
-
-  await seed.insertEvents(pg, googleCal, [
-    { start: at(9), end: at(10), summary: 'Standup + planning' },
-    { start: at(9, 30), end: at(10, 30), summary: 'Overlapping 1:1' },
-    { start: at(13), end: at(14), summary: 'Lunch with a customer', status: 'tentative' },
-    { start: at(15), end: at(16), summary: 'Cancelled review', status: 'cancelled' },
-  ])
-  await seed.insertEvents(pg, outlookCal, [{ start: at(16), end: at(17, 30), summary: 'Board prep' }])
-  const names = {
-    [googleCal]: 'Google ada@acme.example',
-    [googleForEventType]: 'Google ada@acme.example (event type 42)',
-    [outlookCal]: 'Outlook calendar',
-    [unsynced]: 'Google team-room (never synced)',
-    [apple]: 'Apple calendar',
-  }
-  return { user, googleForEventType, unsynced, apple, names }
-}
-
-function print(log, res, names) {
-  for (const b of res.busy) log(`  busy ${b.start} → ${b.end}  ${names[b.selectedCalendarId] ?? b.selectedCalendarId}`)
-  if (res.busy.length === 0) log('  (no busy blocks)')
-  for (const u of res.uncached) log(`  not cached: ${names[u.id] ?? u.id} — ${u.reason}`)
-}
-
-async function timed(fn) {
-  const t = process.hrtime.bigint()
-  const value = await fn()
-  return { value, ms: Number(process.hrtime.bigint() - t) / 1e6 }
+  const names = { [calendar]: `Google ${calendarId}`, [unsynced]: 'Google team-room (not subscribed)', [apple]: 'Apple calendar' }
+  return { calendar, unsynced, apple, names }
 }
 
 module.exports = { run }

@@ -25,6 +25,8 @@ pub struct CacheEvent {
 }
 
 /// What a provider event means for the cache.
+// Changes live for one page and are mostly upserts: boxing them would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Busy: insert or update the row.

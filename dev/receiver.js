@@ -1,0 +1,39 @@
+'use strict'
+// A stand-in for the app's Next.js webhook routes: an HTTP server that hands each request to
+// CalendarSync and sends its answer back verbatim. Tests and the demo give its URL to the emulator.
+
+const http = require('node:http')
+
+const GOOGLE_PATH = '/api/webhooks/calendar-subscription/google_calendar'
+
+/** Starts the server on a free loopback port; `getSync()` returns the CalendarSync to use. */
+async function startReceiver(getSync) {
+  const server = http.createServer((req, res) => {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', async () => {
+      const u = new URL(req.url, 'http://receiver')
+      const request = { headers: req.headers, query: u.search, body: Buffer.concat(chunks).toString() }
+      try {
+        const out = u.pathname === GOOGLE_PATH
+          ? await getSync().handleGoogleWebhook(request)
+          : { status: 404, headers: {}, body: '' }
+        res.writeHead(out.status, out.headers)
+        res.end(out.body)
+      } catch (e) {
+        res.writeHead(500)
+        res.end(String(e.code ?? 'ERROR'))
+      }
+    })
+  })
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((r) => {
+      server.closeAllConnections()
+      server.close(r)
+    }),
+  }
+}
+
+module.exports = { startReceiver, GOOGLE_PATH }
