@@ -39,6 +39,17 @@ export declare class CalendarSync {
    */
   handleGoogleWebhook(request: { headers: Record<string, string | string[] | undefined>, query?: string, body?: string }): Promise<WebhookResponse>
   /**
+   * Handles a Microsoft Graph request to the Outlook webhook route. Pass `{ headers, query, body }`
+   * as strings; send back the returned `{ status, headers, body }` verbatim. A `validationToken`
+   * in the query is answered with 200 `text/plain` and the decoded token only. Notification items
+   * are checked one by one (`clientState`, constant time); the answer is 202 and the syncs run
+   * in the background — pass `{ waitForSync: true }`, or call `settle()` (for example inside
+   * `waitUntil`), on hosts that freeze the process once the response is sent. Never throws.
+   */
+  handleMicrosoftWebhook(request: { headers?: Record<string, string | string[] | undefined>, query?: string, body?: string }, options?: WebhookOptions | undefined | null): Promise<WebhookResponse>
+  /** Resolves once every sync that webhooks started in the background so far has finished. */
+  settle(): Promise<void>
+  /**
    * Opens a push channel for the calendar of `SelectedCalendar` row `selectedCalendarId` (shared
    * by every row that selects the same provider calendar), stops the previous one, and syncs.
    * Rejects with `NOT_FOUND`, `PROVIDER_AUTH`, `PROVIDER_UNAVAILABLE` or `INVALID_ARGUMENT`.
@@ -160,6 +171,30 @@ export interface ConnectOptions {
   googlePageSize?: number
   /** Whether events the calendar owner declined are free. Default true. */
   declinedIsFree?: boolean
+  /** Microsoft Graph base URL. Default `https://graph.microsoft.com/v1.0` (env `MS_GRAPH_API_URL`). */
+  microsoftApiUrl?: string
+  /**
+   * Microsoft OAuth token endpoint. Default
+   * `https://login.microsoftonline.com/common/oauth2/v2.0/token` (env `MS_GRAPH_TOKEN_URL`).
+   */
+  microsoftTokenUrl?: string
+  /** Microsoft OAuth client id. Default `MS_GRAPH_CLIENT_ID`. */
+  microsoftClientId?: string
+  /** Microsoft OAuth client secret. Default `MS_GRAPH_CLIENT_SECRET`. */
+  microsoftClientSecret?: string
+  /** The `clientState` secret of Graph subscriptions. Default `MICROSOFT_WEBHOOK_TOKEN`. */
+  microsoftWebhookToken?: string
+  /**
+   * Base URL of the app (the Outlook webhook path is appended). Default `MICROSOFT_WEBHOOK_URL`,
+   * else `NEXT_PUBLIC_WEBAPP_URL`.
+   */
+  microsoftWebhookUrl?: string
+  /** Requested subscription lifetime in minutes (at most 10070). Default 4320 (3 days). */
+  microsoftSubscriptionTtlMinutes?: number
+  /** `odata.maxpagesize` of delta pages (1-1000). Default 100. */
+  microsoftPageSize?: number
+  /** Whether `showAs: workingElsewhere` is busy. Default true. */
+  workingElsewhereIsBusy?: boolean
   /** Timeout of one provider request in milliseconds. Default 30000. */
   requestTimeoutMs?: number
   /** Attempts per provider request on 429/5xx/rate limits (first included). Default 5. */
@@ -198,7 +233,7 @@ export interface SubscribeResult {
   /** When the provider will close the channel (ISO-8601 UTC). */
   expiration?: string
   /** The sync that followed. */
-  sync: SyncResult
+  sync?: SyncResult
 }
 
 /** Options of `syncCalendar`. */
@@ -233,6 +268,15 @@ export interface UncachedCalendar {
   id: string
   /** Why it is not served from the cache. */
   reason: 'not_found' | 'unsupported_provider' | 'flag_off' | 'credential_invalid' | 'not_subscribed' | 'never_synced' | 'sync_failed' | 'stale' | 'out_of_window'
+}
+
+/** Options of `handleMicrosoftWebhook`. */
+export interface WebhookOptions {
+  /**
+   * Finish the syncs the notifications ask for before answering. Default false (answer 202 at
+   * once, sync in the background).
+   */
+  waitForSync?: boolean
 }
 
 /** What the webhook route sends back verbatim. */

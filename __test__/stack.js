@@ -16,17 +16,23 @@ function connectOptions(env, emu, receiverUrl, extra = {}) {
     googleClientSecret: 'test-client-secret',
     googleWebhookToken: 'test-webhook-secret',
     googleWebhookUrl: receiverUrl,
+    microsoftApiUrl: `${emu.url}/v1.0`,
+    microsoftTokenUrl: `${emu.url}/common/oauth2/v2.0/token`,
+    microsoftClientId: 'test-ms-client',
+    microsoftClientSecret: 'test-ms-secret',
+    microsoftWebhookToken: 'test-ms-client-state',
+    microsoftWebhookUrl: receiverUrl,
     retryBaseDelayMs: 20,
     flagCacheTtlMs: 0,
     ...extra,
   }
 }
 
-async function startStack(options = {}) {
+async function startStack(options = {}, { microsoftOptions } = {}) {
   const env = await freshDatabase()
   const emu = await startEmulator()
   let sync
-  const receiver = await startReceiver(() => sync)
+  const receiver = await startReceiver(() => sync, { microsoftOptions })
   sync = await calsync.CalendarSync.connect(connectOptions(env, emu, receiver.url, options))
   await seed.setGlobalFlag(env.pg, 'calendar-subscription-cache', true)
   const stack = {
@@ -50,6 +56,23 @@ async function startStack(options = {}) {
       emu.google.createCalendar(externalId, { timeZone })
       const id = await seed.createSelectedCalendar(env.pg, {
         userId: user.userId, integration: 'google_calendar', externalId, credentialId: user.credentialId, eventTypeId,
+      })
+      return { id, externalId }
+    },
+    /** A user with the cache flag and a Microsoft credential registered at the emulator. */
+    async microsoftUser({ flags = true } = {}) {
+      const userId = await seed.createUser(env.pg)
+      if (flags) await seed.setUserFlag(env.pg, userId, 'calendar-subscription-cache', true)
+      const key = emu.microsoft.addAccount()
+      const credentialId = await seed.createCredential(env.pg, { userId, type: 'office365_calendar', key })
+      return { userId, credentialId, key }
+    },
+    /** An emulated Outlook calendar selected by `user`; returns the SelectedCalendar id. */
+    async outlookCalendar(user, { externalId, eventTypeId = null } = {}) {
+      externalId ??= `AAMkAD${Math.random().toString(36).slice(2)}`
+      emu.microsoft.createCalendar(externalId)
+      const id = await seed.createSelectedCalendar(env.pg, {
+        userId: user.userId, integration: 'office365_calendar', externalId, credentialId: user.credentialId, eventTypeId,
       })
       return { id, externalId }
     },

@@ -5,9 +5,13 @@
 const http = require('node:http')
 
 const GOOGLE_PATH = '/api/webhooks/calendar-subscription/google_calendar'
+const MICROSOFT_PATH = '/api/webhooks/calendar-subscription/office365_calendar'
 
-/** Starts the server on a free loopback port; `getSync()` returns the CalendarSync to use. */
-async function startReceiver(getSync) {
+/**
+ * Starts the server on a free loopback port; `getSync()` returns the CalendarSync to use.
+ * `microsoftOptions` go to `handleMicrosoftWebhook` (for example `{ waitForSync: true }`).
+ */
+async function startReceiver(getSync, { microsoftOptions } = {}) {
   const server = http.createServer((req, res) => {
     const chunks = []
     req.on('data', (c) => chunks.push(c))
@@ -15,9 +19,9 @@ async function startReceiver(getSync) {
       const u = new URL(req.url, 'http://receiver')
       const request = { headers: req.headers, query: u.search, body: Buffer.concat(chunks).toString() }
       try {
-        const out = u.pathname === GOOGLE_PATH
-          ? await getSync().handleGoogleWebhook(request)
-          : { status: 404, headers: {}, body: '' }
+        let out = { status: 404, headers: {}, body: '' }
+        if (u.pathname === GOOGLE_PATH) out = await getSync().handleGoogleWebhook(request)
+        if (u.pathname === MICROSOFT_PATH) out = await getSync().handleMicrosoftWebhook(request, microsoftOptions)
         res.writeHead(out.status, out.headers)
         res.end(out.body)
       } catch (e) {
@@ -36,4 +40,4 @@ async function startReceiver(getSync) {
   }
 }
 
-module.exports = { startReceiver, GOOGLE_PATH }
+module.exports = { startReceiver, GOOGLE_PATH, MICROSOFT_PATH }

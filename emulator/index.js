@@ -1,10 +1,11 @@
 'use strict'
-// The provider emulator: one local HTTP server speaking the parts of Google Calendar v3 (and, later,
-// Microsoft Graph) that calsync uses, with fault injection and request counters. Tests run it
+// The provider emulator: one local HTTP server speaking the parts of Google Calendar v3 and
+// Microsoft Graph v1.0 that calsync uses, with fault injection and request counters. Tests run it
 // in-process; `npx calsync emulator` runs it for people developing against calsync.
 
 const http = require('node:http')
 const { GoogleEmulator } = require('./google')
+const { MicrosoftEmulator } = require('./microsoft')
 
 class Emulator {
   constructor() {
@@ -13,6 +14,7 @@ class Emulator {
     this.counts = {}
     this.faults = []
     this.google = new GoogleEmulator(this)
+    this.microsoft = new MicrosoftEmulator(this)
   }
 
   /** Adds `n` to the counter `name`. */
@@ -56,7 +58,7 @@ class Emulator {
       if (f.latencyMs) await new Promise((r) => setTimeout(r, f.latencyMs))
       if (!f.status) return null
       this.count(`${endpoint}.faulted`)
-      const provider = endpoint.startsWith('google.') ? this.google : null
+      const provider = endpoint.startsWith('google.') ? this.google : this.microsoft
       const res = provider.faultResponse(f.status, f.reason)
       if (f.retryAfter !== undefined) res.headers = { 'Retry-After': String(f.retryAfter) }
       return res
@@ -66,7 +68,7 @@ class Emulator {
 
   async dispatch(req) {
     this.count(`${req.method} ${req.path}`)
-    return (await this.google.handle(req)) ?? { status: 404, body: { error: { code: 404, message: 'Not Found' } } }
+    return (await this.google.handle(req)) ?? (await this.microsoft.handle(req)) ?? { status: 404, body: { error: { code: 404, message: 'Not Found' } } }
   }
 
   /** Starts listening on 127.0.0.1 (`port` 0 picks a free one). */

@@ -1,6 +1,8 @@
 //! `Calsync`: the connected library, free of napi types so `cargo test` and other Rust callers can
 //! use it directly. The JS class in `napi/` wraps one of these.
 
+use std::sync::Arc;
+
 use crate::availability::{self, Answer, Query};
 use crate::config::Config;
 use crate::db;
@@ -12,7 +14,7 @@ use crate::webhook::{self, Request, Response};
 
 /// A connected calsync instance.
 pub struct Calsync {
-    engine: Engine,
+    engine: Arc<Engine>,
 }
 
 impl Calsync {
@@ -25,7 +27,7 @@ impl Calsync {
             return Err(e);
         }
         Ok(Calsync {
-            engine: Engine::new(pool, config)?,
+            engine: Arc::new(Engine::new(pool, config)?),
         })
     }
 
@@ -48,6 +50,17 @@ impl Calsync {
     /// Handles a Google push notification; never fails (bad input becomes a 4xx response).
     pub async fn handle_google_webhook(&self, req: &Request) -> Response {
         webhook::google::handle(&self.engine, req).await
+    }
+
+    /// Handles a Microsoft Graph request (validation handshake, change or lifecycle notifications);
+    /// never fails. Syncs run in the background unless `wait`.
+    pub async fn handle_microsoft_webhook(&self, req: &Request, wait: bool) -> Response {
+        webhook::microsoft::handle(&self.engine, req, wait).await
+    }
+
+    /// Resolves once every background sync started by webhooks so far has finished.
+    pub async fn settle(&self) {
+        self.engine.settle().await
     }
 
     /// Watches the calendar of `SelectedCalendar` row `id` and syncs it.

@@ -43,6 +43,8 @@ pub struct Config {
     pub max_calendars_per_read: usize,
     /// Google Calendar and OAuth settings.
     pub google: GoogleConfig,
+    /// Microsoft Graph and OAuth settings.
+    pub microsoft: MicrosoftConfig,
     /// How calsync talks to providers: timeouts and retries.
     pub http: HttpConfig,
     /// What a full sync covers and how sync failures are handled.
@@ -70,6 +72,54 @@ pub struct GoogleConfig {
     pub page_size: u32,
     /// Whether an event the calendar owner declined counts as free.
     pub declined_is_free: bool,
+}
+
+/// Microsoft Graph settings (SPEC §5, §9).
+#[derive(Debug, Clone)]
+pub struct MicrosoftConfig {
+    /// Graph base, `https://graph.microsoft.com/v1.0` in production.
+    pub api_url: String,
+    /// OAuth token endpoint, `https://login.microsoftonline.com/common/oauth2/v2.0/token` in production.
+    pub token_url: String,
+    /// OAuth client id (`MS_GRAPH_CLIENT_ID`).
+    pub client_id: Option<String>,
+    /// OAuth client secret (`MS_GRAPH_CLIENT_SECRET`).
+    pub client_secret: Option<Secret>,
+    /// The `clientState` secret of subscriptions (`MICROSOFT_WEBHOOK_TOKEN`).
+    pub webhook_token: Option<Secret>,
+    /// The full notification address given to Graph.
+    pub webhook_url: Option<String>,
+    /// Requested subscription lifetime (Graph allows at most 10070 minutes for Outlook events).
+    pub subscription_ttl: Duration,
+    /// `odata.maxpagesize` for delta pages.
+    pub page_size: u32,
+    /// Whether `showAs: workingElsewhere` counts as busy.
+    pub working_elsewhere_is_busy: bool,
+}
+
+/// The path Graph posts notifications to, appended to `MICROSOFT_WEBHOOK_URL`.
+pub const MICROSOFT_WEBHOOK_PATH: &str = "/api/webhooks/calendar-subscription/office365_calendar";
+/// Graph's cap on an Outlook event subscription's lifetime.
+pub const MICROSOFT_MAX_SUBSCRIPTION: Duration = Duration::from_secs(10070 * 60);
+
+impl MicrosoftConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Self {
+        let base = get("MICROSOFT_WEBHOOK_URL").or_else(|| get("NEXT_PUBLIC_WEBAPP_URL"));
+        MicrosoftConfig {
+            api_url: get("MS_GRAPH_API_URL").unwrap_or_else(|| "https://graph.microsoft.com/v1.0".into()),
+            token_url: get("MS_GRAPH_TOKEN_URL")
+                .unwrap_or_else(|| "https://login.microsoftonline.com/common/oauth2/v2.0/token".into()),
+            client_id: get("MS_GRAPH_CLIENT_ID"),
+            client_secret: get("MS_GRAPH_CLIENT_SECRET").map(Secret::new),
+            webhook_token: get("MICROSOFT_WEBHOOK_TOKEN")
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            webhook_url: base.map(|b| webhook_address(&b, MICROSOFT_WEBHOOK_PATH)),
+            subscription_ttl: 3 * DAY,
+            page_size: 100,
+            working_elsewhere_is_busy: true,
+        }
+    }
 }
 
 /// Provider HTTP behaviour.
@@ -122,7 +172,7 @@ impl GoogleConfig {
             client_id: field("client_id"),
             client_secret: field("client_secret").map(Secret::new),
             webhook_token: get("GOOGLE_WEBHOOK_TOKEN").filter(|s| !s.is_empty()).map(Secret::new),
-            webhook_url: base.map(|b| google_webhook_address(&b)),
+            webhook_url: base.map(|b| webhook_address(&b, GOOGLE_WEBHOOK_PATH)),
             channel_ttl: 7 * DAY,
             page_size: 2500,
             declined_is_free: true,
@@ -130,14 +180,14 @@ impl GoogleConfig {
     }
 }
 
-/// The webhook address for a base URL (`https://app.example.com` → `…/api/webhooks/…/google_calendar`).
-/// A base that already ends with the path is kept as is.
-pub fn google_webhook_address(base: &str) -> String {
+/// The webhook address for a base URL (`https://app.example.com` + `path`). A base that already ends
+/// with the path is kept as is.
+pub fn webhook_address(base: &str, path: &str) -> String {
     let base = base.trim_end_matches('/');
-    if base.ends_with(GOOGLE_WEBHOOK_PATH) {
+    if base.ends_with(path) {
         base.to_string()
     } else {
-        format!("{base}{GOOGLE_WEBHOOK_PATH}")
+        format!("{base}{path}")
     }
 }
 
@@ -179,6 +229,7 @@ impl Config {
             stale_after: Duration::from_secs(24 * 3600),
             max_calendars_per_read: 1000,
             google: GoogleConfig::from_lookup(&get),
+            microsoft: MicrosoftConfig::from_lookup(&get),
             http: HttpConfig::default(),
             sync: SyncConfig::default(),
         }
@@ -191,14 +242,22 @@ impl Config {
                 "no database configured: pass databaseUrl or set DATABASE_URL",
             ));
         }
-        if self.max_connections == 0 {
-            return Err(Error::invalid("maxConnections must be at least 1"));
+        if self.max_connections < 2 {
+            return Err(Error::invalid("maxConnections must be at least 2"));
         }
         if self.connect_timeout.is_zero() {
             return Err(Error::invalid("connectTimeoutMs must be positive"));
         }
         if self.google.page_size == 0 || self.google.page_size > 2500 {
             return Err(Error::invalid("googlePageSize must be between 1 and 2500"));
+        }
+        if self.microsoft.page_size == 0 || self.microsoft.page_size > 1000 {
+            return Err(Error::invalid("microsoftPageSize must be between 1 and 1000"));
+        }
+        if self.microsoft.subscription_ttl > MICROSOFT_MAX_SUBSCRIPTION || self.microsoft.subscription_ttl.is_zero() {
+            return Err(Error::invalid(
+                "microsoftSubscriptionTtlMinutes must be between 1 and 10070",
+            ));
         }
         if self.http.max_attempts == 0 {
             return Err(Error::invalid("maxAttempts must be at least 1"));

@@ -140,6 +140,25 @@ pub async fn store_channel(pool: &PgPool, row_ids: &[String], ch: &NewChannel<'_
     Ok(())
 }
 
+/// Stores a renewed channel's new expiration on the rows.
+pub async fn store_expiration(
+    pool: &PgPool,
+    row_ids: &[String],
+    expiration: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Result<()> {
+    sqlx::query(
+        r#"UPDATE "SelectedCalendar" SET "channelExpiration" = $2, "syncSubscribedAt" = $3,
+             "syncSubscribedErrorCount" = 0, "syncSubscribedErrorAt" = NULL WHERE id = ANY($1)"#,
+    )
+    .bind(row_ids)
+    .bind(expiration)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Records a failed subscribe attempt on the rows.
 pub async fn record_subscribe_failure(pool: &PgPool, row_ids: &[String], now: NaiveDateTime) -> Result<()> {
     sqlx::query(

@@ -8,7 +8,7 @@ use napi_derive::napi;
 use super::js_error;
 use super::types::{
     AvailabilityArgs, AvailabilityResult, ConnectOptions, FlagTarget, SchemaOptions, SubscribeResult, SyncOptions,
-    SyncResult, WebhookResponse,
+    SyncResult, WebhookOptions, WebhookResponse,
 };
 use crate::availability::{Query, Selection};
 use crate::error::Error;
@@ -84,6 +84,35 @@ impl CalendarSync {
     pub async fn handle_google_webhook(&self, request: serde_json::Value) -> Result<WebhookResponse> {
         let core = self.core()?;
         Ok(core.handle_google_webhook(&Request::from_json(&request)).await.into())
+    }
+
+    /// Handles a Microsoft Graph request to the Outlook webhook route. Pass `{ headers, query, body }`
+    /// as strings; send back the returned `{ status, headers, body }` verbatim. A `validationToken`
+    /// in the query is answered with 200 `text/plain` and the decoded token only. Notification items
+    /// are checked one by one (`clientState`, constant time); the answer is 202 and the syncs run
+    /// in the background — pass `{ waitForSync: true }`, or call `settle()` (for example inside
+    /// `waitUntil`), on hosts that freeze the process once the response is sent. Never throws.
+    #[napi(
+        ts_args_type = "request: { headers?: Record<string, string | string[] | undefined>, query?: string, body?: string }, options?: WebhookOptions | undefined | null"
+    )]
+    pub async fn handle_microsoft_webhook(
+        &self,
+        request: serde_json::Value,
+        options: Option<WebhookOptions>,
+    ) -> Result<WebhookResponse> {
+        let core = self.core()?;
+        let wait = options.and_then(|o| o.wait_for_sync).unwrap_or(false);
+        Ok(core
+            .handle_microsoft_webhook(&Request::from_json(&request), wait)
+            .await
+            .into())
+    }
+
+    /// Resolves once every sync that webhooks started in the background so far has finished.
+    #[napi]
+    pub async fn settle(&self) -> Result<()> {
+        self.core()?.settle().await;
+        Ok(())
     }
 
     /// Opens a push channel for the calendar of `SelectedCalendar` row `selectedCalendarId` (shared

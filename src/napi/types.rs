@@ -5,7 +5,7 @@ use std::time::Duration;
 use napi_derive::napi;
 
 use crate::availability::Answer;
-use crate::config::{google_webhook_address, Config, Secret};
+use crate::config::{webhook_address, Config, Secret, GOOGLE_WEBHOOK_PATH, MICROSOFT_WEBHOOK_PATH};
 use crate::sync::channels::Subscribed;
 use crate::sync::{BookingChange, SyncReport};
 use crate::time::format_utc;
@@ -48,6 +48,26 @@ pub struct ConnectOptions {
     pub google_page_size: Option<u32>,
     /// Whether events the calendar owner declined are free. Default true.
     pub declined_is_free: Option<bool>,
+    /// Microsoft Graph base URL. Default `https://graph.microsoft.com/v1.0` (env `MS_GRAPH_API_URL`).
+    pub microsoft_api_url: Option<String>,
+    /// Microsoft OAuth token endpoint. Default
+    /// `https://login.microsoftonline.com/common/oauth2/v2.0/token` (env `MS_GRAPH_TOKEN_URL`).
+    pub microsoft_token_url: Option<String>,
+    /// Microsoft OAuth client id. Default `MS_GRAPH_CLIENT_ID`.
+    pub microsoft_client_id: Option<String>,
+    /// Microsoft OAuth client secret. Default `MS_GRAPH_CLIENT_SECRET`.
+    pub microsoft_client_secret: Option<String>,
+    /// The `clientState` secret of Graph subscriptions. Default `MICROSOFT_WEBHOOK_TOKEN`.
+    pub microsoft_webhook_token: Option<String>,
+    /// Base URL of the app (the Outlook webhook path is appended). Default `MICROSOFT_WEBHOOK_URL`,
+    /// else `NEXT_PUBLIC_WEBAPP_URL`.
+    pub microsoft_webhook_url: Option<String>,
+    /// Requested subscription lifetime in minutes (at most 10070). Default 4320 (3 days).
+    pub microsoft_subscription_ttl_minutes: Option<u32>,
+    /// `odata.maxpagesize` of delta pages (1-1000). Default 100.
+    pub microsoft_page_size: Option<u32>,
+    /// Whether `showAs: workingElsewhere` is busy. Default true.
+    pub working_elsewhere_is_busy: Option<bool>,
     /// Timeout of one provider request in milliseconds. Default 30000.
     pub request_timeout_ms: Option<u32>,
     /// Attempts per provider request on 429/5xx/rate limits (first included). Default 5.
@@ -100,7 +120,7 @@ impl ConnectOptions {
             g.webhook_token = Some(Secret::new(v));
         }
         if let Some(v) = self.google_webhook_url {
-            g.webhook_url = Some(google_webhook_address(&v));
+            g.webhook_url = Some(webhook_address(&v, GOOGLE_WEBHOOK_PATH));
         }
         if let Some(v) = self.google_channel_ttl_seconds {
             g.channel_ttl = Duration::from_secs(v as u64);
@@ -110,6 +130,34 @@ impl ConnectOptions {
         }
         if let Some(v) = self.declined_is_free {
             g.declined_is_free = v;
+        }
+        let m = &mut cfg.microsoft;
+        if let Some(v) = self.microsoft_api_url {
+            m.api_url = v;
+        }
+        if let Some(v) = self.microsoft_token_url {
+            m.token_url = v;
+        }
+        if let Some(v) = self.microsoft_client_id {
+            m.client_id = Some(v);
+        }
+        if let Some(v) = self.microsoft_client_secret {
+            m.client_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = self.microsoft_webhook_token {
+            m.webhook_token = Some(Secret::new(v));
+        }
+        if let Some(v) = self.microsoft_webhook_url {
+            m.webhook_url = Some(webhook_address(&v, MICROSOFT_WEBHOOK_PATH));
+        }
+        if let Some(v) = self.microsoft_subscription_ttl_minutes {
+            m.subscription_ttl = Duration::from_secs(v as u64 * 60);
+        }
+        if let Some(v) = self.microsoft_page_size {
+            m.page_size = v;
+        }
+        if let Some(v) = self.working_elsewhere_is_busy {
+            m.working_elsewhere_is_busy = v;
         }
         if let Some(v) = self.request_timeout_ms {
             cfg.http.request_timeout = ms(v);
@@ -318,7 +366,7 @@ pub struct SubscribeResult {
     /// When the provider will close the channel (ISO-8601 UTC).
     pub expiration: Option<String>,
     /// The sync that followed.
-    pub sync: SyncResult,
+    pub sync: Option<SyncResult>,
 }
 
 impl From<Subscribed> for SubscribeResult {
@@ -326,7 +374,7 @@ impl From<Subscribed> for SubscribeResult {
         SubscribeResult {
             channel_id: s.channel_id,
             expiration: s.expiration.map(format_utc),
-            sync: s.sync.into(),
+            sync: s.sync.map(Into::into),
         }
     }
 }
@@ -336,4 +384,12 @@ impl From<Subscribed> for SubscribeResult {
 pub struct SyncOptions {
     /// Run a full sync even when an incremental one is possible.
     pub full: Option<bool>,
+}
+
+/// Options of `handleMicrosoftWebhook`.
+#[napi(object, object_to_js = false)]
+pub struct WebhookOptions {
+    /// Finish the syncs the notifications ask for before answering. Default false (answer 202 at
+    /// once, sync in the background).
+    pub wait_for_sync: Option<bool>,
 }

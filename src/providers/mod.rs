@@ -3,6 +3,7 @@
 
 pub mod google;
 pub mod http;
+pub mod microsoft;
 
 use crate::error::Error;
 

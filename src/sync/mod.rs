@@ -7,6 +7,7 @@
 //! the old rows stay, and the failure is recorded outside the transaction.
 
 pub mod auth;
+pub mod background;
 pub mod channels;
 pub mod gate;
 
@@ -20,13 +21,15 @@ use crate::config::Config;
 use crate::db::calendars::{self, Group};
 use crate::db::events;
 use crate::error::{Error, Result};
-use crate::flags::{Flags, SUBSCRIPTION_SYNC};
+use crate::flags::{Flags, Subject, SUBSCRIPTION_SYNC};
 use crate::model::{CacheEvent, Change};
 use crate::providers::google::map::{map_event, Rules};
 use crate::providers::google::{GoogleClient, ListQuery};
 use crate::providers::http::Http;
+use crate::providers::microsoft::{self, MicrosoftClient};
 use crate::providers::ProviderError;
 use crate::time::now_db;
+use auth::TokenSource;
 use gate::Gates;
 
 /// The integration names calsync syncs.
@@ -66,20 +69,58 @@ pub struct Engine {
     pub cfg: Config,
     pub flags: Flags,
     pub google: GoogleClient,
+    pub microsoft: MicrosoftClient,
     gates: Gates,
+    background: background::Tasks,
+    sync_slots: tokio::sync::Semaphore,
 }
 
 impl Engine {
     /// Builds the engine around an open pool.
     pub fn new(pool: PgPool, cfg: Config) -> Result<Self> {
         let http = Http::new(cfg.http.clone())?;
+        let slots = cfg.max_connections.saturating_sub(1).max(1) as usize;
         Ok(Engine {
             flags: Flags::new(cfg.flag_cache_ttl),
-            google: GoogleClient::new(http, cfg.google.clone()),
+            google: GoogleClient::new(http.clone(), cfg.google.clone()),
+            microsoft: MicrosoftClient::new(http, cfg.microsoft.clone()),
             pool,
             cfg,
             gates: Gates::default(),
+            background: background::Tasks::default(),
+            sync_slots: tokio::sync::Semaphore::new(slots),
         })
+    }
+
+    /// The token endpoint and key conventions of an integration.
+    pub fn tokens(&self, integration: &str) -> Result<TokenSource<'_>> {
+        match integration {
+            GOOGLE => Ok(TokenSource::Google(&self.google)),
+            OFFICE365 => Ok(TokenSource::Microsoft(&self.microsoft)),
+            other => Err(Error::invalid(format!("calsync does not sync '{other}' calendars"))),
+        }
+    }
+
+    /// An access token for the group's credential.
+    pub async fn access_token(&self, group: &Group, rejected: Option<&str>) -> Result<(i32, String)> {
+        let source = self.tokens(&group.integration)?;
+        let credential = group
+            .credential_id
+            .ok_or_else(|| Error::invalid(format!("selected calendar {} has no credential", group.owner_id)))?;
+        Ok((
+            credential,
+            auth::access_token(&self.pool, source, credential, rejected).await?,
+        ))
+    }
+
+    /// Runs `task` after the current request has been answered; `settle()` waits for it.
+    pub fn in_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.background.spawn(task);
+    }
+
+    /// Resolves once every background sync started so far has finished.
+    pub async fn settle(&self) {
+        self.background.idle().await
     }
 
     /// Syncs the calendar of row `id` now (`full` forces a full sync), waiting for any sync of the
@@ -116,12 +157,15 @@ impl Engine {
         let group = calendars::group_of_pool(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
-        ensure_google(&group)?;
-        let credential = group
-            .credential_id
-            .ok_or_else(|| Error::invalid(format!("selected calendar {id} has no credential to sync with")))?;
-        let mut access = auth::google_access_token(&self.pool, &self.google, credential, false).await?;
+        let (credential, mut access) = self.access_token(&group, None).await?;
+        let bookings_flag = self
+            .flags
+            .is_enabled(&self.pool, SUBSCRIPTION_SYNC, Subject::User(group.user_id))
+            .await?;
 
+        // A sync holds one connection for its transaction and may briefly need another (a token
+        // refresh); leaving one connection outside the syncs means they can never starve each other.
+        let _slot = self.sync_slots.acquire().await.map_err(|_| Error::Closed)?;
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         calendars::lock_calendar(&mut tx, &group.owner_id, self.cfg.sync.lock_timeout.as_millis() as u64).await?;
         // Re-read under the lock: another process may have just synced and moved the token on.
@@ -135,15 +179,7 @@ impl Engine {
         } else {
             None
         };
-        let report_bookings = full_reason.is_none()
-            && self
-                .flags
-                .is_enabled(
-                    &self.pool,
-                    SUBSCRIPTION_SYNC,
-                    crate::flags::Subject::User(group.user_id),
-                )
-                .await?;
+        let report_bookings = full_reason.is_none() && bookings_flag;
         let now = now_db();
         let mut run = Run {
             group: &group,
@@ -152,7 +188,11 @@ impl Engine {
             report_bookings,
             report: SyncReport::default(),
         };
-        let token = match self.fetch_google(&mut tx, &mut run, &mut access, credential).await {
+        let fetched = match group.integration.as_str() {
+            OFFICE365 => self.fetch_microsoft(&mut tx, &mut run, &access).await,
+            _ => self.fetch_google(&mut tx, &mut run, &mut access, credential).await,
+        };
+        let token = match fetched {
             Ok(token) => token,
             Err(Restart::FullSync) => return Err(Restart::FullSync),
             Err(Restart::Failed(e)) => {
@@ -214,7 +254,8 @@ impl Engine {
                 Ok(p) => p,
                 // A refused access token that looked fresh: refresh once, then ask again.
                 Err(ProviderError::Unauthorized) if !refreshed => {
-                    *access = auth::google_access_token(&self.pool, &self.google, credential, true).await?;
+                    let source = TokenSource::Google(&self.google);
+                    *access = auth::access_token(&self.pool, source, credential, Some(access.as_str())).await?;
                     refreshed = true;
                     continue;
                 }
@@ -230,6 +271,50 @@ impl Engine {
             match (page.next_page_token, page.next_sync_token) {
                 (Some(next), _) => page_token = Some(next),
                 (None, token) => return Ok(token),
+            }
+        }
+    }
+
+    /// Follows Graph delta pages (nextLink… deltaLink) into the open transaction; returns the
+    /// deltaLink, which is the calendar's sync token.
+    async fn fetch_microsoft(
+        &self,
+        tx: &mut PgConnection,
+        run: &mut Run<'_>,
+        access: &str,
+    ) -> Result<Option<String>, Restart> {
+        let mut url = match (&run.group.sync_token, run.full) {
+            (Some(link), false) => link.clone(),
+            _ => {
+                let (start, end) = self.window(run.stamp);
+                self.microsoft
+                    .initial_delta(&run.group.external_id, &rfc3339(start), &rfc3339(end))?
+            }
+        };
+        let rules = microsoft::map::Rules {
+            working_elsewhere_is_busy: self.cfg.microsoft.working_elsewhere_is_busy,
+        };
+        loop {
+            let page = match self.microsoft.delta_page(access, &url).await {
+                Ok(p) => p,
+                Err(ProviderError::SyncTokenInvalid) if !run.full => return Err(Restart::FullSync),
+                Err(e) => return Err(Restart::Failed(e.into())),
+            };
+            run.report.pages += 1;
+            let changes: Vec<Change> = page
+                .value
+                .iter()
+                .map(|ev| microsoft::map::map_event(ev, rules))
+                .collect();
+            self.apply(tx, run, changes).await?;
+            match (page.next_link, page.delta_link) {
+                (Some(next), _) => url = next,
+                (None, Some(delta)) => return Ok(Some(delta)),
+                (None, None) => {
+                    return Err(Restart::Failed(
+                        ProviderError::Decode("a delta page without links".into()).into(),
+                    ))
+                }
             }
         }
     }
@@ -300,15 +385,14 @@ impl From<Error> for Restart {
     }
 }
 
-fn not_found(id: &str) -> Error {
-    Error::NotFound(format!("selected calendar {id} does not exist"))
+impl From<ProviderError> for Restart {
+    fn from(e: ProviderError) -> Self {
+        Restart::Failed(e.into())
+    }
 }
 
-fn ensure_google(group: &Group) -> Result<()> {
-    match group.integration.as_str() {
-        GOOGLE => Ok(()),
-        other => Err(Error::invalid(format!("calsync cannot sync '{other}' calendars yet"))),
-    }
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("selected calendar {id} does not exist"))
 }
 
 fn rfc3339(t: NaiveDateTime) -> String {

@@ -2,6 +2,7 @@
 //! provider. Handlers never fail on bad input: they answer with a status for the route to send.
 
 pub mod google;
+pub mod microsoft;
 
 use std::collections::HashMap;
 

@@ -1,0 +1,135 @@
+'use strict'
+// Parity: for 200 seeded random Outlook calendars, the cached busy list equals the emulator's
+// getSchedule answer, after a full delta sync and after incremental ones driven by notifications.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { startStack, spans } = require('./stack')
+
+const HOUR = 3600 * 1000
+const DAY = 24 * HOUR
+const ZONES = ['UTC', 'Pacific Standard Time', 'Eastern Standard Time', 'W. Europe Standard Time', 'GMT Standard Time', 'India Standard Time', 'Tokyo Standard Time', 'AUS Eastern Standard Time', 'New Zealand Standard Time', 'E. South America Standard Time', 'Europe/Berlin', 'America/Chicago']
+const SHOW_AS = ['busy', 'busy', 'busy', 'tentative', 'oof', 'free', 'workingElsewhere']
+const CALENDARS = 200
+
+function prng(seed) {
+  return () => {
+    seed |= 0
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const day0 = Math.ceil(Date.now() / DAY) * DAY
+const wall = (ms) => new Date(ms).toISOString().slice(0, 19) + '.0000000'
+
+function randomEvent(rnd, tz) {
+  const pick = (xs) => xs[Math.floor(rnd() * xs.length)]
+  const ev = { subject: 'e', showAs: pick(SHOW_AS), isCancelled: rnd() < 0.05 }
+  if (rnd() < 0.15) {
+    const d = day0 + Math.floor(rnd() * 40) * DAY
+    ev.isAllDay = true
+    ev.start = { dateTime: wall(d), timeZone: tz }
+    ev.end = { dateTime: wall(d + (1 + Math.floor(rnd() * 3)) * DAY), timeZone: tz }
+    if (rnd() < 0.3) ev.rrule = `RRULE:FREQ=WEEKLY;COUNT=${2 + Math.floor(rnd() * 4)}`
+    return ev
+  }
+  // A wall-clock time in the event's own zone, as Outlook stores it.
+  const start = day0 + Math.floor(rnd() * 40) * DAY + Math.floor(rnd() * 96) * 15 * 60000
+  const dur = (1 + Math.floor(rnd() * 12)) * 15 * 60000
+  ev.start = { dateTime: wall(start), timeZone: tz }
+  ev.end = { dateTime: wall(start + dur), timeZone: tz }
+  if (rnd() < 0.35) {
+    ev.rrule = pick(['RRULE:FREQ=DAILY;COUNT=7', 'RRULE:FREQ=WEEKLY;BYDAY=MO,TH;COUNT=8', 'RRULE:FREQ=DAILY;INTERVAL=2', 'RRULE:FREQ=MONTHLY;COUNT=3',
+      `RRULE:FREQ=WEEKLY;UNTIL=${new Date(start + 35 * DAY).toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`])
+  }
+  return ev
+}
+
+let s
+test.before(async () => {
+  s = await startStack({}, { microsoftOptions: { waitForSync: true } })
+})
+test.after(async () => {
+  await s?.close()
+})
+
+test(`cache equals Outlook getSchedule for ${CALENDARS} random calendars, after full and incremental syncs`, { timeout: 600_000 }, async () => {
+  const rnd = prng(Number(process.env.PARITY_SEED ?? 11235813))
+  const m = s.emu.microsoft
+  const user = await s.microsoftUser()
+  const cals = []
+  for (let i = 0; i < CALENDARS; i++) {
+    const tz = ZONES[i % ZONES.length]
+    const cal = await s.outlookCalendar(user)
+    const events = []
+    const n = Math.floor(rnd() * 13)
+    for (let k = 0; k < n; k++) events.push(await m.insertEvent(cal.externalId, randomEvent(rnd, tz), { notify: false }))
+    await exceptions(rnd, cal, events, false)
+    cals.push({ ...cal, tz, events })
+  }
+  for (const cal of cals) await s.sync.subscribe(cal.id)
+  await compareAll(cals, 'after the full sync')
+
+  for (const cal of cals) {
+    const live = cal.events.filter((e) => m.calendar(cal.externalId).events.has(e.id))
+    const r = rnd()
+    if (live.length && r < 0.3) {
+      const e = live[Math.floor(rnd() * live.length)]
+      const shift = (Math.floor(rnd() * 8) - 4) * HOUR
+      const move = (t) => ({ dateTime: wall(Date.parse(t.dateTime.slice(0, 19) + 'Z') + shift), timeZone: t.timeZone })
+      await m.updateEvent(cal.externalId, e.id, e.isAllDay ? { showAs: e.showAs === 'free' ? 'busy' : 'free' } : { start: move(e.start), end: move(e.end) })
+    } else if (live.length && r < 0.45) {
+      await m.deleteEvent(cal.externalId, live[Math.floor(rnd() * live.length)].id)
+    } else if (r < 0.65) {
+      cal.events.push(await m.insertEvent(cal.externalId, randomEvent(rnd, cal.tz)))
+    } else if (r < 0.8) {
+      await exceptions(rnd, cal, live, true)
+    } else if (live.length && r < 0.9) {
+      await m.updateEvent(cal.externalId, live[0].id, { isCancelled: true })
+    }
+  }
+  await s.sync.settle()
+  await compareAll(cals, 'after incremental syncs')
+})
+
+async function exceptions(rnd, cal, events, notify) {
+  const m = s.emu.microsoft
+  const store = m.calendar(cal.externalId)
+  for (const e of events) {
+    const master = store.events.get(e.id)
+    if (!master?.rrule || rnd() < 0.4) continue
+    const occ = m.occurrences(store, master, day0 + 60 * DAY)
+    if (occ.length < 2) continue
+    const victim = occ[Math.floor(rnd() * occ.length)]
+    const r = rnd()
+    if (r < 0.4) {
+      await m.updateOccurrence(cal.externalId, e.id, victim.originalStart, { deleted: true }, { notify })
+    } else if (r < 0.7 && !victim.isAllDay) {
+      const move = (t) => ({ dateTime: wall(Date.parse(t.dateTime.slice(0, 19) + 'Z') + 2 * HOUR), timeZone: t.timeZone })
+      await m.updateOccurrence(cal.externalId, e.id, victim.originalStart, { start: move(victim.start), end: move(victim.end) }, { notify })
+    } else {
+      await m.updateOccurrence(cal.externalId, e.id, victim.originalStart, { showAs: victim.showAs === 'free' ? 'oof' : 'free' }, { notify })
+    }
+  }
+}
+
+async function compareAll(cals, when) {
+  const ranges = [[day0, day0 + 14 * DAY], [day0 + 3 * DAY + 5 * HOUR, day0 + 45 * DAY], [day0 + 10 * DAY, day0 + 11 * DAY]]
+  for (const [a, b] of ranges) {
+    const timeMin = new Date(a).toISOString()
+    const timeMax = new Date(b).toISOString()
+    const res = await s.sync.getCachedAvailability({ selectedCalendarIds: cals.map((c) => c.id), timeMin, timeMax })
+    assert.deepEqual(res.uncached, [], when)
+    const byCal = new Map(cals.map((c) => [c.id, []]))
+    for (const blk of res.busy) byCal.get(blk.selectedCalendarId).push(blk)
+    const diffs = []
+    for (const cal of cals) {
+      const got = spans(byCal.get(cal.id)).sort((x, y) => x[0] - y[0])
+      const want = spans(s.emu.microsoft.scheduleOf(cal.externalId, timeMin, timeMax))
+      if (JSON.stringify(got) !== JSON.stringify(want)) diffs.push({ cal: cal.externalId, tz: cal.tz, got, want })
+    }
+    assert.equal(diffs.length, 0, `${when}, ${timeMin}..${timeMax}: ${diffs.length} of ${cals.length} calendars differ, first: ${JSON.stringify(diffs[0])}`)
+  }
+}

@@ -1,0 +1,190 @@
+//! Outlook's busy rules (SPEC §5): `showAs` busy/tentative/oof (and workingElsewhere, when
+//! configured) block time; `free` does not; cancelled or removed events go. Graph times come as an
+//! offset-less wall-clock time (up to 7 fractional digits) plus a zone name, which may be a Windows
+//! name ("Pacific Standard Time") or an IANA one; both are converted to UTC.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+
+use super::wire::{DateTimeZone, Event};
+use crate::model::{CacheEvent, Change};
+use crate::providers::google::map::{local_to_utc, parse_instant};
+
+/// Options of the busy rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub working_elsewhere_is_busy: bool,
+}
+
+static WINDOWS: OnceLock<HashMap<String, String>> = OnceLock::new();
+
+fn windows_zones() -> &'static HashMap<String, String> {
+    WINDOWS.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct Table {
+            zones: HashMap<String, String>,
+        }
+        let table: Table = serde_json::from_str(include_str!("../../../data/windows-zones.json"))
+            .expect("data/windows-zones.json is valid");
+        table.zones
+    })
+}
+
+/// The zone for a Graph time zone name: IANA names parse directly, Windows names through CLDR's table.
+pub fn zone(name: &str) -> Option<Tz> {
+    let name = name.trim();
+    if name.is_empty() || name.eq_ignore_ascii_case("UTC") || name == "tzone://Microsoft/Utc" {
+        return Some(Tz::UTC);
+    }
+    name.parse::<Tz>()
+        .ok()
+        .or_else(|| windows_zones().get(name).and_then(|iana| iana.parse().ok()))
+}
+
+/// A Graph `{ dateTime, timeZone }` as UTC.
+pub fn to_utc(t: &DateTimeZone) -> Option<NaiveDateTime> {
+    if let Some(x) = parse_instant(&t.date_time) {
+        return Some(x); // carries its own offset
+    }
+    let naive = NaiveDateTime::parse_from_str(&t.date_time, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    let tz = zone(t.time_zone.as_deref().unwrap_or("UTC"))?;
+    let utc = local_to_utc(tz, naive);
+    let extra = utc.and_utc().timestamp_subsec_nanos() % 1_000_000;
+    Some(utc - chrono::Duration::nanoseconds(extra as i64))
+}
+
+/// Maps one delta item.
+pub fn map_event(ev: &Event, rules: Rules) -> Change {
+    let remove = |cancelled| Change::Remove {
+        external_id: ev.id.clone(),
+        cancelled,
+        ical_uid: ev.ical_uid.clone(),
+    };
+    if ev.removed.is_some() || ev.is_cancelled == Some(true) {
+        return remove(true);
+    }
+    let tentative = match ev.show_as.as_deref() {
+        Some("free") => return remove(false),
+        Some("workingElsewhere") if !rules.working_elsewhere_is_busy => return remove(false),
+        Some("tentative") => true,
+        _ => false,
+    };
+    let (Some(start), Some(end)) = (ev.start.as_ref(), ev.end.as_ref()) else {
+        return remove(false);
+    };
+    let (Some(s), Some(e)) = (to_utc(start), to_utc(end)) else {
+        return remove(false);
+    };
+    if e <= s {
+        return remove(false);
+    }
+    Change::Upsert(CacheEvent {
+        external_id: ev.id.clone(),
+        etag: ev.change_key.clone().unwrap_or_default(),
+        ical_uid: ev.ical_uid.clone(),
+        ical_sequence: 0,
+        summary: ev.subject.clone(),
+        description: ev.body_preview.clone(),
+        location: ev.location.as_ref().and_then(|l| l.display_name.clone()),
+        start: s,
+        end: e,
+        is_all_day: ev.is_all_day.unwrap_or(false),
+        time_zone: start.time_zone.clone(),
+        status: if tentative { "tentative" } else { "confirmed" },
+        recurring_event_id: ev.series_master_id.clone(),
+        original_start: ev.original_start.as_deref().and_then(parse_instant),
+        external_created: ev.created_date_time.as_deref().and_then(parse_instant),
+        external_updated: ev.last_modified_date_time.as_deref().and_then(parse_instant),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str, tz: &str) -> DateTimeZone {
+        DateTimeZone {
+            date_time: s.into(),
+            time_zone: Some(tz.into()),
+        }
+    }
+
+    fn utc(s: &str) -> NaiveDateTime {
+        parse_instant(s).unwrap()
+    }
+
+    #[test]
+    fn graph_times_with_windows_and_iana_zones() {
+        assert_eq!(
+            to_utc(&dt("2026-03-01T10:00:00.0000000", "UTC")),
+            Some(utc("2026-03-01T10:00:00Z"))
+        );
+        assert_eq!(
+            to_utc(&dt("2026-07-01T10:00:00.0000000", "Pacific Standard Time")),
+            Some(utc("2026-07-01T17:00:00Z"))
+        );
+        assert_eq!(
+            to_utc(&dt("2026-01-15T09:30:00.1234567", "W. Europe Standard Time")),
+            Some(utc("2026-01-15T08:30:00.123Z"))
+        );
+        assert_eq!(
+            to_utc(&dt("2026-07-01T10:00:00", "Asia/Kolkata")),
+            Some(utc("2026-07-01T04:30:00Z"))
+        );
+        assert_eq!(to_utc(&dt("2026-07-01T10:00:00", "Mars/Olympus_Mons")), None);
+        assert!(zone("India Standard Time").is_some() && zone("Tokyo Standard Time").is_some());
+    }
+
+    #[test]
+    fn busy_rules() {
+        let rules = Rules {
+            working_elsewhere_is_busy: true,
+        };
+        let ev = |show: &str| Event {
+            id: "x".into(),
+            show_as: Some(show.into()),
+            start: Some(dt("2026-03-01T10:00:00.0000000", "UTC")),
+            end: Some(dt("2026-03-01T11:00:00.0000000", "UTC")),
+            ..Default::default()
+        };
+        for busy in ["busy", "oof", "workingElsewhere", "unknown"] {
+            assert!(matches!(map_event(&ev(busy), rules), Change::Upsert(_)), "{busy}");
+        }
+        assert!(matches!(
+            map_event(&ev("tentative"), rules),
+            Change::Upsert(CacheEvent {
+                status: "tentative",
+                ..
+            })
+        ));
+        assert!(matches!(
+            map_event(&ev("free"), rules),
+            Change::Remove { cancelled: false, .. }
+        ));
+        let relaxed = Rules {
+            working_elsewhere_is_busy: false,
+        };
+        assert!(matches!(
+            map_event(&ev("workingElsewhere"), relaxed),
+            Change::Remove { .. }
+        ));
+        let mut cancelled = ev("busy");
+        cancelled.is_cancelled = Some(true);
+        assert!(matches!(
+            map_event(&cancelled, rules),
+            Change::Remove { cancelled: true, .. }
+        ));
+        let removed = Event {
+            id: "x".into(),
+            removed: Some(serde_json::json!({"reason": "deleted"})),
+            ..Default::default()
+        };
+        assert!(matches!(
+            map_event(&removed, rules),
+            Change::Remove { cancelled: true, .. }
+        ));
+    }
+}

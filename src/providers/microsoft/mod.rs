@@ -1,0 +1,210 @@
+//! Microsoft Graph v1.0: delta sync of a calendar view, subscriptions, and OAuth refresh (refresh
+//! tokens rotate: every refresh returns a new one that must be stored).
+
+pub mod map;
+pub mod wire;
+
+use reqwest::{Method, StatusCode, Url};
+
+use super::google::wire::Token;
+use super::http::{Http, Reply};
+use super::ProviderError;
+use crate::config::MicrosoftConfig;
+use wire::{error_code, DeltaPage, Subscription};
+
+/// Graph client over the shared HTTP client.
+#[derive(Clone)]
+pub struct MicrosoftClient {
+    http: Http,
+    cfg: MicrosoftConfig,
+}
+
+/// What one subscription request asks for.
+pub struct NewSubscription<'a> {
+    pub calendar_id: &'a str,
+    pub notification_url: &'a str,
+    pub client_state: &'a str,
+    /// RFC 3339.
+    pub expiration: &'a str,
+}
+
+impl MicrosoftClient {
+    /// A client for the configured endpoints.
+    pub fn new(http: Http, cfg: MicrosoftConfig) -> Self {
+        MicrosoftClient { http, cfg }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &MicrosoftConfig {
+        &self.cfg
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        let bad = || ProviderError::Config("the Microsoft Graph URL is not valid".into());
+        let mut url = Url::parse(&self.cfg.api_url).map_err(|_| bad())?;
+        url.path_segments_mut()
+            .map_err(|_| bad())?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Exchanges a refresh token; the answer carries the rotated refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
+        let (Some(id), Some(secret)) = (self.cfg.client_id.as_deref(), self.cfg.client_secret.as_ref()) else {
+            return Err(ProviderError::Config(
+                "Microsoft OAuth client id/secret are not configured (MS_GRAPH_CLIENT_ID)".into(),
+            ));
+        };
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", id),
+            ("client_secret", secret.expose()),
+            ("scope", "User.Read Calendars.Read offline_access"),
+        ];
+        let reply = self
+            .http
+            .send(|| self.http.request(Method::POST, &self.cfg.token_url).form(&form))
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        match error_code(&reply.body).as_deref() {
+            Some("invalid_grant") | Some("interaction_required") | Some("unauthorized_client") => {
+                Err(ProviderError::InvalidGrant)
+            }
+            code => Err(rejected(&reply, code)),
+        }
+    }
+
+    /// The first delta request of a full sync over `[start, end)` (RFC 3339).
+    pub fn initial_delta(&self, calendar_id: &str, start: &str, end: &str) -> Result<String, ProviderError> {
+        let mut url = self.url(&["me", "calendars", calendar_id, "calendarView", "delta"])?;
+        url.query_pairs_mut()
+            .append_pair("startDateTime", start)
+            .append_pair("endDateTime", end);
+        Ok(url.into())
+    }
+
+    /// Fetches one delta page from `url` (the initial URL, a nextLink or a deltaLink). Links must
+    /// point at the configured Graph host: the access token is never sent anywhere else.
+    pub async fn delta_page(&self, access_token: &str, url: &str) -> Result<DeltaPage, ProviderError> {
+        let base = Url::parse(&self.cfg.api_url)
+            .map_err(|_| ProviderError::Config("the Microsoft Graph URL is not valid".into()))?;
+        let target = Url::parse(url).map_err(|_| ProviderError::Decode("a delta link is not a URL".into()))?;
+        if target.origin() != base.origin() {
+            return Err(ProviderError::Decode(
+                "a delta link points outside the Graph host".into(),
+            ));
+        }
+        let prefer = format!("outlook.timezone=\"UTC\", odata.maxpagesize={}", self.cfg.page_size);
+        let reply = self
+            .http
+            .send(|| {
+                self.http
+                    .request(Method::GET, url)
+                    .bearer_auth(access_token)
+                    .header("Prefer", &prefer)
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        let code = error_code(&reply.body).unwrap_or_default();
+        let expired = reply.status == StatusCode::GONE
+            || [
+                "syncStateNotFound",
+                "resyncRequired",
+                "SyncStateNotFound",
+                "InvalidDeltaToken",
+                "syncStateInvalid",
+            ]
+            .contains(&code.as_str());
+        if expired {
+            return Err(ProviderError::SyncTokenInvalid);
+        }
+        Err(classify(&reply, Some(&code)))
+    }
+
+    /// `POST /subscriptions` for a calendar's events. Graph validates the notification URL first.
+    pub async fn subscribe(&self, access_token: &str, s: &NewSubscription<'_>) -> Result<Subscription, ProviderError> {
+        let url = self.url(&["subscriptions"])?;
+        let body = serde_json::json!({
+            "changeType": "created,updated,deleted",
+            "notificationUrl": s.notification_url,
+            "lifecycleNotificationUrl": s.notification_url,
+            "resource": format!("me/calendars/{}/events", s.calendar_id),
+            "expirationDateTime": s.expiration,
+            "clientState": s.client_state,
+        });
+        let reply = self
+            .http
+            .send(|| {
+                self.http
+                    .request(Method::POST, url.as_str())
+                    .bearer_auth(access_token)
+                    .json(&body)
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        Err(classify(&reply, error_code(&reply.body).as_deref()))
+    }
+
+    /// `PATCH /subscriptions/{id}` with a new expiration; `NotFound` means it must be recreated.
+    pub async fn renew(&self, access_token: &str, id: &str, expiration: &str) -> Result<Subscription, ProviderError> {
+        let url = self.url(&["subscriptions", id])?;
+        let body = serde_json::json!({ "expirationDateTime": expiration });
+        let reply = self
+            .http
+            .send(|| {
+                self.http
+                    .request(Method::PATCH, url.as_str())
+                    .bearer_auth(access_token)
+                    .json(&body)
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        Err(classify(&reply, error_code(&reply.body).as_deref()))
+    }
+
+    /// `DELETE /subscriptions/{id}`; one that no longer exists counts as deleted.
+    pub async fn delete(&self, access_token: &str, id: &str) -> Result<(), ProviderError> {
+        let url = self.url(&["subscriptions", id])?;
+        let reply = self
+            .http
+            .send(|| {
+                self.http
+                    .request(Method::DELETE, url.as_str())
+                    .bearer_auth(access_token)
+            })
+            .await?;
+        if reply.status.is_success() || reply.status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(classify(&reply, error_code(&reply.body).as_deref()))
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, ProviderError> {
+    serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Decode(e.to_string()))
+}
+
+fn classify(reply: &Reply, code: Option<&str>) -> ProviderError {
+    match reply.status {
+        StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
+        StatusCode::NOT_FOUND => ProviderError::NotFound,
+        _ => rejected(reply, code),
+    }
+}
+
+fn rejected(reply: &Reply, code: Option<&str>) -> ProviderError {
+    ProviderError::Rejected {
+        status: reply.status.as_u16(),
+        reason: code.unwrap_or("").to_string(),
+    }
+}

@@ -1,0 +1,202 @@
+//! Microsoft Graph notifications (SPEC §5): the validation handshake (the decoded token echoed as
+//! `text/plain`, nothing else), change notifications checked item by item (`clientState` compared in
+//! constant time; a wrong one is ignored and counted, the rest of the batch processed), lifecycle
+//! events (`reauthorizationRequired` → renew, `subscriptionRemoved` → recreate, `missed` → resync).
+//! The answer (202) does not wait for the syncs unless asked to: Graph wants it within seconds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+
+use super::{Request, Response};
+use crate::db::calendars;
+use crate::providers::microsoft::wire::Notification;
+use crate::sync::Engine;
+
+/// The validation token of a handshake request, percent-decoded, if the query carries one.
+pub fn validation_token(query: &str) -> Option<String> {
+    let url = reqwest::Url::parse(&format!("http://graph.invalid/?{query}")).ok()?;
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "validationToken")
+        .map(|(_, v)| v.into_owned());
+    token
+}
+
+/// What one calendar needs after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Changes (or missed ones): sync incrementally.
+    Sync,
+    /// Renew the subscription, then sync.
+    Renew,
+    /// The subscription is gone: create a new one, then sync.
+    Recreate,
+}
+
+/// Counts of one batch, returned in the response body.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub unknown: usize,
+}
+
+/// Checks each item's clientState and sorts what to do per subscription id, without touching the
+/// database. Unparseable items count as rejected.
+pub fn triage(items: &[serde_json::Value], secret: &str) -> (BTreeMap<String, Action>, Tally) {
+    let mut todo: BTreeMap<String, Action> = BTreeMap::new();
+    let mut tally = Tally::default();
+    for raw in items {
+        let Ok(n) = serde_json::from_value::<Notification>(raw.clone()) else {
+            tally.rejected += 1;
+            continue;
+        };
+        let state = n.client_state.as_deref().unwrap_or("");
+        let valid: bool = state.as_bytes().ct_eq(secret.as_bytes()).into();
+        let Some(sub) = n.subscription_id.filter(|_| valid) else {
+            tally.rejected += 1;
+            continue;
+        };
+        let action = match n.lifecycle_event.as_deref() {
+            Some("reauthorizationRequired") => Action::Renew,
+            Some("subscriptionRemoved") => Action::Recreate,
+            _ => Action::Sync, // a change, or `missed`
+        };
+        tally.accepted += 1;
+        let slot = todo.entry(sub).or_insert(action);
+        *slot = (*slot).max(action);
+    }
+    (todo, tally)
+}
+
+/// Handles one Graph request end to end; never fails. With `wait`, the syncs finish before it answers.
+pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response {
+    if let Some(token) = validation_token(&req.query) {
+        return Response {
+            status: 200,
+            content_type: "text/plain",
+            body: token,
+        };
+    }
+    let Some(secret) = engine.cfg.microsoft.webhook_token.as_ref() else {
+        return Response::json(503, "unconfigured", Some("MICROSOFT_WEBHOOK_TOKEN is not configured"));
+    };
+    let items = match serde_json::from_str::<serde_json::Value>(&req.body) {
+        Ok(v) => match v.get("value").and_then(|x| x.as_array()) {
+            Some(items) => items.clone(),
+            None => return Response::json(400, "rejected", Some("the body has no value array")),
+        },
+        Err(_) => return Response::json(400, "rejected", Some("the body is not JSON")),
+    };
+    let (todo, mut tally) = triage(&items, secret.expose());
+    if tally.rejected > 0 {
+        tracing::warn!(
+            rejected = tally.rejected,
+            "Graph notification items with a wrong clientState ignored"
+        );
+    }
+    let mut work = Vec::new();
+    for (sub, action) in todo {
+        match calendars::by_channel(&engine.pool, &sub).await {
+            Ok(Some(row)) => work.push((row.selected_calendar_id, action)),
+            Ok(None) => {
+                tracing::info!(subscription = %sub, "notification for an unknown subscription ignored");
+                tally.unknown += 1;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database error while handling a Graph notification");
+                return Response::json(503, "unavailable", Some(e.code()));
+            }
+        }
+    }
+    if tally.accepted == 0 && tally.rejected > 0 {
+        return Response::json(403, "rejected", Some("no item carried a valid clientState"));
+    }
+    let run = {
+        let engine = engine.clone();
+        async move {
+            let jobs = work.into_iter().map(|(id, action)| {
+                let engine = engine.clone();
+                async move { act(&engine, &id, action).await }
+            });
+            futures_util::future::join_all(jobs).await;
+        }
+    };
+    if wait {
+        run.await;
+    } else {
+        engine.in_background(run);
+    }
+    let body = serde_json::json!({ "status": "accepted", "accepted": tally.accepted, "rejected": tally.rejected, "unknown": tally.unknown });
+    Response {
+        status: 202,
+        content_type: "application/json",
+        body: body.to_string(),
+    }
+}
+
+async fn act(engine: &Engine, id: &str, action: Action) {
+    let channel = match action {
+        Action::Sync => Ok(()),
+        Action::Renew => engine.renew_graph_subscription(id).await.map(drop),
+        Action::Recreate => engine.open_channel(id).await.map(drop),
+    };
+    if let Err(e) = channel {
+        tracing::warn!(calendar = %id, code = e.code(), error = %e, "could not renew or recreate a Graph subscription");
+    }
+    if let Err(e) = engine.sync_notified(id).await {
+        tracing::warn!(calendar = %id, code = e.code(), error = %e, "sync after a Graph notification failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn validation_tokens_are_decoded() {
+        assert_eq!(
+            validation_token("validationToken=a%20b%3Cscript%3E").as_deref(),
+            Some("a b<script>")
+        );
+        assert_eq!(validation_token("validationToken=x+y").as_deref(), Some("x y"));
+        assert_eq!(validation_token("other=1"), None);
+        assert_eq!(validation_token(""), None);
+    }
+
+    #[test]
+    fn items_are_checked_one_by_one() {
+        let items = vec![
+            json!({"subscriptionId": "s1", "clientState": "k", "changeType": "updated"}),
+            json!({"subscriptionId": "s1", "clientState": "k", "changeType": "created"}),
+            json!({"subscriptionId": "s2", "clientState": "forged", "changeType": "updated"}),
+            json!({"subscriptionId": "s3", "clientState": "k", "lifecycleEvent": "subscriptionRemoved"}),
+            json!({"subscriptionId": "s4", "clientState": "k", "lifecycleEvent": "reauthorizationRequired"}),
+            json!({"subscriptionId": "s5", "clientState": "k", "lifecycleEvent": "missed"}),
+            json!({"subscriptionId": "s6"}),
+            json!("garbage"),
+        ];
+        let (todo, tally) = triage(&items, "k");
+        assert_eq!(
+            tally,
+            Tally {
+                accepted: 5,
+                rejected: 3,
+                unknown: 0
+            }
+        );
+        let got: Vec<(&str, Action)> = todo.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("s1", Action::Sync),
+                ("s3", Action::Recreate),
+                ("s4", Action::Renew),
+                ("s5", Action::Sync)
+            ]
+        );
+    }
+}
