@@ -10,9 +10,9 @@ Commands:
                          calsync's own "CalendarSyncState" table. Safe to re-run.
   demo                   The main job end to end on a throwaway database (DATABASE_URL's server, or
                          an embedded Postgres) and the emulator: subscribe a Google calendar, change
-                         events at "Google", print the availability the app gets after each change.
-  emulator [--port N]    Run the provider emulator (Google Calendar API, OAuth, push notifications)
-                         until interrupted; point googleApiUrl/googleTokenUrl at it.
+                         events at "Google" and "Outlook", print the availability the app gets.
+  emulator [--port N]    Run the provider emulator (Google Calendar API, Microsoft Graph, OAuth, push
+                         notifications) until interrupted; point the provider URL options at it.
   help                   Show this text.
 
 Environment: DATABASE_URL (Postgres connection string).`
@@ -36,6 +36,8 @@ async function main(argv) {
       console.log(`calsync emulator listening on ${emu.url}`)
       console.log(`  googleApiUrl:   ${emu.url}/calendar/v3`)
       console.log(`  googleTokenUrl: ${emu.url}/token`)
+      console.log(`  microsoftApiUrl:   ${emu.url}/v1.0`)
+      console.log(`  microsoftTokenUrl: ${emu.url}/common/oauth2/v2.0/token`)
       await new Promise((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve))
       await emu.close()
       return 0

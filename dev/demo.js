@@ -1,5 +1,6 @@
 'use strict'
-// The demo: the main job end to end. A Google calendar (served by the local emulator) is watched,
+// The demo: the main job end to end. A Google and an Outlook calendar (served by the local
+// emulator) are watched,
 // synced into Postgres, and every change made at "Google" reaches the cache through a push
 // notification; the availability the app's slot computation would get is printed after each step.
 // It runs against DATABASE_URL's server when reachable, otherwise an embedded Postgres, always in a
@@ -26,7 +27,7 @@ async function run({ log = console.log } = {}) {
     log(`Created database ${db.name}; applying the schema.`)
     await applySchema({ databaseUrl: db.url })
     await pg.connect()
-    log(`Provider emulator (Google Calendar API, OAuth, push) on ${emu.url}; webhook route on ${receiver.url}.`)
+    log(`Provider emulator (Google Calendar API, Microsoft Graph, OAuth, push) on ${emu.url}; webhook route on ${receiver.url}.`)
     sync = await CalendarSync.connect({
       databaseUrl: db.url,
       googleApiUrl: `${emu.url}/calendar/v3`,
@@ -35,13 +36,21 @@ async function run({ log = console.log } = {}) {
       googleClientSecret: 'demo-secret',
       googleWebhookToken: 'demo-webhook-secret',
       googleWebhookUrl: receiver.url,
+      microsoftApiUrl: `${emu.url}/v1.0`,
+      microsoftTokenUrl: `${emu.url}/common/oauth2/v2.0/token`,
+      microsoftClientId: 'demo-ms-client',
+      microsoftClientSecret: 'demo-ms-secret',
+      microsoftWebhookToken: 'demo-ms-client-state',
+      microsoftWebhookUrl: receiver.url,
     })
 
     const day = new Date(Math.ceil(Date.now() / (24 * HOUR)) * 24 * HOUR) // tomorrow 00:00 UTC
     const at = (h, m = 0) => new Date(day.getTime() + h * HOUR + m * 60000).toISOString()
     const calendarId = 'ada@acme.example'
     emu.google.createCalendar(calendarId, { timeZone: 'Europe/Berlin' })
-    const ids = await seedDemo(pg, emu, calendarId)
+    const outlookId = 'AAMkADdemo-outlook'
+    emu.microsoft.createCalendar(outlookId)
+    const ids = await seedDemo(pg, emu, calendarId, outlookId)
     const g = emu.google
     await g.insertEvent(calendarId, { summary: 'Standup', start: { dateTime: at(8) }, end: { dateTime: at(8, 15) }, recurrence: ['RRULE:FREQ=DAILY;COUNT=5'] })
     await g.insertEvent(calendarId, { summary: '1:1', start: { dateTime: at(9) }, end: { dateTime: at(10) } })
@@ -51,7 +60,7 @@ async function run({ log = console.log } = {}) {
     const timeMax = at(17)
     const show = async (title) => {
       const t = process.hrtime.bigint()
-      const res = await sync.getCachedAvailability({ selectedCalendarIds: [ids.calendar, ids.unsynced, ids.apple], timeMin, timeMax })
+      const res = await sync.getCachedAvailability({ selectedCalendarIds: [ids.calendar, ids.outlook, ids.unsynced, ids.apple], timeMin, timeMax })
       const ms = Number(process.hrtime.bigint() - t) / 1e6
       log(`\n${title}`)
       for (const b of res.busy) log(`  busy ${b.start.slice(11, 16)}–${b.end.slice(11, 16)} UTC  (${ids.names[b.selectedCalendarId]})`)
@@ -73,6 +82,16 @@ async function run({ log = console.log } = {}) {
     await g.updateInstance(calendarId, standup.id, at(8), { status: 'cancelled' })
     await show("Tomorrow's standup is cancelled (one occurrence of a recurring series):")
 
+    const outlookSub = await sync.subscribe(ids.outlook)
+    log(`\nOutlook connected too: Graph validated the webhook, subscription ${outlookSub.channelId.slice(0, 8)}… until ${outlookSub.expiration.slice(0, 16)}Z.`)
+    const wall = (h) => at(h).slice(0, 19)
+    await emu.microsoft.insertEvent(outlookId, {
+      subject: 'Board prep', showAs: 'busy',
+      start: { dateTime: wall(15), timeZone: 'GMT Standard Time' }, end: { dateTime: wall(16), timeZone: 'GMT Standard Time' },
+    })
+    await sync.settle() // Graph got its 202 at once; wait for the background delta sync
+    await show('A meeting lands in her Outlook calendar (times in a Windows time zone); Graph notifies, calsync runs a delta sync:')
+
     const n = 500
     const started = process.hrtime.bigint()
     for (let i = 0; i < n; i++) await sync.getCachedAvailability({ selectedCalendarIds: [ids.calendar], timeMin, timeMax })
@@ -80,7 +99,7 @@ async function run({ log = console.log } = {}) {
     const fb = g.freeBusyOf(calendarId, timeMin, timeMax)
     log(`\n${n} more reads: ${perCall.toFixed(3)} ms per call on average, one SQL round trip each.`)
     log(`Google's own freeBusy for the same range: ${fb.map((b) => `${b.start.slice(11, 16)}–${b.end.slice(11, 16)}`).join(', ')} — the same as the cache.`)
-    log(`Provider calls made: ${emu.counter('google.events.list.sequence')} list sequences, ${emu.counter('google.notifications.sent')} notifications delivered.`)
+    log(`Provider calls made: Google ${emu.counter('google.events.list.sequence')} list sequences and ${emu.counter('google.notifications.sent')} notifications; Graph ${emu.counter('microsoft.delta.sequence')} delta sequences and ${emu.counter('microsoft.notifications.sent')} notifications.`)
   } finally {
     await sync?.close()
     await receiver.close()
@@ -91,7 +110,7 @@ async function run({ log = console.log } = {}) {
   }
 }
 
-async function seedDemo(pg, emu, calendarId) {
+async function seedDemo(pg, emu, calendarId, outlookId) {
   await seed.setGlobalFlag(pg, 'calendar-subscription-cache', true)
   const org = await seed.createTeam(pg, { name: 'Acme (organization)', isOrganization: true })
   const team = await seed.createTeam(pg, { name: 'Acme Sales', parentId: org })
@@ -103,8 +122,10 @@ async function seedDemo(pg, emu, calendarId) {
   const calendar = await seed.createSelectedCalendar(pg, { userId: user, externalId: calendarId, credentialId })
   const unsynced = await seed.createSelectedCalendar(pg, { userId: user, externalId: 'team-room@acme.example', credentialId, eventTypeId: 42 })
   const apple = await seed.createSelectedCalendar(pg, { userId: user, integration: 'apple_calendar', externalId: 'home', eventTypeId: 42 })
-  const names = { [calendar]: `Google ${calendarId}`, [unsynced]: 'Google team-room (not subscribed)', [apple]: 'Apple calendar' }
-  return { calendar, unsynced, apple, names }
+  const msCredential = await seed.createCredential(pg, { userId: user, type: 'office365_calendar', key: emu.microsoft.addAccount({ email: calendarId }) })
+  const outlook = await seed.createSelectedCalendar(pg, { userId: user, integration: 'office365_calendar', externalId: outlookId, credentialId: msCredential })
+  const names = { [calendar]: `Google ${calendarId}`, [outlook]: 'Outlook calendar', [unsynced]: 'Google team-room (not subscribed)', [apple]: 'Apple calendar' }
+  return { calendar, outlook, unsynced, apple, names }
 }
 
 module.exports = { run }

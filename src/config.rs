@@ -300,8 +300,12 @@ mod tests {
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("shh") && !shown.contains("\"tok\""), "{shown}");
         assert_eq!(
-            google_webhook_address("https://x.io/api/webhooks/calendar-subscription/google_calendar"),
+            webhook_address("https://x.io/api/webhooks/calendar-subscription/google_calendar", GOOGLE_WEBHOOK_PATH),
             "https://x.io/api/webhooks/calendar-subscription/google_calendar"
+        );
+        assert_eq!(
+            cfg.microsoft.webhook_url.as_deref(),
+            Some("https://app.example.com/api/webhooks/calendar-subscription/office365_calendar")
         );
     }
 
