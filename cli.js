@@ -13,13 +13,80 @@ Commands:
                          events at "Google" and "Outlook", print the availability the app gets.
   emulator [--port N]    Run the provider emulator (Google Calendar API, Microsoft Graph, OAuth, push
                          notifications) until interrupted; point the provider URL options at it.
+  renew [--json]         The cron pass: subscribe, renew, share and stop channels, then resync
+                         calendars the safety net finds behind. Shows progress on stderr.
+  cleanup [--json]       Delete ended and unwatched cached events and expired legacy cache rows.
+  status [--json]        Calendars by provider and health (healthy, expiring, failing, stale,
+                         unsubscribed).
+  sync <id> [--full] [--json]
+                         Sync the calendar of SelectedCalendar row <id> now.
   help                   Show this text.
 
-Environment: DATABASE_URL (Postgres connection string).`
+Environment: DATABASE_URL and the provider settings of the README (GOOGLE_API_CREDENTIALS,
+GOOGLE_WEBHOOK_TOKEN, MS_GRAPH_CLIENT_ID, MICROSOFT_WEBHOOK_TOKEN, ...).`
+
+/** Runs `fn(sync)` against a CalendarSync connected from the environment. */
+async function withSync(fn) {
+  const { CalendarSync } = require('./calsync.js')
+  const sync = await CalendarSync.connect()
+  try {
+    return await fn(sync)
+  } finally {
+    await sync.close()
+  }
+}
+
+function print(json, value, text) {
+  console.log(json ? JSON.stringify(value, null, 2) : text(value))
+}
+
+function table(rows, columns) {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)))
+  const line = (cells) => cells.map((x, i) => String(x).padEnd(widths[i])).join('  ')
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c])))].join('\n')
+}
 
 async function main(argv) {
   const [command, ...rest] = argv
+  const json = rest.includes('--json')
   switch (command) {
+    case 'renew':
+      return withSync(async (sync) => {
+        const started = Date.now()
+        const tick = setInterval(() => {
+          const { done, total } = sync.progress()
+          if (total > 0) process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}renewing: ${done}/${total} calendars${process.stderr.isTTY ? '' : '\n'}`)
+        }, process.stderr.isTTY ? 250 : 2000)
+        try {
+          const report = await sync.renewWatches()
+          if (process.stderr.isTTY) process.stderr.write('\n')
+          print(json, report, (r) => `${Object.entries(r).map(([k, v]) => `${k}: ${v}`).join('\n')}\n(${((Date.now() - started) / 1000).toFixed(1)} s)`)
+          return report.failed > 0 ? 1 : 0
+        } finally {
+          clearInterval(tick)
+        }
+      })
+    case 'cleanup':
+      return withSync(async (sync) => {
+        const report = await sync.cleanup()
+        print(json, report, (r) => Object.entries(r).map(([k, v]) => `${k}: ${v}`).join('\n'))
+        return 0
+      })
+    case 'status':
+      return withSync(async (sync) => {
+        const rows = await sync.status()
+        print(json, rows, (r) => (r.length ? table(r, ['integration', 'health', 'calendars']) : 'no Google or Outlook calendars selected'))
+        return 0
+      })
+    case 'sync': {
+      const id = rest.find((a) => !a.startsWith('--'))
+      if (!id) throw Object.assign(new Error('usage: calsync sync <selectedCalendarId> [--full]'), { code: 'INVALID_ARGUMENT' })
+      return withSync(async (sync) => {
+        const report = await sync.syncCalendar(id, { full: rest.includes('--full') })
+        print(json, report, (r) => `${r.full ? `full sync (${r.fullReason})` : 'incremental sync'}: ${r.pages} page(s), ${r.upserted} upserted, ${r.deleted} deleted`)
+        return 0
+      })
+    }
     case 'schema': {
       const { applySchema } = require('./calsync.js')
       const calcom = !rest.includes('--no-calcom')

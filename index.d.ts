@@ -66,6 +66,24 @@ export declare class CalendarSync {
    * are committed together; on failure nothing changes but the error count.
    */
   syncCalendar(selectedCalendarId: string, options?: SyncOptions | undefined | null): Promise<SyncResult>
+  /**
+   * The cron pass (SPEC §7): subscribes calendars that should be watched (flag on for the user,
+   * supported provider, valid credential, not a generic Google calendar) and have no channel;
+   * renews channels expiring within `marginMs`; shares a calendar's channel with all its rows;
+   * stops channels of calendars that should no longer be watched and deletes their cached rows;
+   * then resyncs watched calendars not synced for `resyncAfterMs` (the safety net). Safe to run
+   * from several processes at once; provider calls are bounded per provider.
+   */
+  renewWatches(options?: RenewWatchesOptions | undefined | null): Promise<RenewReport>
+  /**
+   * Deletes cached events that ended before `before` (default now), events of calendars no
+   * longer watched, and expired legacy `CalendarCache` rows, `batchSize` rows per statement.
+   */
+  cleanup(options?: CleanupOptions | undefined | null): Promise<CleanupResult>
+  /** Calendars counted by provider and health, for dashboards and `npx calsync status`. */
+  status(): Promise<Array<HealthCount>>
+  /** Progress of the current (or last) `renewWatches` run. Synchronous. */
+  progress(): RenewProgress
   /** Closes the connection pool. Later calls reject with `CLOSED`; closing twice is harmless. */
   close(): Promise<void>
 }
@@ -128,6 +146,28 @@ export interface BusyBlock {
   selectedCalendarId: string
   /** The integration it came from: `google_calendar` or `office365_calendar`. */
   source: string
+}
+
+/** Options of `cleanup`. */
+export interface CleanupOptions {
+  /** Delete cached events that ended before this ISO-8601 instant. Default: now. */
+  before?: string
+  /** Rows per delete statement. Default 5000. */
+  batchSize?: number
+}
+
+/** What `cleanup` did. */
+export interface CleanupResult {
+  /** Cached events that ended before the cutoff. */
+  endedEvents: number
+  /** Cached events of calendars that are no longer watched. */
+  unwatchedEvents: number
+  /** Expired rows of the legacy `CalendarCache`. */
+  legacyRows: number
+  /** Statements run (each deletes at most `batchSize` rows). */
+  statements: number
+  /** The longest single statement, in milliseconds. */
+  longestStatementMs: number
 }
 
 /** Options for `CalendarSync.connect`. Every field is optional and defaults from the environment. */
@@ -213,6 +253,74 @@ export interface FlagTarget {
   userId?: number
   /** A `Team.id` (team or organization). */
   teamId?: number
+}
+
+/** Calendars of one provider in one health state. */
+export interface HealthCount {
+  /** `google_calendar` or `office365_calendar`. */
+  integration: string
+  /**
+   * `healthy`, `expiring` (channel ends within 24 h), `failing` (last sync or subscribe failed,
+   * or the credential is invalid), `stale` (no sync or confirmation within `staleAfterMs`), or
+   * `unsubscribed`.
+   */
+  health: 'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed'
+  /** Number of calendars. */
+  calendars: number
+}
+
+/** Progress of the current (or last) `renewWatches` run. */
+export interface RenewProgress {
+  /** Calendars handled so far. */
+  done: number
+  /** Calendars that needed work. */
+  total: number
+}
+
+/** What `renewWatches` did, counted by calendar (rows selecting one provider calendar count once). */
+export interface RenewReport {
+  /** Calendars looked at. */
+  checked: number
+  /** Newly subscribed (and synced). */
+  created: number
+  /** Channels renewed (Google: new channel, old one stopped; Outlook: PATCH, or a new one on 404). */
+  renewed: number
+  /** Rows given the channel their calendar already had. */
+  shared: number
+  /** Channels stopped (flag off, credential invalid, generic calendar) and cached rows deleted. */
+  stopped: number
+  /** Calendars whose action failed (counted in `syncSubscribedErrorCount`). */
+  failed: number
+  /** Calendars another process had claimed. */
+  skipped: number
+  /** Calendars pausing after repeated subscribe failures. */
+  paused: number
+  /** Calendars resynced by the safety net. */
+  resynced: number
+  /** Highest number of concurrent Google operations. */
+  peakGoogleConcurrency: number
+  /** Highest number of concurrent Microsoft operations. */
+  peakMicrosoftConcurrency: number
+}
+
+/** Options of `renewWatches`. */
+export interface RenewWatchesOptions {
+  /** Renew channels that expire within this many milliseconds. Default 86400000 (24 h). */
+  marginMs?: number
+  /** Concurrent provider operations per provider. Default 8. */
+  concurrency?: number
+  /** Calendars claimed per batch. Default 500. */
+  batchSize?: number
+  /**
+   * Safety net: resync watched calendars whose last successful sync is older than this many
+   * milliseconds, however healthy their channel looks. Default 21600000 (6 h); a negative value
+   * skips the safety net.
+   */
+  resyncAfterMs?: number
+  /** Consecutive subscribe failures that pause a calendar. Default 3. */
+  maxFailures?: number
+  /** How long such a pause lasts, in milliseconds. Default 86400000 (24 h). */
+  pauseMs?: number
 }
 
 /** Options of `applySchema`. */

@@ -1,20 +1,28 @@
 //! `Calsync`: the connected library, free of napi types so `cargo test` and other Rust callers can
 //! use it directly. The JS class in `napi/` wraps one of these.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
 
 use crate::availability::{self, Answer, Query};
 use crate::config::Config;
+use crate::cron::cleanup::CleanupReport;
+use crate::cron::{self, Progress, RenewOptions, RenewReport};
 use crate::db;
 use crate::error::Result;
 use crate::flags::Subject;
 use crate::sync::channels::Subscribed;
 use crate::sync::{Engine, SyncReport};
+use crate::time::now_db;
 use crate::webhook::{self, Request, Response};
 
 /// A connected calsync instance.
 pub struct Calsync {
     engine: Arc<Engine>,
+    progress: Progress,
 }
 
 impl Calsync {
@@ -28,6 +36,7 @@ impl Calsync {
         }
         Ok(Calsync {
             engine: Arc::new(Engine::new(pool, config)?),
+            progress: Progress::default(),
         })
     }
 
@@ -76,6 +85,29 @@ impl Calsync {
     /// Syncs the calendar of row `id` now; `full` forces a full sync.
     pub async fn sync_calendar(&self, id: &str, full: bool) -> Result<SyncReport> {
         self.engine.sync(id, full).await
+    }
+
+    /// One renewal run (subscribe, renew, share, stop) plus the safety-net resync.
+    pub async fn renew_watches(&self, opts: &RenewOptions) -> Result<RenewReport> {
+        self.engine.renew(opts, &self.progress).await
+    }
+
+    /// Deletes what the cache no longer needs, in batches.
+    pub async fn cleanup(&self, cutoff: NaiveDateTime, batch_size: i64) -> Result<CleanupReport> {
+        cron::cleanup::run(&self.engine.pool, cutoff, now_db(), batch_size).await
+    }
+
+    /// Calendars counted by provider and health.
+    pub async fn status(&self, margin: Duration) -> Result<Vec<(String, &'static str, u64)>> {
+        self.engine.status(margin).await
+    }
+
+    /// (done, total) of the current or last renewal run.
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.progress.done.load(Ordering::Relaxed),
+            self.progress.total.load(Ordering::Relaxed),
+        )
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

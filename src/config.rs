@@ -300,7 +300,10 @@ mod tests {
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("shh") && !shown.contains("\"tok\""), "{shown}");
         assert_eq!(
-            webhook_address("https://x.io/api/webhooks/calendar-subscription/google_calendar", GOOGLE_WEBHOOK_PATH),
+            webhook_address(
+                "https://x.io/api/webhooks/calendar-subscription/google_calendar",
+                GOOGLE_WEBHOOK_PATH
+            ),
             "https://x.io/api/webhooks/calendar-subscription/google_calendar"
         );
         assert_eq!(

@@ -6,6 +6,7 @@
 pub mod availability;
 pub mod client;
 pub mod config;
+pub mod cron;
 pub mod db;
 pub mod error;
 pub mod flags;

@@ -159,6 +159,21 @@ pub async fn store_expiration(
     Ok(())
 }
 
+/// Copies the channel of row `from` onto the rows `to` (rows of one calendar share its channel).
+pub async fn copy_channel(pool: &PgPool, from: &str, to: &[String]) -> Result<()> {
+    sqlx::query(
+        r#"UPDATE "SelectedCalendar" t SET "channelId" = f."channelId", "channelKind" = f."channelKind",
+             "channelResourceId" = f."channelResourceId", "channelResourceUri" = f."channelResourceUri",
+             "channelExpiration" = f."channelExpiration", "syncSubscribedAt" = f."syncSubscribedAt"
+           FROM "SelectedCalendar" f WHERE f.id = $1 AND t.id = ANY($2)"#,
+    )
+    .bind(from)
+    .bind(to)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Records a failed subscribe attempt on the rows.
 pub async fn record_subscribe_failure(pool: &PgPool, row_ids: &[String], now: NaiveDateTime) -> Result<()> {
     sqlx::query(

@@ -10,6 +10,7 @@ use super::types::{
     AvailabilityArgs, AvailabilityResult, ConnectOptions, FlagTarget, SchemaOptions, SubscribeResult, SyncOptions,
     SyncResult, WebhookOptions, WebhookResponse,
 };
+use super::types::{CleanupOptions, CleanupResult, HealthCount, RenewProgress, RenewReport, RenewWatchesOptions};
 use crate::availability::{Query, Selection};
 use crate::error::Error;
 use crate::flags::Subject;
@@ -148,6 +149,61 @@ impl CalendarSync {
             .await
             .map_err(js_error)?
             .into())
+    }
+
+    /// The cron pass (SPEC §7): subscribes calendars that should be watched (flag on for the user,
+    /// supported provider, valid credential, not a generic Google calendar) and have no channel;
+    /// renews channels expiring within `marginMs`; shares a calendar's channel with all its rows;
+    /// stops channels of calendars that should no longer be watched and deletes their cached rows;
+    /// then resyncs watched calendars not synced for `resyncAfterMs` (the safety net). Safe to run
+    /// from several processes at once; provider calls are bounded per provider.
+    #[napi]
+    pub async fn renew_watches(&self, options: Option<RenewWatchesOptions>) -> Result<RenewReport> {
+        let core = self.core()?;
+        let opts = options.unwrap_or_default().into_options();
+        Ok(core.renew_watches(&opts).await.map_err(js_error)?.into())
+    }
+
+    /// Deletes cached events that ended before `before` (default now), events of calendars no
+    /// longer watched, and expired legacy `CalendarCache` rows, `batchSize` rows per statement.
+    #[napi]
+    pub async fn cleanup(&self, options: Option<CleanupOptions>) -> Result<CleanupResult> {
+        let core = self.core()?;
+        let options = options.unwrap_or_default();
+        let cutoff = match options.before {
+            Some(b) => parse_iso("before", &b).map_err(js_error)?.naive_utc(),
+            None => crate::time::now_db(),
+        };
+        let size = options.batch_size.unwrap_or(5000).max(1) as i64;
+        Ok(core.cleanup(cutoff, size).await.map_err(js_error)?.into())
+    }
+
+    /// Calendars counted by provider and health, for dashboards and `npx calsync status`.
+    #[napi]
+    pub async fn status(&self) -> Result<Vec<HealthCount>> {
+        let core = self.core()?;
+        let rows = core
+            .status(std::time::Duration::from_secs(86_400))
+            .await
+            .map_err(js_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(integration, health, n)| HealthCount {
+                integration,
+                health: health.to_string(),
+                calendars: n as i64,
+            })
+            .collect())
+    }
+
+    /// Progress of the current (or last) `renewWatches` run. Synchronous.
+    #[napi]
+    pub fn progress(&self) -> Result<RenewProgress> {
+        let (done, total) = self.core()?.progress();
+        Ok(RenewProgress {
+            done: done as i64,
+            total: total as i64,
+        })
     }
 
     /// Closes the connection pool. Later calls reject with `CLOSED`; closing twice is harmless.

@@ -393,3 +393,156 @@ pub struct WebhookOptions {
     /// once, sync in the background).
     pub wait_for_sync: Option<bool>,
 }
+
+/// Options of `renewWatches`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct RenewWatchesOptions {
+    /// Renew channels that expire within this many milliseconds. Default 86400000 (24 h).
+    pub margin_ms: Option<f64>,
+    /// Concurrent provider operations per provider. Default 8.
+    pub concurrency: Option<u32>,
+    /// Calendars claimed per batch. Default 500.
+    pub batch_size: Option<u32>,
+    /// Safety net: resync watched calendars whose last successful sync is older than this many
+    /// milliseconds, however healthy their channel looks. Default 21600000 (6 h); a negative value
+    /// skips the safety net.
+    pub resync_after_ms: Option<f64>,
+    /// Consecutive subscribe failures that pause a calendar. Default 3.
+    pub max_failures: Option<u32>,
+    /// How long such a pause lasts, in milliseconds. Default 86400000 (24 h).
+    pub pause_ms: Option<f64>,
+}
+
+impl RenewWatchesOptions {
+    /// The library's renewal options.
+    pub fn into_options(self) -> crate::cron::RenewOptions {
+        let mut o = crate::cron::RenewOptions::default();
+        let ms = |v: f64| Duration::from_millis(v.max(0.0) as u64);
+        if let Some(v) = self.margin_ms {
+            o.policy.margin = ms(v);
+        }
+        if let Some(v) = self.max_failures {
+            o.policy.max_failures = v as i32;
+        }
+        if let Some(v) = self.pause_ms {
+            o.policy.pause = ms(v);
+        }
+        if let Some(v) = self.concurrency {
+            o.concurrency = v.max(1) as usize;
+        }
+        if let Some(v) = self.batch_size {
+            o.batch_size = v.max(1) as usize;
+        }
+        if let Some(v) = self.resync_after_ms {
+            o.resync_after = (v >= 0.0).then(|| ms(v));
+        }
+        o
+    }
+}
+
+/// What `renewWatches` did, counted by calendar (rows selecting one provider calendar count once).
+#[napi(object)]
+pub struct RenewReport {
+    /// Calendars looked at.
+    pub checked: i64,
+    /// Newly subscribed (and synced).
+    pub created: i64,
+    /// Channels renewed (Google: new channel, old one stopped; Outlook: PATCH, or a new one on 404).
+    pub renewed: i64,
+    /// Rows given the channel their calendar already had.
+    pub shared: i64,
+    /// Channels stopped (flag off, credential invalid, generic calendar) and cached rows deleted.
+    pub stopped: i64,
+    /// Calendars whose action failed (counted in `syncSubscribedErrorCount`).
+    pub failed: i64,
+    /// Calendars another process had claimed.
+    pub skipped: i64,
+    /// Calendars pausing after repeated subscribe failures.
+    pub paused: i64,
+    /// Calendars resynced by the safety net.
+    pub resynced: i64,
+    /// Highest number of concurrent Google operations.
+    pub peak_google_concurrency: i64,
+    /// Highest number of concurrent Microsoft operations.
+    pub peak_microsoft_concurrency: i64,
+}
+
+impl From<crate::cron::RenewReport> for RenewReport {
+    fn from(r: crate::cron::RenewReport) -> Self {
+        let i = |v: u64| v as i64;
+        RenewReport {
+            checked: i(r.checked),
+            created: i(r.created),
+            renewed: i(r.renewed),
+            shared: i(r.shared),
+            stopped: i(r.stopped),
+            failed: i(r.failed),
+            skipped: i(r.skipped),
+            paused: i(r.paused),
+            resynced: i(r.resynced),
+            peak_google_concurrency: i(r.peak_google),
+            peak_microsoft_concurrency: i(r.peak_microsoft),
+        }
+    }
+}
+
+/// Options of `cleanup`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct CleanupOptions {
+    /// Delete cached events that ended before this ISO-8601 instant. Default: now.
+    pub before: Option<String>,
+    /// Rows per delete statement. Default 5000.
+    pub batch_size: Option<u32>,
+}
+
+/// What `cleanup` did.
+#[napi(object)]
+pub struct CleanupResult {
+    /// Cached events that ended before the cutoff.
+    pub ended_events: i64,
+    /// Cached events of calendars that are no longer watched.
+    pub unwatched_events: i64,
+    /// Expired rows of the legacy `CalendarCache`.
+    pub legacy_rows: i64,
+    /// Statements run (each deletes at most `batchSize` rows).
+    pub statements: i64,
+    /// The longest single statement, in milliseconds.
+    pub longest_statement_ms: f64,
+}
+
+impl From<crate::cron::cleanup::CleanupReport> for CleanupResult {
+    fn from(r: crate::cron::cleanup::CleanupReport) -> Self {
+        CleanupResult {
+            ended_events: r.ended_events as i64,
+            unwatched_events: r.unwatched_events as i64,
+            legacy_rows: r.legacy_rows as i64,
+            statements: r.statements as i64,
+            longest_statement_ms: r.longest_statement_ms,
+        }
+    }
+}
+
+/// Calendars of one provider in one health state.
+#[napi(object)]
+pub struct HealthCount {
+    /// `google_calendar` or `office365_calendar`.
+    pub integration: String,
+    /// `healthy`, `expiring` (channel ends within 24 h), `failing` (last sync or subscribe failed,
+    /// or the credential is invalid), `stale` (no sync or confirmation within `staleAfterMs`), or
+    /// `unsubscribed`.
+    #[napi(ts_type = "'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed'")]
+    pub health: String,
+    /// Number of calendars.
+    pub calendars: i64,
+}
+
+/// Progress of the current (or last) `renewWatches` run.
+#[napi(object)]
+pub struct RenewProgress {
+    /// Calendars handled so far.
+    pub done: i64,
+    /// Calendars that needed work.
+    pub total: i64,
+}

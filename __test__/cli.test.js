@@ -1,0 +1,57 @@
+'use strict'
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const path = require('node:path')
+const { execFile } = require('node:child_process')
+const { startServer, createDatabase } = require('../dev/postgres')
+const seed = require('../dev/seed')
+const { Client } = require('pg')
+
+const CLI = path.join(__dirname, '..', 'cli.js')
+let server
+let db
+test.before(async () => {
+  server = await startServer()
+  db = await createDatabase(server.url, 'calsync_test_cli')
+})
+test.after(async () => {
+  await db?.drop()
+  await server?.stop()
+})
+
+function cli(args, env = {}) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, DATABASE_URL: db.url, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? err.code : 0, stdout, stderr })
+    })
+  })
+}
+
+test('schema, status, renew, cleanup and sync from the command line', async () => {
+  assert.equal((await cli(['schema'])).code, 0)
+  assert.equal((await cli(['schema'])).code, 0, 'idempotent')
+  const pg = new Client({ connectionString: db.url })
+  await pg.connect()
+  try {
+    const userId = await seed.createUser(pg)
+    await seed.createSelectedCalendar(pg, { userId, externalId: 'x@example.com' })
+  } finally {
+    await pg.end()
+  }
+  const status = await cli(['status', '--json'])
+  assert.equal(status.code, 0, status.stderr)
+  assert.deepEqual(JSON.parse(status.stdout), [{ integration: 'google_calendar', health: 'unsubscribed', calendars: 1 }])
+  assert.match((await cli(['status'])).stdout, /google_calendar\s+unsubscribed\s+1/)
+  const renew = await cli(['renew', '--json'])
+  assert.equal(renew.code, 0, renew.stderr)
+  assert.equal(JSON.parse(renew.stdout).checked, 1)
+  const cleanup = await cli(['cleanup', '--json'])
+  assert.equal(JSON.parse(cleanup.stdout).endedEvents, 0)
+  const sync = await cli(['sync', 'no-such-row'])
+  assert.equal(sync.code, 1)
+  assert.match(sync.stderr, /\[NOT_FOUND\]/)
+  const bad = await cli(['frobnicate'])
+  assert.equal(bad.code, 2)
+  const noDb = await cli(['status'], { DATABASE_URL: '' })
+  assert.match(noDb.stderr, /\[INVALID_ARGUMENT\]/)
+})

@@ -1,0 +1,20 @@
+// In the slot computation: busy times from the cache, and a live provider call only for the
+// calendars the cache cannot vouch for.
+import { calsync } from '@/lib/calsync'
+
+type Busy = { start: string; end: string }
+
+export async function busyTimes(
+  selectedCalendarIds: string[],
+  dateFrom: Date,
+  dateTo: Date,
+  fetchLive: (selectedCalendarId: string) => Promise<Busy[]>,
+): Promise<Busy[]> {
+  const { busy, uncached } = await (await calsync).getCachedAvailability({
+    selectedCalendarIds,
+    timeMin: dateFrom.toISOString(),
+    timeMax: dateTo.toISOString(),
+  })
+  const live = await Promise.all(uncached.map(({ id }) => fetchLive(id)))
+  return [...busy, ...live.flat()]
+}

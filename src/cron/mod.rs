@@ -1,0 +1,328 @@
+//! The cron work (SPEC §7): `renew` keeps exactly the calendars that should be watched watched
+//! (subscribe, renew, share, stop), with a safety-net resync; `cleanup` deletes what the cache no
+//! longer needs, in batches.
+//!
+//! Several processes may run `renew` at once. Each claims a batch of calendars with transaction-level
+//! advisory try-locks (the claims of other processes are skipped, like `FOR UPDATE SKIP LOCKED`),
+//! re-reads the claimed calendars, acts, and releases the batch. Provider calls run with bounded
+//! concurrency per provider.
+
+pub mod cleanup;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use sqlx::{PgPool, Row as _};
+
+use crate::db::calendars;
+use crate::error::Result;
+use crate::flags::SUBSCRIPTION_CACHE;
+use crate::sync::{Engine, GOOGLE, OFFICE365};
+use crate::time::now_db;
+use plan::{group, plan, Calendar, Plan, Policy, Row};
+
+const CANDIDATES_SQL: &str = include_str!("candidates.sql");
+
+/// Options of one renewal run.
+#[derive(Debug, Clone)]
+pub struct RenewOptions {
+    pub policy: Policy,
+    /// Concurrent provider calls per provider.
+    pub concurrency: usize,
+    /// Calendars claimed per batch.
+    pub batch_size: usize,
+    /// Resync watched calendars whose last successful sync is older than this (`None`: skip).
+    pub resync_after: Option<Duration>,
+}
+
+impl Default for RenewOptions {
+    fn default() -> Self {
+        RenewOptions {
+            policy: Policy::default(),
+            concurrency: 8,
+            batch_size: 500,
+            resync_after: Some(Duration::from_secs(6 * 3600)),
+        }
+    }
+}
+
+/// What a renewal run did, by calendar.
+#[derive(Debug, Clone, Default)]
+pub struct RenewReport {
+    /// Calendars looked at.
+    pub checked: u64,
+    /// Newly subscribed (and synced).
+    pub created: u64,
+    /// Channels renewed before they expired (or after they had).
+    pub renewed: u64,
+    /// Rows given the channel their calendar already had.
+    pub shared: u64,
+    /// Channels stopped because the calendar should no longer be watched.
+    pub stopped: u64,
+    /// Calendars whose action failed.
+    pub failed: u64,
+    /// Calendars another process had claimed.
+    pub skipped: u64,
+    /// Calendars pausing after repeated subscribe failures.
+    pub paused: u64,
+    /// Calendars resynced by the safety net.
+    pub resynced: u64,
+    /// Highest number of concurrent provider operations seen, per provider.
+    pub peak_google: u64,
+    pub peak_microsoft: u64,
+}
+
+/// Live progress of the current long run, for CLIs.
+#[derive(Default)]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub total: AtomicU64,
+}
+
+#[derive(Default)]
+struct Tally {
+    created: AtomicU64,
+    renewed: AtomicU64,
+    shared: AtomicU64,
+    stopped: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    paused: AtomicU64,
+    resynced: AtomicU64,
+    inflight: [AtomicUsize; 2],
+    peak: [AtomicUsize; 2],
+}
+
+impl Tally {
+    fn count(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Loads candidate rows: all of them, or the groups of `ids`.
+pub async fn candidates(pool: &PgPool, ids: Option<&[String]>) -> Result<Vec<Calendar>> {
+    let rows = sqlx::query(CANDIDATES_SQL)
+        .bind([GOOGLE, OFFICE365])
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(Row {
+            id: r.try_get("id")?,
+            user_id: r.try_get("userId")?,
+            integration: r.try_get("integration")?,
+            external_id: r.try_get("externalId")?,
+            credential_id: r.try_get("credentialId")?,
+            channel_id: r.try_get("channelId")?,
+            channel_expiration: r.try_get("channelExpiration")?,
+            sub_errors: r.try_get("sub_errors")?,
+            sub_error_at: r.try_get("sub_error_at")?,
+            synced_at: r.try_get("syncedAt")?,
+            sync_error_at: r.try_get("syncErrorAt")?,
+            subscribed_at: r.try_get("syncSubscribedAt")?,
+            credential_ok: r.try_get("credential_ok")?,
+        });
+    }
+    Ok(group(out))
+}
+
+impl Engine {
+    /// The cache flag for every user of `cals`, in one query (through the flag cache).
+    async fn cache_flags(&self, cals: &[Calendar]) -> Result<HashMap<i32, bool>> {
+        let mut users: Vec<i32> = cals.iter().map(|c| c.owner().user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        self.flags.for_users(&self.pool, SUBSCRIPTION_CACHE, &users).await
+    }
+
+    /// One renewal run (SPEC §7) followed by the safety net.
+    pub async fn renew(&self, opts: &RenewOptions, progress: &Progress) -> Result<RenewReport> {
+        let all = candidates(&self.pool, None).await?;
+        let flags = self.cache_flags(&all).await?;
+        let now = now_db();
+        let tally = Tally::default();
+        let mut work: Vec<&Calendar> = Vec::new();
+        for cal in &all {
+            match plan(
+                cal,
+                flags.get(&cal.owner().user_id).copied().unwrap_or(false),
+                now,
+                &opts.policy,
+            ) {
+                Plan::Healthy | Plan::Idle => {}
+                Plan::Paused => tally.count(&tally.paused),
+                _ => work.push(cal),
+            }
+        }
+        progress.total.store(work.len() as u64, Ordering::Relaxed);
+        progress.done.store(0, Ordering::Relaxed);
+        for batch in work.chunks(opts.batch_size.max(1)) {
+            self.renew_batch(batch, &flags, opts, &tally, progress).await?;
+        }
+        if let Some(after) = opts.resync_after {
+            self.safety_net(after, opts, &tally).await?;
+        }
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Ok(RenewReport {
+            checked: all.len() as u64,
+            created: get(&tally.created),
+            renewed: get(&tally.renewed),
+            shared: get(&tally.shared),
+            stopped: get(&tally.stopped),
+            failed: get(&tally.failed),
+            skipped: get(&tally.skipped),
+            paused: get(&tally.paused),
+            resynced: get(&tally.resynced),
+            peak_google: tally.peak[0].load(Ordering::Relaxed) as u64,
+            peak_microsoft: tally.peak[1].load(Ordering::Relaxed) as u64,
+        })
+    }
+
+    async fn renew_batch(
+        &self,
+        batch: &[&Calendar],
+        flags: &HashMap<i32, bool>,
+        opts: &RenewOptions,
+        tally: &Tally,
+        progress: &Progress,
+    ) -> Result<()> {
+        // Claim: try-lock every owner of the batch; the locks live as long as this transaction.
+        let owners: Vec<String> = batch.iter().map(|c| c.owner().id.clone()).collect();
+        let mut claim = self.pool.begin().await?;
+        let claimed: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM unnest($1::text[]) AS id WHERE pg_try_advisory_xact_lock(hashtextextended('calsync.renew:' || id, 0))",
+        )
+        .bind(&owners)
+        .fetch_all(&mut *claim)
+        .await?;
+        let skipped = owners.len() - claimed.len();
+        for _ in 0..skipped {
+            tally.count(&tally.skipped);
+        }
+        progress.done.fetch_add(skipped as u64, Ordering::Relaxed);
+        // Re-read under the claim: another process may have finished these calendars just before.
+        let fresh = if claimed.is_empty() {
+            Vec::new()
+        } else {
+            candidates(&self.pool, Some(&claimed)).await?
+        };
+        let now = now_db();
+        let mut jobs: [Vec<(Plan, Calendar)>; 2] = [Vec::new(), Vec::new()];
+        for cal in fresh {
+            if !claimed.contains(&cal.owner().id) {
+                continue; // a row of the group that only now became its owner: leave it to the next run
+            }
+            let p = plan(
+                &cal,
+                flags.get(&cal.owner().user_id).copied().unwrap_or(false),
+                now,
+                &opts.policy,
+            );
+            let slot = usize::from(cal.owner().integration == OFFICE365);
+            match p {
+                Plan::Healthy | Plan::Idle => {
+                    progress.done.fetch_add(1, Ordering::Relaxed);
+                }
+                Plan::Paused => {
+                    tally.count(&tally.paused);
+                    progress.done.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => jobs[slot].push((p, cal)),
+            }
+        }
+        let [google, microsoft] = jobs;
+        let run = |slot: usize, list: Vec<(Plan, Calendar)>| {
+            stream::iter(list)
+                .map(move |(p, cal)| async move {
+                    let now_running = tally.inflight[slot].fetch_add(1, Ordering::SeqCst) + 1;
+                    tally.peak[slot].fetch_max(now_running, Ordering::SeqCst);
+                    self.act(p, &cal, tally).await;
+                    tally.inflight[slot].fetch_sub(1, Ordering::SeqCst);
+                    progress.done.fetch_add(1, Ordering::Relaxed);
+                })
+                .buffer_unordered(opts.concurrency.max(1))
+                .collect::<Vec<()>>()
+        };
+        futures_util::future::join(run(0, google), run(1, microsoft)).await;
+        claim.commit().await?;
+        Ok(())
+    }
+
+    async fn act(&self, p: Plan, cal: &Calendar, tally: &Tally) {
+        let id = &cal.owner().id;
+        let outcome = match p {
+            Plan::Subscribe => self.subscribe(id).await.map(|_| &tally.created),
+            Plan::Renew if cal.owner().integration == OFFICE365 && cal.channel().is_some() => {
+                self.renew_graph_subscription(id).await.map(|_| &tally.renewed)
+            }
+            Plan::Renew => self.open_channel(id).await.map(|_| &tally.renewed),
+            Plan::Share => self.share_channel(cal).await.map(|_| &tally.shared),
+            Plan::Stop => self.unsubscribe(id).await.map(|_| &tally.stopped),
+            Plan::Paused | Plan::Healthy | Plan::Idle => return,
+        };
+        match outcome {
+            Ok(counter) => tally.count(counter),
+            Err(e) => {
+                tally.count(&tally.failed);
+                tracing::warn!(calendar = %id, action = ?p, code = e.code(), error = %e, "renewal action failed");
+            }
+        }
+    }
+
+    /// Calendars counted by provider and health (`healthy`, `expiring`, `failing`, `stale`,
+    /// `unsubscribed`), sorted.
+    pub async fn status(&self, margin: Duration) -> Result<Vec<(String, &'static str, u64)>> {
+        let now = now_db();
+        let mut counts: HashMap<(String, &'static str), u64> = HashMap::new();
+        for cal in candidates(&self.pool, None).await? {
+            let h = plan::health(&cal, now, margin, self.cfg.stale_after);
+            *counts.entry((cal.owner().integration.clone(), h)).or_default() += 1;
+        }
+        let mut out: Vec<(String, &'static str, u64)> = counts.into_iter().map(|((i, h), n)| (i, h, n)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn share_channel(&self, cal: &Calendar) -> Result<()> {
+        let Some(ch) = cal.channel() else { return Ok(()) };
+        let ids: Vec<String> = cal.rows.iter().map(|r| r.id.clone()).collect();
+        calendars::copy_channel(&self.pool, &ch.id, &ids).await
+    }
+
+    /// Resyncs watched calendars whose last successful sync is older than `after`, however healthy
+    /// their channel looks: notifications are not 100% reliable.
+    async fn safety_net(&self, after: Duration, opts: &RenewOptions, tally: &Tally) -> Result<()> {
+        let all = candidates(&self.pool, None).await?;
+        let flags = self.cache_flags(&all).await?;
+        let cutoff = now_db() - chrono::Duration::from_std(after).unwrap_or_default();
+        let due: Vec<String> = all
+            .iter()
+            .filter(|c| plan::should_watch(c, flags.get(&c.owner().user_id).copied().unwrap_or(false)))
+            .filter(|c| c.channel().is_some() && c.owner().synced_at.is_none_or(|t| t <= cutoff))
+            .map(|c| c.owner().id.clone())
+            .collect();
+        stream::iter(due)
+            .map(|id| async move {
+                match self.sync_notified(&id).await {
+                    Ok(_) => tally.count(&tally.resynced),
+                    Err(e) => {
+                        tally.count(&tally.failed);
+                        tracing::warn!(calendar = %id, code = e.code(), error = %e, "safety-net resync failed");
+                    }
+                }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect::<Vec<()>>()
+            .await;
+        Ok(())
+    }
+}
+
+/// Milliseconds since `t`, for reports.
+pub fn elapsed_ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
