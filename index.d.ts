@@ -307,7 +307,7 @@ export interface RenewReport {
 export interface RenewWatchesOptions {
   /** Renew channels that expire within this many milliseconds. Default 86400000 (24 h). */
   marginMs?: number
-  /** Concurrent provider operations per provider. Default 8. */
+  /** Concurrent provider operations per provider. Default 16. */
   concurrency?: number
   /** Calendars claimed per batch. Default 500. */
   batchSize?: number
@@ -368,6 +368,10 @@ export interface SyncResult {
   coalesced: boolean
   /** With `calendar-subscription-sync` on: the app's own bookings that changed (incremental syncs). */
   bookingChanges: Array<BookingUpdate>
+  /** Milliseconds spent waiting for the provider. */
+  providerMs: number
+  /** Milliseconds spent writing cache rows. */
+  databaseMs: number
 }
 
 /** A calendar the cache cannot answer for truthfully; call the provider live for it. */

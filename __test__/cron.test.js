@@ -112,7 +112,7 @@ test('one renewWatches over 1000 calendars subscribes exactly the calendars that
   const expected = groups.filter((g) => g.expected)
   assert.equal(report.created, expected.length)
   assert.equal(report.failed, 0)
-  assert.ok(report.peakGoogleConcurrency <= 8 && report.peakMicrosoftConcurrency <= 8, JSON.stringify(report))
+  assert.ok(report.peakGoogleConcurrency <= 16 && report.peakMicrosoftConcurrency <= 16, JSON.stringify(report))
   await assertWatched(groups, { createdOnce: true })
   // UserFeatures-only and organization-only users are both picked up; generic calendars never.
   for (const kind of ['userFeatureOnly', 'organizationOnly']) assert.ok(groups.some((g) => g.kind === kind && g.expected))

@@ -8,8 +8,8 @@ use crate::model::CacheEvent;
 
 const UPSERT_SQL: &str = include_str!("upsert_events.sql");
 
-/// Inserts or updates `events` for calendar `owner` with `updatedAt = stamp`. Later duplicates of an
-/// external id in `events` win. Returns the number of rows written.
+/// Inserts or updates `events` for calendar `owner` with `updatedAt = stamp`, in one statement. Each
+/// external id must appear once. Returns the number of rows written.
 pub async fn upsert(conn: &mut PgConnection, owner: &str, events: &[CacheEvent], stamp: NaiveDateTime) -> Result<u64> {
     if events.is_empty() {
         return Ok(0);
@@ -76,6 +76,111 @@ pub async fn upsert(conn: &mut PgConnection, owner: &str, events: &[CacheEvent],
     Ok(done.rows_affected())
 }
 
+const COPY_SQL: &str = r#"COPY "CalendarCacheEvent" ("id", "selectedCalendarId", "externalId", "externalEtag", "iCalUID",
+  "iCalSequence", "summary", "description", "location", "start", "end", "isAllDay", "timeZone", "status",
+  "recurringEventId", "originalStartTime", "createdAt", "updatedAt", "externalCreatedAt", "externalUpdatedAt") FROM STDIN"#;
+
+/// Appends a value in COPY text format (`\N` for NULL, backslash escapes).
+fn field(buf: &mut String, v: Option<&str>) {
+    let Some(s) = v else {
+        buf.push_str("\\N");
+        return;
+    };
+    for c in s.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '\t' => buf.push_str("\\t"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            c => buf.push(c),
+        }
+    }
+}
+
+/// Appends a timestamp in COPY text format, or `\\N`.
+fn time(buf: &mut String, t: Option<NaiveDateTime>) {
+    use std::fmt::Write;
+    match t {
+        Some(t) => {
+            let _ = write!(buf, "{}", t.format("%Y-%m-%d %H:%M:%S%.3f"));
+        }
+        None => buf.push_str("\\N"),
+    }
+}
+
+/// Encodes events as COPY text rows for calendar `owner`.
+pub fn copy_rows(owner: &str, events: &[CacheEvent], stamp: NaiveDateTime) -> String {
+    let mut buf = String::with_capacity(events.len() * 320);
+    for e in events {
+        let id = uuid::Uuid::new_v4().to_string();
+        let seq = e.ical_sequence.to_string();
+        for v in [
+            Some(id.as_str()),
+            Some(owner),
+            Some(&e.external_id),
+            Some(&e.etag),
+            e.ical_uid.as_deref(),
+            Some(&seq),
+        ] {
+            field(&mut buf, v);
+            buf.push('\t');
+        }
+        for v in [e.summary.as_deref(), e.description.as_deref(), e.location.as_deref()] {
+            field(&mut buf, v);
+            buf.push('\t');
+        }
+        time(&mut buf, Some(e.start));
+        buf.push('\t');
+        time(&mut buf, Some(e.end));
+        buf.push('\t');
+        for v in [
+            Some(if e.is_all_day { "t" } else { "f" }),
+            e.time_zone.as_deref(),
+            Some(e.status),
+            e.recurring_event_id.as_deref(),
+        ] {
+            field(&mut buf, v);
+            buf.push('\t');
+        }
+        for t in [e.original_start, Some(stamp), Some(stamp), e.external_created] {
+            time(&mut buf, t);
+            buf.push('\t');
+        }
+        time(&mut buf, e.external_updated);
+        buf.push('\n');
+    }
+    buf
+}
+
+/// Inserts `events` (none of them cached yet for `owner`) with `COPY`: the fast path of full syncs,
+/// which start from an empty calendar inside their transaction. Returns the rows written.
+pub async fn copy_insert(
+    conn: &mut PgConnection,
+    owner: &str,
+    events: &[CacheEvent],
+    stamp: NaiveDateTime,
+) -> Result<u64> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let data = copy_rows(owner, events, stamp);
+    let mut copy = conn.copy_in_raw(COPY_SQL).await?;
+    if let Err(e) = copy.send(data.as_bytes()).await {
+        let _ = copy.abort("calsync: sending rows failed").await;
+        return Err(e.into());
+    }
+    Ok(copy.finish().await?)
+}
+
+/// Deletes every cached row of these calendar rows (a full sync starts from nothing).
+pub async fn delete_all(conn: &mut PgConnection, rows: &[String]) -> Result<u64> {
+    let done = sqlx::query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1)"#)
+        .bind(rows)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes the rows of `owner` with these external ids. Returns how many existed.
 pub async fn delete(conn: &mut PgConnection, owner: &str, external_ids: &[String]) -> Result<u64> {
     if external_ids.is_empty() {
@@ -90,22 +195,42 @@ pub async fn delete(conn: &mut PgConnection, owner: &str, external_ids: &[String
     Ok(done.rows_affected())
 }
 
-/// After a full sync: deletes the rows of `owner` it did not write (those the provider no longer
-/// returns), and the rows other members of the group may still hold.
-pub async fn delete_unseen(
-    conn: &mut PgConnection,
-    owner: &str,
-    others: &[String],
-    stamp: NaiveDateTime,
-) -> Result<u64> {
-    let done = sqlx::query(
-        r#"DELETE FROM "CalendarCacheEvent"
-           WHERE ("selectedCalendarId" = $1 AND "updatedAt" <> $2) OR "selectedCalendarId" = ANY($3)"#,
-    )
-    .bind(owner)
-    .bind(stamp)
-    .bind(others)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_and_nulls() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
+            .unwrap()
+            .and_hms_milli_opt(3, 4, 5, 6)
+            .unwrap();
+        let e = CacheEvent {
+            external_id: "x".into(),
+            etag: "\"e\"".into(),
+            ical_uid: None,
+            ical_sequence: 2,
+            summary: Some("a\tb\nc\\d".into()),
+            description: None,
+            location: None,
+            start: t,
+            end: t,
+            is_all_day: true,
+            time_zone: Some("UTC".into()),
+            status: "tentative",
+            recurring_event_id: None,
+            original_start: None,
+            external_created: Some(t),
+            external_updated: None,
+        };
+        let row = copy_rows("cal", &[e], t);
+        let cols: Vec<&str> = row.trim_end_matches('\n').split('\t').collect();
+        assert_eq!(cols.len(), 20);
+        assert_eq!(&cols[1..7], &["cal", "x", "\"e\"", "\\N", "2", "a\\tb\\nc\\\\d"]);
+        assert_eq!(cols[9], "2026-01-02 03:04:05.006");
+        assert_eq!(
+            (cols[11], cols[13], cols[18], cols[19]),
+            ("t", "tentative", "2026-01-02 03:04:05.006", "\\N")
+        );
+    }
 }

@@ -1,19 +1,18 @@
--- Bulk upsert of cached events for one calendar ($1) in one statement. Within the batch the last
--- occurrence of an external id wins (ON CONFLICT cannot touch a row twice in one statement).
+-- Bulk upsert of cached events for one calendar ($1) in one statement. The caller passes each
+-- external id once (ON CONFLICT cannot touch a row twice in one statement).
 INSERT INTO "CalendarCacheEvent" AS c (
   "id", "selectedCalendarId", "externalId", "externalEtag", "iCalUID", "iCalSequence", "summary",
   "description", "location", "start", "end", "isAllDay", "timeZone", "status", "recurringEventId",
   "originalStartTime", "createdAt", "updatedAt", "externalCreatedAt", "externalUpdatedAt"
 )
-SELECT DISTINCT ON (u.ext) u.id, $1, u.ext, u.etag, u.uid, u.seq, u.summary, u.description, u.location,
+SELECT u.id, $1, u.ext, u.etag, u.uid, u.seq, u.summary, u.description, u.location,
        u.s, u.e, u.all_day, u.tz, u.status::"CalendarCacheEventStatus", u.recurring, u.original, $2, $2,
        u.created, u.updated
 FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::text[], $9::text[], $10::text[],
             $11::timestamp[], $12::timestamp[], $13::bool[], $14::text[], $15::text[], $16::text[],
             $17::timestamp[], $18::timestamp[], $19::timestamp[])
-     WITH ORDINALITY AS u(id, ext, etag, uid, seq, summary, description, location, s, e, all_day, tz,
-                          status, recurring, original, created, updated, ord)
-ORDER BY u.ext, u.ord DESC
+     AS u(id, ext, etag, uid, seq, summary, description, location, s, e, all_day, tz,
+          status, recurring, original, created, updated)
 ON CONFLICT ("selectedCalendarId", "externalId") DO UPDATE SET
   "externalEtag" = EXCLUDED."externalEtag",
   "iCalUID" = EXCLUDED."iCalUID",

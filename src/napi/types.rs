@@ -341,6 +341,10 @@ pub struct SyncResult {
     pub coalesced: bool,
     /// With `calendar-subscription-sync` on: the app's own bookings that changed (incremental syncs).
     pub booking_changes: Vec<BookingUpdate>,
+    /// Milliseconds spent waiting for the provider.
+    pub provider_ms: f64,
+    /// Milliseconds spent writing cache rows.
+    pub database_ms: f64,
 }
 
 impl From<SyncReport> for SyncResult {
@@ -354,6 +358,8 @@ impl From<SyncReport> for SyncResult {
             deleted: r.deleted as i64,
             coalesced: r.coalesced,
             booking_changes: r.booking_changes.into_iter().map(Into::into).collect(),
+            provider_ms: r.provider_ms,
+            database_ms: r.db_ms,
         }
     }
 }
@@ -400,7 +406,7 @@ pub struct WebhookOptions {
 pub struct RenewWatchesOptions {
     /// Renew channels that expire within this many milliseconds. Default 86400000 (24 h).
     pub margin_ms: Option<f64>,
-    /// Concurrent provider operations per provider. Default 8.
+    /// Concurrent provider operations per provider. Default 16.
     pub concurrency: Option<u32>,
     /// Calendars claimed per batch. Default 500.
     pub batch_size: Option<u32>,

@@ -61,6 +61,10 @@ pub struct SyncReport {
     /// True when a concurrent sync already covered this request and nothing ran.
     pub coalesced: bool,
     pub booking_changes: Vec<BookingChange>,
+    /// Time spent waiting for the provider, in milliseconds.
+    pub provider_ms: f64,
+    /// Time spent writing cache rows, in milliseconds.
+    pub db_ms: f64,
 }
 
 /// The engine: database pool, configuration, provider clients, flags and coalescing gates.
@@ -188,6 +192,13 @@ impl Engine {
             report_bookings,
             report: SyncReport::default(),
         };
+        // A full sync replaces the calendar's rows: inside this transaction it starts from nothing
+        // (readers keep seeing the old rows until the commit) and streams pages in with COPY.
+        let replaced = if run.full {
+            events::delete_all(&mut tx, &group.row_ids).await?
+        } else {
+            0
+        };
         let fetched = match group.integration.as_str() {
             OFFICE365 => self.fetch_microsoft(&mut tx, &mut run, &access).await,
             _ => self.fetch_google(&mut tx, &mut run, &mut access, credential).await,
@@ -202,13 +213,7 @@ impl Engine {
             }
         };
         if run.full {
-            let others: Vec<String> = group
-                .row_ids
-                .iter()
-                .filter(|r| **r != group.owner_id)
-                .cloned()
-                .collect();
-            run.report.deleted += events::delete_unseen(&mut tx, &group.owner_id, &others, now).await?;
+            run.report.deleted = replaced.saturating_sub(run.report.upserted);
             let (start, end) = self.window(now);
             calendars::store_window(&mut tx, &group.owner_id, start, end, now).await?;
         }
@@ -246,11 +251,13 @@ impl Engine {
         let mut tz: Tz = Tz::UTC;
         let mut refreshed = false;
         loop {
-            let page = match self
+            let asked = std::time::Instant::now();
+            let listed = self
                 .google
                 .list_events(access, &run.group.external_id, &query, page_token.as_deref())
-                .await
-            {
+                .await;
+            run.report.provider_ms += asked.elapsed().as_secs_f64() * 1000.0;
+            let page = match listed {
                 Ok(p) => p,
                 // A refused access token that looked fresh: refresh once, then ask again.
                 Err(ProviderError::Unauthorized) if !refreshed => {
@@ -295,7 +302,10 @@ impl Engine {
             working_elsewhere_is_busy: self.cfg.microsoft.working_elsewhere_is_busy,
         };
         loop {
-            let page = match self.microsoft.delta_page(access, &url).await {
+            let asked = std::time::Instant::now();
+            let fetched = self.microsoft.delta_page(access, &url).await;
+            run.report.provider_ms += asked.elapsed().as_secs_f64() * 1000.0;
+            let page = match fetched {
                 Ok(p) => p,
                 Err(ProviderError::SyncTokenInvalid) if !run.full => return Err(Restart::FullSync),
                 Err(e) => return Err(Restart::Failed(e.into())),
@@ -341,11 +351,37 @@ impl Engine {
                 Change::Remove { external_id, .. } => removes.push(external_id),
             }
         }
-        run.report.upserted += events::upsert(tx, &run.group.owner_id, &upserts, run.stamp).await?;
-        if !run.full {
+        let writing = std::time::Instant::now();
+        if run.full {
+            run.report.upserted += self.copy_page(tx, run, &upserts).await?;
+        } else {
+            run.report.upserted += events::upsert(tx, &run.group.owner_id, &upserts, run.stamp).await?;
             run.report.deleted += events::delete(tx, &run.group.owner_id, &removes).await?;
         }
+        run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
         Ok(())
+    }
+
+    /// COPYs a page of a full sync; should a page repeat an id an earlier page had, it is upserted
+    /// instead (the savepoint undoes the failed COPY).
+    async fn copy_page(&self, tx: &mut PgConnection, run: &Run<'_>, rows: &[CacheEvent]) -> Result<u64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        sqlx::query("SAVEPOINT calsync_page").execute(&mut *tx).await?;
+        match events::copy_insert(tx, &run.group.owner_id, rows, run.stamp).await {
+            Ok(n) => {
+                sqlx::query("RELEASE SAVEPOINT calsync_page").execute(&mut *tx).await?;
+                Ok(n)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "COPY of a page failed; upserting it instead");
+                sqlx::query("ROLLBACK TO SAVEPOINT calsync_page")
+                    .execute(&mut *tx)
+                    .await?;
+                events::upsert(tx, &run.group.owner_id, rows, run.stamp).await
+            }
+        }
     }
 
     async fn record_failure(&self, group: &Group, e: &Error) {

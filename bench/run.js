@@ -1,0 +1,428 @@
+'use strict'
+// `npm run bench [-- --quick]`: calsync against what users would otherwise run, side by side, on the
+// same database in the same run. Prints a table, writes bench/results.json and the figures section
+// of BENCHMARKS.md. The emulator runs in a child process so its cost is not counted against calsync.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { fork } = require('node:child_process')
+const { Pool } = require('pg')
+const { startServer, createDatabase } = require('../dev/postgres')
+const { startReceiver } = require('../dev/receiver')
+const seed = require('../dev/seed')
+const { CalendarSync, applySchema } = require('../calsync.js')
+
+const QUICK = process.argv.includes('--quick')
+const SIZE = QUICK
+  ? { readEvents: 100_000, users: 500, singleCalls: 300, throughputMs: 1500, ingest: 10_000, burst: 200, burstCalendars: 10, renew: 1000, memory: 20_000 }
+  : { readEvents: 1_000_000, users: 5000, singleCalls: 2000, throughputMs: 4000, ingest: 50_000, burst: 1000, burstCalendars: 50, renew: 10_000, memory: 200_000 }
+const CALLERS = 16
+const DAY = 24 * 3600 * 1000
+const FLAG = 'calendar-subscription-cache'
+const READ_SQL = ['read_by_ids.sql', 'availability.sql'].map((f) => fs.readFileSync(path.join(__dirname, '..', 'src', 'db', f), 'utf8')).join('')
+
+const log = (...a) => console.error('[bench]', ...a)
+const rows = []
+const results = { quick: QUICK, sizes: SIZE, scenarios: {} }
+
+function record(scenario, metric, value, { baseline, baselineName, target, pass, unit = '' } = {}) {
+  const row = { scenario, metric, calsync: value, unit, baselineName: baselineName ?? null, baseline: baseline ?? null, target: target ?? null, pass: pass ?? null }
+  if (baseline != null && value != null) row.ratio = value / baseline
+  rows.push(row)
+  ;(results.scenarios[scenario] ??= []).push(row)
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+}
+
+async function latencies(n, fn) {
+  const out = []
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint()
+    await fn()
+    out.push(Number(process.hrtime.bigint() - t) / 1e6)
+  }
+  out.sort((a, b) => a - b)
+  return { p50: percentile(out, 50), p99: percentile(out, 99) }
+}
+
+async function throughput(ms, callers, fn) {
+  let calls = 0
+  const end = Date.now() + ms
+  await Promise.all(Array.from({ length: callers }, async () => {
+    while (Date.now() < end) {
+      await fn()
+      calls++
+    }
+  }))
+  return calls / (ms / 1000)
+}
+
+function emulatorProcess() {
+  const child = fork(path.join(__dirname, 'emulator-process.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  let next = 0
+  const waiting = new Map()
+  child.on('message', (m) => {
+    const w = waiting.get(m.id)
+    waiting.delete(m.id)
+    if (m.ok) w.resolve(m.value)
+    else w.reject(new Error(m.error))
+  })
+  const call = (cmd, args) => new Promise((resolve, reject) => {
+    const id = ++next
+    waiting.set(id, { resolve, reject })
+    child.send({ id, cmd, args })
+  })
+  return { call, child }
+}
+
+// ------------------------------------------------------------------------------------- read --
+async function readScenario(url, pg) {
+  log(`read: seeding ${SIZE.readEvents} cached events for ${SIZE.users} users`)
+  const db = await pg.connect()
+  let target
+  let ids
+  try {
+    await seed.setGlobalFlag(db, FLAG, true)
+    await db.query(`INSERT INTO users (email) SELECT 'u' || i || '@bench.example' FROM generate_series(1, $1) i`, [SIZE.users])
+    const { rows: [{ first }] } = await db.query('SELECT min(id) AS first FROM users')
+    target = first
+    await db.query(`INSERT INTO "UserFeatures" ("userId", "featureId", "assignedBy", "updatedAt") SELECT id, $1, 'bench', now() FROM users`, [FLAG])
+    // The target user has 10 calendars, everyone else 2; all subscribed and synced over a wide window.
+    await db.query(
+      `INSERT INTO "SelectedCalendar" (id, "userId", integration, "externalId", "channelId", "channelExpiration", "syncSubscribedAt", "syncToken", "syncedAt")
+       SELECT 'cal-' || u.id || '-' || c, u.id, 'google_calendar', 'ext-' || u.id || '-' || c || '@bench.example', 'ch-' || u.id || '-' || c,
+              now() + interval '6 days', now(), 'token', now()
+       FROM users u, generate_series(1, 10) c WHERE c <= CASE WHEN u.id = $1 THEN 10 ELSE 2 END`,
+      [target],
+    )
+    await db.query(
+      `INSERT INTO "CalendarSyncState" ("selectedCalendarId", "windowStart", "windowEnd", "updatedAt")
+       SELECT id, now() - interval '60 days', now() + interval '180 days', now() FROM "SelectedCalendar"`,
+    )
+    const { rows: [{ n: calendars }] } = await db.query('SELECT count(*)::int AS n FROM "SelectedCalendar"')
+    const perCalendar = Math.ceil(SIZE.readEvents / calendars)
+    await db.query(
+      `INSERT INTO "CalendarCacheEvent" (id, "selectedCalendarId", "externalId", "externalEtag", "iCalUID", summary, start, "end", "timeZone", "updatedAt")
+       SELECT sc.id || '-' || e, sc.id, 'e' || e, '"1"', 'e' || e || '@google.com', 'Busy',
+              date_trunc('hour', now()) - interval '30 days' + ((e * 7919) % 2880) * interval '1 hour',
+              date_trunc('hour', now()) - interval '30 days' + ((e * 7919) % 2880) * interval '1 hour' + interval '45 minutes',
+              'UTC', now()
+       FROM "SelectedCalendar" sc, generate_series(1, $1) e`,
+      [perCalendar],
+    )
+    await db.query('ANALYZE')
+    ids = (await db.query('SELECT id FROM "SelectedCalendar" WHERE "userId" = $1 ORDER BY id', [target])).rows.map((r) => r.id)
+    const { rows: [{ n }] } = await db.query('SELECT count(*)::int AS n FROM "CalendarCacheEvent"')
+    log(`read: ${n} events in ${calendars} calendars`)
+  } finally {
+    db.release()
+  }
+  const timeMin = new Date(Math.ceil(Date.now() / DAY) * DAY).toISOString()
+  const timeMax = new Date(Date.parse(timeMin) + 31 * DAY).toISOString()
+  const sync = await CalendarSync.connect({ databaseUrl: url, maxConnections: CALLERS + 1 })
+  const args = { selectedCalendarIds: ids, timeMin, timeMax }
+  const calsyncRead = () => sync.getCachedAvailability(args)
+  // (a) what Cal.com's repository does, through node-postgres: the events of the calendars in the
+  // range, mapped to { start, end, timeZone } in JS.
+  const calcomRead = async () => {
+    const r = await pg.query({
+      name: 'calcom-read',
+      text: `SELECT "start", "end", "timeZone" FROM "CalendarCacheEvent"
+             WHERE "selectedCalendarId" = ANY($1) AND "start" < $3 AND "end" > $2 AND status <> 'cancelled'`,
+      values: [ids, timeMin, timeMax],
+    })
+    return r.rows.map((e) => ({ start: e.start.toISOString(), end: e.end.toISOString(), timeZone: e.timeZone }))
+  }
+  // (b) the floor: calsync's own statement, sent the same way (unnamed, planned with its values),
+  // raw rows, nothing done with them.
+  const bareRead = () => pg.query({ text: READ_SQL, values: [ids, timeMin, timeMax], rowMode: 'array' })
+  const check = await calsyncRead()
+  log(`read: ${check.busy.length} busy blocks from ${check.served.length} calendars`)
+  if (check.served.length !== 10) throw new Error(`expected 10 served calendars: ${JSON.stringify(check.uncached)}`)
+  for (const f of [calsyncRead, calcomRead, bareRead]) await latencies(200, f) // warm up (prepared statements, flag cache)
+  const single = {}
+  const tput = {}
+  for (const [name, f] of [['calsync', calsyncRead], ['pg', calcomRead], ['floor', bareRead]]) {
+    single[name] = await latencies(SIZE.singleCalls, f)
+    tput[name] = await throughput(SIZE.throughputMs, CALLERS, f)
+  }
+  await sync.close()
+  record('read', 'p50 latency', single.calsync.p50, { unit: 'ms', baselineName: 'bare SQL floor', baseline: single.floor.p50, target: '≤ 1.15× floor', pass: single.calsync.p50 <= 1.15 * single.floor.p50 })
+  record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'bare SQL floor', baseline: single.floor.p99 })
+  record('read', 'p50 latency', single.calsync.p50, { unit: 'ms', baselineName: 'node-postgres + JS mapping', baseline: single.pg.p50 })
+  record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'node-postgres + JS mapping', baseline: single.pg.p99 })
+  record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'node-postgres + JS mapping', baseline: tput.pg, target: '≥ 1.5× node-postgres', pass: tput.calsync >= 1.5 * tput.pg })
+  record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'bare SQL floor', baseline: tput.floor })
+}
+
+// ----------------------------------------------------------------------------------- ingest --
+async function googleCalendarRow(pg, emu, { calendarId, userId }) {
+  const key = await emu.call('googleAccount')
+  const db = await pg.connect()
+  try {
+    const credentialId = await seed.createCredential(db, { userId, type: 'google_calendar', key })
+    return await seed.createSelectedCalendar(db, { userId, externalId: calendarId, credentialId })
+  } finally {
+    db.release()
+  }
+}
+
+async function flaggedUser(pg) {
+  const db = await pg.connect()
+  try {
+    const userId = await seed.createUser(db)
+    await seed.setUserFlag(db, userId, FLAG, true)
+    return userId
+  } finally {
+    db.release()
+  }
+}
+
+async function ingestScenario(sync, pg, emu) {
+  const calendarId = 'ingest@bench.example'
+  await emu.call('googleCalendars', { ids: [calendarId] })
+  log(`ingest: ${SIZE.ingest} events at the emulator`)
+  await emu.call('seedGoogle', { calendarId, count: SIZE.ingest })
+  const id = await googleCalendarRow(pg, emu, { calendarId, userId: await flaggedUser(pg) })
+  const t = Date.now()
+  const report = await sync.syncCalendar(id, { full: true })
+  const wall = Date.now() - t
+  const writeRate = report.upserted / (report.databaseMs / 1000)
+  log(`ingest: ${report.upserted} events in ${report.pages} pages, ${wall} ms (${report.providerMs.toFixed(0)} ms fetching, ${report.databaseMs.toFixed(0)} ms writing)`)
+  // Baseline: the same rows written one upsert per row (Cal.com's repository), in one transaction.
+  const { rows: events } = await pg.query(`SELECT * FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = $1`, [id])
+  const db = await pg.connect()
+  let perRow
+  try {
+    const userId = (await db.query('SELECT "userId" FROM "SelectedCalendar" WHERE id = $1', [id])).rows[0].userId
+    const other = await seed.createSelectedCalendar(db, { userId, externalId: 'per-row@bench.example' })
+    const t0 = Date.now()
+    await db.query('BEGIN')
+    for (const e of events) {
+      await db.query({
+        name: 'per-row-upsert',
+        text: `INSERT INTO "CalendarCacheEvent" (id, "selectedCalendarId", "externalId", "externalEtag", "iCalUID", "iCalSequence", summary, description, location,
+                 start, "end", "isAllDay", "timeZone", status, "recurringEventId", "originalStartTime", "createdAt", "updatedAt", "externalCreatedAt", "externalUpdatedAt")
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), now(), $17, $18)
+               ON CONFLICT ("selectedCalendarId", "externalId") DO UPDATE SET "externalEtag" = EXCLUDED."externalEtag", start = EXCLUDED.start,
+                 "end" = EXCLUDED."end", summary = EXCLUDED.summary, "updatedAt" = now()`,
+        values: [e.id + '-b', other, e.externalId, e.externalEtag, e.iCalUID, e.iCalSequence, e.summary, e.description, e.location,
+          e.start, e.end, e.isAllDay, e.timeZone, e.status, e.recurringEventId, e.originalStartTime, e.externalCreatedAt, e.externalUpdatedAt],
+      })
+    }
+    await db.query('COMMIT')
+    perRow = events.length / ((Date.now() - t0) / 1000)
+  } finally {
+    db.release()
+  }
+  record('ingest', 'database write rate', writeRate, { unit: 'events/s', baselineName: 'one upsert per row (pg)', baseline: perRow, target: '≥ 50 000/s and ≥ 5× per-row', pass: writeRate >= 50_000 && writeRate >= 5 * perRow })
+  record('ingest', 'full sync incl. fetch', report.upserted / (wall / 1000), { unit: 'events/s' })
+  results.ingest = { events: report.upserted, pages: report.pages, wallMs: wall, providerMs: report.providerMs, databaseMs: report.databaseMs, perRowRate: perRow }
+}
+
+// ------------------------------------------------------------------------------------ burst --
+async function burstScenario(sync, pg, emu) {
+  const userId = await flaggedUser(pg)
+  const cals = []
+  const ids = Array.from({ length: SIZE.burstCalendars }, (_, i) => `burst-${i}@bench.example`)
+  await emu.call('googleCalendars', { ids })
+  for (const calendarId of ids) {
+    await emu.call('seedGoogle', { calendarId, count: 20, days: 30 })
+    const id = await googleCalendarRow(pg, emu, { calendarId, userId })
+    const sub = await sync.subscribe(id)
+    const { rows: [r] } = await pg.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [id])
+    cals.push({ id, calendarId, headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': 'bench-webhook-secret', 'x-goog-resource-id': r.channelResourceId, 'x-goog-resource-state': 'exists' } })
+  }
+  // Every calendar changed without a word; then the notifications come, all within one second.
+  for (const c of cals) await emu.call('seedGoogle', { calendarId: c.calendarId, count: 3, days: 30, offset: 1 })
+  // (a) Each calendar's notifications arrive together (a bulk change), calendars spread over the
+  // second; (b) the same number spread evenly, one every millisecond, round robin over calendars.
+  const shapes = {
+    'per-calendar bursts': (i) => Math.floor((i % cals.length) * (1000 / cals.length)),
+    'evenly spread': (i) => Math.floor((i * 1000) / SIZE.burst),
+  }
+  results.burst = {}
+  for (const [shape, at] of Object.entries(shapes)) {
+    for (const c of cals) await emu.call('seedGoogle', { calendarId: c.calendarId, count: 3, days: 30, offset: shape.length })
+    const listsBefore = await emu.call('counter', { name: 'google.events.list.sequence' })
+    const times = []
+    const t0 = Date.now()
+    await Promise.all(Array.from({ length: SIZE.burst }, (_, i) => new Promise((resolve) => {
+      setTimeout(async () => {
+        const t = process.hrtime.bigint()
+        const res = await sync.handleGoogleWebhook({ headers: cals[i % cals.length].headers })
+        times.push(Number(process.hrtime.bigint() - t) / 1e6)
+        if (res.status !== 200 || !/synced|coalesced/.test(res.body)) log(`burst: unexpected ${res.status} ${res.body}`)
+        resolve()
+      }, at(i))
+    })))
+    const untilCorrect = Date.now() - t0
+    const lists = (await emu.call('counter', { name: 'google.events.list.sequence' })) - listsBefore
+    const timeMin = new Date().toISOString()
+    const timeMax = new Date(Date.now() + 60 * DAY).toISOString()
+    let wrong = 0
+    for (const c of cals) {
+      const res = await sync.getCachedAvailability({ selectedCalendarIds: [c.id], timeMin, timeMax })
+      if (res.served.length !== 1) log(`burst: calendar not served: ${JSON.stringify(res.uncached)}`)
+      const got = res.busy.map((b) => [Date.parse(b.start), Date.parse(b.end)])
+      const want = (await emu.call('freeBusy', { calendarId: c.calendarId, timeMin, timeMax })).map((b) => [Date.parse(b.start), Date.parse(b.end)])
+      if (JSON.stringify(got) !== JSON.stringify(want)) wrong++
+    }
+    times.sort((a, b) => a - b)
+    const name = `burst (${shape})`
+    record(name, 'list sequences per calendar', lists / cals.length, { target: '≤ 2', pass: lists <= 2 * cals.length })
+    record(name, 'webhook p50', percentile(times, 50), { unit: 'ms' })
+    record(name, 'webhook p99', percentile(times, 99), { unit: 'ms', target: '< 50 ms', pass: percentile(times, 99) < 50 })
+    record(name, 'first notification → cache correct', untilCorrect, { unit: 'ms', target: 'every calendar equals freeBusy', pass: wrong === 0 })
+    results.burst[shape] = { notifications: SIZE.burst, calendars: cals.length, listSequences: lists, calendarsWrong: wrong }
+  }
+}
+
+// ---------------------------------------------------------------------------------- renewal --
+async function renewScenario(sync, pg, emu) {
+  log(`renewal: ${SIZE.renew} Google calendars due, 20 ms emulator latency per call`)
+  const ids = Array.from({ length: SIZE.renew }, (_, i) => `renew-${i}@bench.example`)
+  await emu.call('googleCalendars', { ids })
+  const userId = await flaggedUser(pg)
+  const key = await emu.call('googleAccount')
+  const db = await pg.connect()
+  try {
+    const credentialId = await seed.createCredential(db, { userId, type: 'google_calendar', key })
+    await db.query(
+      `INSERT INTO "SelectedCalendar" (id, "userId", integration, "externalId", "credentialId", "channelId", "channelKind", "channelResourceId", "channelExpiration", "syncSubscribedAt", "syncToken", "syncedAt")
+       SELECT 'renew-' || i, $1, 'google_calendar', x, $2, 'old-' || i, 'web_hook', 'res-' || i, now() + interval '2 hours', now(), 'tok', now()
+       FROM unnest($3::text[]) WITH ORDINALITY AS t(x, i)`,
+      [userId, credentialId, ids],
+    )
+  } finally {
+    db.release()
+  }
+  await emu.call('latency', { endpoints: ['google.events.watch', 'google.channels.stop'], ms: 20 })
+  const concurrency = 16
+  const t = Date.now()
+  const report = await sync.renewWatches({ concurrency, resyncAfterMs: -1 })
+  const wall = (Date.now() - t) / 1000
+  await emu.call('clearFaults')
+  log(`renewal: ${JSON.stringify(report)}`)
+  record('renewal', `${SIZE.renew} calendars renewed`, wall, { unit: 's', target: '< 60 s', pass: wall < 60 && report.renewed === SIZE.renew })
+  record('renewal', 'peak concurrency (Google)', report.peakGoogleConcurrency, { target: `≤ ${concurrency} (configured)`, pass: report.peakGoogleConcurrency <= concurrency })
+  results.renewal = { ...report, wallSeconds: wall, concurrency }
+}
+
+// ----------------------------------------------------------------------------------- memory --
+async function memoryScenario(sync, pg, emu) {
+  const calendarId = 'memory@bench.example'
+  await emu.call('googleCalendars', { ids: [calendarId] })
+  log(`memory: ${SIZE.memory} events at the emulator`)
+  await emu.call('seedGoogle', { calendarId, count: SIZE.memory, days: 170 })
+  const id = await googleCalendarRow(pg, emu, { calendarId, userId: await flaggedUser(pg) })
+  global.gc?.()
+  const before = process.memoryUsage().rss
+  let peak = before
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, 2)
+  const report = await sync.syncCalendar(id, { full: true })
+  clearInterval(sampler)
+  peak = Math.max(peak, process.memoryUsage().rss)
+  const growth = (peak - before) / (1024 * 1024)
+  log(`memory: ${report.upserted} events synced; RSS ${(before / 1048576).toFixed(0)} MB → peak ${(peak / 1048576).toFixed(0)} MB`)
+  record('memory', `peak RSS growth, full sync of ${SIZE.memory} events`, growth, { unit: 'MB', target: '< 64 MB', pass: growth < 64 })
+}
+
+// --------------------------------------------------------------------------------- reporting --
+const fmt = (v) => (v == null ? '' : typeof v === 'boolean' ? String(v) : Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(v < 1 ? 3 : 2))
+
+function table() {
+  const head = ['scenario', 'metric', 'calsync', 'baseline', 'ratio', 'target', 'met']
+  const body = rows.map((r) => [r.scenario, r.metric, `${fmt(r.calsync)} ${r.unit}`.trim(), r.baseline == null ? '' : `${fmt(r.baseline)} ${r.unit} (${r.baselineName})`, r.ratio == null ? '' : `${r.ratio.toFixed(2)}×`, r.target ?? '', r.pass == null ? '' : r.pass ? 'yes' : 'NO'])
+  return [head, ...body]
+}
+
+function markdown(machine) {
+  const t = table()
+  const line = (cells) => `| ${cells.join(' | ')} |`
+  return [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpu} × ${machine.cores}, ${machine.memoryGb} GB, ${machine.postgres}, Node ${process.version}${QUICK ? ' (--quick sizes)' : ''}.`,
+    '',
+    line(t[0]),
+    line(t[0].map(() => '---')),
+    ...t.slice(1).map(line),
+  ].join('\n')
+}
+
+async function main() {
+  const started = Date.now()
+  const server = await startServer({ log })
+  const emu = emulatorProcess()
+  const { url: emuUrl } = await emu.call('start')
+  let current // the CalendarSync the webhook receiver hands requests to
+  const receiver = await startReceiver(() => current)
+  const open = async (name) => {
+    const database = await createDatabase(server.url, `calsync_bench_${name}`)
+    await applySchema({ databaseUrl: database.url })
+    const pg = new Pool({ connectionString: database.url, max: CALLERS })
+    await pg.query(`UPDATE "Feature" SET enabled = true WHERE slug = $1`, [FLAG])
+    return { database, pg, close: async () => { await pg.end(); await database.drop().catch(() => {}) } }
+  }
+  const connect = (url) => CalendarSync.connect({
+    databaseUrl: url, maxConnections: 20, googleApiUrl: `${emuUrl}/calendar/v3`, googleTokenUrl: `${emuUrl}/token`,
+    googleClientId: 'bench', googleClientSecret: 'bench', googleWebhookToken: 'bench-webhook-secret', googleWebhookUrl: receiver.url,
+  })
+  try {
+    // Each group of scenarios gets a database of its own, so none pays for another's rows.
+    const read = await open('read')
+    results.machine = {
+      cpu: os.cpus()[0].model.trim(), cores: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30),
+      postgres: `PostgreSQL ${(await read.pg.query('SHOW server_version')).rows[0].server_version.split(' ')[0]}`,
+    }
+    try {
+      await readScenario(read.database.url, read.pg)
+    } finally {
+      await read.close()
+    }
+    const syncs = await open('sync')
+    current = await connect(syncs.database.url)
+    try {
+      await ingestScenario(current, syncs.pg, emu)
+      await burstScenario(current, syncs.pg, emu)
+      await memoryScenario(current, syncs.pg, emu)
+    } finally {
+      await current.close()
+      await syncs.close()
+    }
+    const renewal = await open('renewal')
+    current = await connect(renewal.database.url)
+    try {
+      await renewScenario(current, renewal.pg, emu)
+    } finally {
+      await current.close()
+      await renewal.close()
+    }
+    const machine = results.machine
+
+    const t = table()
+    const widths = t[0].map((_, i) => Math.max(...t.map((r) => String(r[i]).length)))
+    console.log(t.map((r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ')).join('\n'))
+    results.finishedInSeconds = (Date.now() - started) / 1000
+    fs.writeFileSync(path.join(__dirname, 'results.json'), JSON.stringify(results, null, 2) + '\n')
+    const mdPath = path.join(__dirname, '..', 'BENCHMARKS.md')
+    const md = fs.readFileSync(mdPath, 'utf8')
+    const section = `<!-- figures:${QUICK ? 'quick' : 'full'} -->\n${markdown(machine)}\n<!-- /figures:${QUICK ? 'quick' : 'full'} -->`
+    const re = new RegExp(`<!-- figures:${QUICK ? 'quick' : 'full'} -->[\\s\\S]*?<!-- /figures:${QUICK ? 'quick' : 'full'} -->`)
+    fs.writeFileSync(mdPath, re.test(md) ? md.replace(re, section) : `${md.trimEnd()}\n\n${section}\n`)
+    log(`done in ${results.finishedInSeconds.toFixed(0)} s; wrote bench/results.json and BENCHMARKS.md`)
+  } finally {
+    await receiver.close()
+    await emu.call('stop').catch(() => {})
+    await server.stop()
+  }
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exitCode = 1
+})
