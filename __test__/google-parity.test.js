@@ -4,21 +4,12 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { startStack, spans } = require('./stack')
+const { prng } = require('./helpers')
 
 const HOUR = 3600 * 1000
 const DAY = 24 * HOUR
 const ZONES = ['UTC', 'America/New_York', 'America/Los_Angeles', 'Europe/Berlin', 'Europe/London', 'Asia/Kolkata', 'Asia/Tokyo', 'Australia/Sydney', 'Pacific/Auckland', 'America/Sao_Paulo']
 const CALENDARS = 200
-
-function prng(seed) {
-  return () => {
-    seed |= 0
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const day0 = Math.ceil(Date.now() / DAY) * DAY
 const dateOf = (ms) => new Date(ms).toISOString().slice(0, 10)

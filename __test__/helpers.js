@@ -30,4 +30,15 @@ async function freshDatabase() {
   }
 }
 
-module.exports = { freshDatabase, calsync }
+/** A small seeded PRNG (mulberry32): the same seed gives the same random scenario. */
+function prng(seed) {
+  return () => {
+    seed |= 0
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+module.exports = { freshDatabase, calsync, prng }

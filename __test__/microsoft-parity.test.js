@@ -4,22 +4,13 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { startStack, spans } = require('./stack')
+const { prng } = require('./helpers')
 
 const HOUR = 3600 * 1000
 const DAY = 24 * HOUR
 const ZONES = ['UTC', 'Pacific Standard Time', 'Eastern Standard Time', 'W. Europe Standard Time', 'GMT Standard Time', 'India Standard Time', 'Tokyo Standard Time', 'AUS Eastern Standard Time', 'New Zealand Standard Time', 'E. South America Standard Time', 'Europe/Berlin', 'America/Chicago']
 const SHOW_AS = ['busy', 'busy', 'busy', 'tentative', 'oof', 'free', 'workingElsewhere']
 const CALENDARS = 200
-
-function prng(seed) {
-  return () => {
-    seed |= 0
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const day0 = Math.ceil(Date.now() / DAY) * DAY
 const wall = (ms) => new Date(ms).toISOString().slice(0, 19) + '.0000000'

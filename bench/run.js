@@ -136,9 +136,8 @@ async function readScenario(url, pg) {
     })
     return r.rows.map((e) => ({ start: e.start.toISOString(), end: e.end.toISOString(), timeZone: e.timeZone }))
   }
-  // (b) the floor: calsync's own statement, sent the same way (unnamed, planned with its values),
-  // raw rows, nothing done with them.
-  const bareRead = () => pg.query({ text: READ_SQL, values: [ids, timeMin, timeMax], rowMode: 'array' })
+  // (b) the floor: calsync's own statement, prepared, raw rows, nothing done with them.
+  const bareRead = () => pg.query({ name: 'bare-read', text: READ_SQL, values: [ids, timeMin, timeMax], rowMode: 'array' })
   const check = await calsyncRead()
   log(`read: ${check.busy.length} busy blocks from ${check.served.length} calendars`)
   if (check.served.length !== 10) throw new Error(`expected 10 served calendars: ${JSON.stringify(check.uncached)}`)
@@ -365,6 +364,7 @@ async function main() {
     const database = await createDatabase(server.url, `calsync_bench_${name}`)
     await applySchema({ databaseUrl: database.url })
     const pg = new Pool({ connectionString: database.url, max: CALLERS })
+    pg.on('error', (e) => log(`an idle baseline connection failed: ${e.message}`))
     await pg.query(`UPDATE "Feature" SET enabled = true WHERE slug = $1`, [FLAG])
     return { database, pg, close: async () => { await pg.end(); await database.drop().catch(() => {}) } }
   }

@@ -6,7 +6,7 @@
 
 const crypto = require('node:crypto')
 const { expand } = require('./rrule')
-const { formatInZone, zonedToUtc, parseDate, addDays, dateString } = require('./time')
+const { formatInZone, zonedToUtc, parseDate, addDays, dateString, mergeSpans } = require('./time')
 
 const DAY = 24 * 3600 * 1000
 const HORIZON_PAST = 366 * DAY
@@ -281,17 +281,9 @@ class GoogleEmulator {
       if (ev.eventType === 'workingLocation') continue
       if ((ev.attendees ?? []).some((a) => a.self && a.responseStatus === 'declined')) continue
       const [s, e] = this.span(cal, ev)
-      spans.push([Math.max(s, minMs), Math.min(e, maxMs)])
+      spans.push([s, e])
     }
-    spans.sort((a, b) => a[0] - b[0])
-    const merged = []
-    for (const [s, e] of spans) {
-      if (s >= e) continue
-      const last = merged[merged.length - 1]
-      if (last && s <= last[1]) last[1] = Math.max(last[1], e)
-      else merged.push([s, e])
-    }
-    return merged
+    return mergeSpans(spans, minMs, maxMs)
   }
 
   // -------------------------------------------------------------------------------- HTTP --

@@ -8,7 +8,7 @@
 
 const crypto = require('node:crypto')
 const { expand } = require('./rrule')
-const { zonedToUtc, wallClock } = require('./time')
+const { zonedToUtc, wallClock, mergeSpans } = require('./time')
 const WINDOWS = require('../data/windows-zones.json').zones
 
 const DAY = 24 * 3600 * 1000
@@ -270,17 +270,9 @@ class MicrosoftEmulator {
     for (const ev of this.view(cal, minMs, maxMs)) {
       if (ev.isCancelled || ev.showAs === 'free' || (ev.showAs === 'workingElsewhere' && !workingElsewhereIsBusy)) continue
       const [s, e] = this.span(ev)
-      spans.push([Math.max(s, minMs), Math.min(e, maxMs)])
+      spans.push([s, e])
     }
-    spans.sort((a, b) => a[0] - b[0])
-    const merged = []
-    for (const [s, e] of spans) {
-      if (s >= e) continue
-      const last = merged[merged.length - 1]
-      if (last && s <= last[1]) last[1] = Math.max(last[1], e)
-      else merged.push([s, e])
-    }
-    return merged
+    return mergeSpans(spans, minMs, maxMs)
   }
 
   /** The oracle without HTTP: merged busy intervals as ISO strings. */

@@ -73,4 +73,16 @@ function addDays({ y, mo, d }, n) {
 const pad = (n, w = 2) => String(n).padStart(w, '0')
 const dateString = ({ y, mo, d }) => `${pad(y, 4)}-${pad(mo)}-${pad(d)}`
 
-module.exports = { wallClock, offsetMs, zonedToUtc, formatInZone, parseDate, addDays, dateString }
+/** Clips [start, end] spans to [minMs, maxMs) and merges overlapping or touching ones, as free/busy answers do. */
+function mergeSpans(spans, minMs, maxMs) {
+  const sorted = spans.map(([s, e]) => [Math.max(s, minMs), Math.min(e, maxMs)]).filter(([s, e]) => s < e).sort((a, b) => a[0] - b[0])
+  const merged = []
+  for (const [s, e] of sorted) {
+    const last = merged[merged.length - 1]
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e)
+    else merged.push([s, e])
+  }
+  return merged
+}
+
+module.exports = { wallClock, offsetMs, zonedToUtc, formatInZone, parseDate, addDays, dateString, mergeSpans }

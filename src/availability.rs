@@ -298,13 +298,9 @@ pub fn assemble(
 /// Runs the read: one SQL round trip when every user's flag is cached, two otherwise.
 pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, stale_after: Duration) -> Result<Answer> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    // Unnamed statements: Postgres plans each read with its real range. A cached generic plan cannot
-    // see how selective the range is and may scan the (start, end) index across every calendar.
-    // Parse, bind and execute still travel together: one round trip.
     let rows: Vec<CalendarRow> = match &query.selection {
         Selection::Ids(ids) => {
             sqlx::query_as(READ_BY_IDS)
-                .persistent(false)
                 .bind(ids)
                 .bind(min)
                 .bind(max)
@@ -313,7 +309,6 @@ pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, stale_after: Dura
         }
         Selection::User { user_id, event_type_id } => {
             sqlx::query_as(READ_BY_USER)
-                .persistent(false)
                 .bind(user_id)
                 .bind(min)
                 .bind(max)

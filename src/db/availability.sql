@@ -1,6 +1,6 @@
 -- The read path in one round trip, after a `req` CTE (read_by_ids.sql or read_by_user.sql) names
 -- the requested rows; $2/$3 = timeMin/timeMax. No optional parameters, so Postgres's cached generic
--- plan stays as good as a custom one.
+-- plan (a prepared statement per connection: one round trip per read) stays as good as a custom one.
 -- One row per requested calendar. Rows that select the same provider calendar (one per event type)
 -- share an "owner": the row holding the cached events and the sync window (the one with a
 -- CalendarSyncState row, else the user-level row, else the lowest id). Events are looked up per
@@ -29,5 +29,7 @@ LEFT JOIN LATERAL (
   SELECT array_agg(e.start) AS starts, array_agg(e."end") AS ends
   FROM "CalendarCacheEvent" e
   WHERE cal.window_start IS NOT NULL AND e."selectedCalendarId" = cal.owner_id
-    AND e.start < $3 AND e."end" > $2 AND e.status <> 'cancelled'
+    -- "+ interval '0'" keeps the (start, end) index out of the plan: the cached generic plan cannot
+    -- see how narrow the range is and would otherwise scan that index across every calendar.
+    AND e.start + interval '0' < $3 AND e."end" + interval '0' > $2 AND e.status <> 'cancelled'
 ) ev ON true

@@ -4,6 +4,8 @@
 //! Its *owner* holds the cached events and the `CalendarSyncState` row: the row that already has
 //! the state, else the user-level row, else the lowest id (the read path uses the same rule).
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -111,6 +113,29 @@ pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<Channe
     })
 }
 
+/// The rows carrying each of these channel ids (one per channel).
+pub async fn by_channels(pool: &PgPool, channel_ids: &[String]) -> Result<HashMap<String, ChannelRow>> {
+    let rows = sqlx::query(
+        r#"SELECT DISTINCT ON ("channelId") "channelId", id, "channelResourceId", integration
+           FROM "SelectedCalendar" WHERE "channelId" = ANY($1) ORDER BY "channelId", id"#,
+    )
+    .bind(channel_ids)
+    .fetch_all(pool)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        out.insert(
+            r.try_get("channelId")?,
+            ChannelRow {
+                selected_calendar_id: r.try_get("id")?,
+                resource_id: r.try_get("channelResourceId")?,
+                integration: r.try_get("integration")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// A new channel for every row of a group.
 pub struct NewChannel<'a> {
     pub id: &'a str,
@@ -212,7 +237,13 @@ pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64
 }
 
 /// Waits for (and takes, until the transaction ends) the sync lock of a calendar across processes.
+///
+/// The transaction also commits without waiting for its WAL flush: a crash can then lose only a
+/// whole sync (the old token with the old rows stay), which the next sync repeats.
 pub async fn lock_calendar(conn: &mut PgConnection, owner_id: &str, timeout_ms: u64) -> Result<()> {
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("SELECT set_config('lock_timeout', $1, true)")
         .bind(timeout_ms.to_string())
         .execute(&mut *conn)

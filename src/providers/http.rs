@@ -23,6 +23,28 @@ pub struct Http {
     cfg: HttpConfig,
 }
 
+/// Decodes a successful reply's JSON body.
+pub fn decode<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, ProviderError> {
+    serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Decode(e.to_string()))
+}
+
+/// The error for a failed reply: 401 and 404 have their own kinds, the rest carry status and reason.
+pub fn classify(reply: &Reply, reason: Option<&str>) -> ProviderError {
+    match reply.status {
+        StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
+        StatusCode::NOT_FOUND => ProviderError::NotFound,
+        _ => rejected(reply, reason),
+    }
+}
+
+/// A reply the provider refused, with its status and error reason.
+pub fn rejected(reply: &Reply, reason: Option<&str>) -> ProviderError {
+    ProviderError::Rejected {
+        status: reply.status.as_u16(),
+        reason: reason.unwrap_or("").to_string(),
+    }
+}
+
 /// Whether a non-2xx answer is worth another attempt.
 pub fn retryable(status: StatusCode, body: &[u8]) -> bool {
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {

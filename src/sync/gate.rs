@@ -35,6 +35,17 @@ impl Gates {
         }
     }
 
+    /// Takes a ticket for `key` now; runs started after this moment cover it.
+    pub fn ticket(&self, key: &str) -> Ticket {
+        let gate = self.gate(key);
+        let number = gate.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        Ticket {
+            gate,
+            number,
+            key: key.to_string(),
+        }
+    }
+
     /// Runs `work` for `key` unless a sync that started after this call already ran; then `None`.
     /// Whatever `work` returns (success or failure) covers every request made before it started.
     pub async fn run<T, F, Fut>(&self, key: &str, work: F) -> Option<T>
@@ -42,11 +53,19 @@ impl Gates {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let gate = self.gate(key);
-        let ticket = gate.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.run_ticket(self.ticket(key), work).await
+    }
+
+    /// Like [`Gates::run`], with a ticket taken earlier.
+    pub async fn run_ticket<T, F, Fut>(&self, ticket: Ticket, work: F) -> Option<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let Ticket { gate, number, key } = ticket;
         let out = {
             let mut covered = gate.covered.lock().await;
-            if *covered >= ticket {
+            if *covered >= number {
                 None
             } else {
                 *covered = gate.requested.load(Ordering::SeqCst);
@@ -54,9 +73,16 @@ impl Gates {
             }
         };
         drop(gate);
-        self.prune(key);
+        self.prune(&key);
         out
     }
+}
+
+/// A place in a calendar's queue of sync requests.
+pub struct Ticket {
+    gate: Arc<Gate>,
+    number: u64,
+    key: String,
 }
 
 #[cfg(test)]

@@ -141,6 +141,23 @@ impl Engine {
         }
     }
 
+    /// Takes a coalescing ticket for notification key `key` (a channel or subscription id, known
+    /// before any database lookup), so a burst registers at once.
+    pub fn ticket(&self, key: &str) -> gate::Ticket {
+        self.gates.ticket(key)
+    }
+
+    /// Runs `work` unless a run that started after `ticket` was taken already covered it:
+    /// notifications that arrive while one runs are coalesced into exactly one follow-up. `None`
+    /// when coalesced.
+    pub async fn coalesce<T, Fut: std::future::Future<Output = T>>(
+        &self,
+        ticket: gate::Ticket,
+        work: impl FnOnce() -> Fut,
+    ) -> Option<T> {
+        self.gates.run_ticket(ticket, work).await
+    }
+
     /// Syncs after a notification: requests that arrive while a sync of the same calendar runs in
     /// this process are coalesced into exactly one follow-up sync.
     pub async fn sync_notified(&self, id: &str) -> Result<SyncReport> {

@@ -90,7 +90,18 @@ pub async fn handle(engine: &Engine, req: &Request) -> Response {
             resource_id,
         }) => (channel_id, resource_id),
     };
-    let row = match calendars::by_channel(&engine.pool, &channel_id).await {
+    // The ticket is taken before any database work, so a burst registers at once and costs at most
+    // one running sync plus one follow-up.
+    let ticket = engine.ticket(&format!("google:{channel_id}"));
+    let outcome = engine
+        .coalesce(ticket, || changed(engine, &channel_id, resource_id.as_deref()))
+        .await;
+    outcome.unwrap_or_else(|| Response::json(200, "coalesced", None))
+}
+
+/// Looks the channel up, checks its resource id, and syncs its calendar.
+async fn changed(engine: &Engine, channel_id: &str, resource_id: Option<&str>) -> Response {
+    let row = match calendars::by_channel(&engine.pool, channel_id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             tracing::info!(channel = %channel_id, "notification for an unknown channel ignored");
@@ -98,12 +109,11 @@ pub async fn handle(engine: &Engine, req: &Request) -> Response {
         }
         Err(e) => return unavailable(&e),
     };
-    if row.resource_id.is_none() || row.resource_id != resource_id {
+    if row.resource_id.is_none() || row.resource_id.as_deref() != resource_id {
         tracing::warn!(channel = %channel_id, "notification with a resource id that does not match the channel");
         return Response::json(403, "rejected", Some("resource id does not match the channel"));
     }
-    match engine.sync_notified(&row.selected_calendar_id).await {
-        Ok(report) if report.coalesced => Response::json(200, "coalesced", None),
+    match engine.sync(&row.selected_calendar_id, false).await {
         Ok(_) => Response::json(200, "synced", None),
         // The failure is recorded on the calendar (which stops being served) and retried later.
         Err(e @ (Error::DbUnavailable(_) | Error::Database(_))) => unavailable(&e),

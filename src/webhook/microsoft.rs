@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use super::{Request, Response};
 use crate::db::calendars;
 use crate::providers::microsoft::wire::Notification;
+use crate::sync::gate::Ticket;
 use crate::sync::Engine;
 
 /// The validation token of a handshake request, percent-decoded, if the query carries one.
@@ -97,29 +98,38 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
             "Graph notification items with a wrong clientState ignored"
         );
     }
+    if tally.accepted == 0 && tally.rejected > 0 {
+        return Response::json(403, "rejected", Some("no item carried a valid clientState"));
+    }
+    // Tickets first, before any database work, so a burst registers at once.
+    let tickets: Vec<_> = todo
+        .into_iter()
+        .map(|(sub, action)| (engine.ticket(&format!("microsoft:{sub}")), sub, action))
+        .collect();
+    let subs: Vec<String> = tickets.iter().map(|(_, sub, _)| sub.clone()).collect();
+    let rows = match calendars::by_channels(&engine.pool, &subs).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "database error while handling a Graph notification");
+            return Response::json(503, "unavailable", Some(e.code()));
+        }
+    };
     let mut work = Vec::new();
-    for (sub, action) in todo {
-        match calendars::by_channel(&engine.pool, &sub).await {
-            Ok(Some(row)) => work.push((row.selected_calendar_id, action)),
-            Ok(None) => {
+    for (ticket, sub, action) in tickets {
+        match rows.get(&sub) {
+            Some(row) => work.push((ticket, row.selected_calendar_id.clone(), action)),
+            None => {
                 tracing::info!(subscription = %sub, "notification for an unknown subscription ignored");
                 tally.unknown += 1;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "database error while handling a Graph notification");
-                return Response::json(503, "unavailable", Some(e.code()));
-            }
         }
-    }
-    if tally.accepted == 0 && tally.rejected > 0 {
-        return Response::json(403, "rejected", Some("no item carried a valid clientState"));
     }
     let run = {
         let engine = engine.clone();
         async move {
-            let jobs = work.into_iter().map(|(id, action)| {
+            let jobs = work.into_iter().map(|(ticket, id, action)| {
                 let engine = engine.clone();
-                async move { act(&engine, &id, action).await }
+                async move { act(&engine, ticket, &id, action).await }
             });
             futures_util::future::join_all(jobs).await;
         }
@@ -137,7 +147,9 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
     }
 }
 
-async fn act(engine: &Engine, id: &str, action: Action) {
+/// Carries out what one subscription's items asked for. Renewals and recreations always run; the
+/// sync is coalesced per subscription.
+async fn act(engine: &Engine, ticket: Ticket, id: &str, action: Action) {
     let channel = match action {
         Action::Sync => Ok(()),
         Action::Renew => engine.renew_graph_subscription(id).await.map(drop),
@@ -146,7 +158,8 @@ async fn act(engine: &Engine, id: &str, action: Action) {
     if let Err(e) = channel {
         tracing::warn!(calendar = %id, code = e.code(), error = %e, "could not renew or recreate a Graph subscription");
     }
-    if let Err(e) = engine.sync_notified(id).await {
+    let synced = engine.coalesce(ticket, || engine.sync(id, false)).await;
+    if let Some(Err(e)) = synced {
         tracing::warn!(calendar = %id, code = e.code(), error = %e, "sync after a Graph notification failed");
     }
 }

@@ -5,7 +5,7 @@ pub mod wire;
 
 use reqwest::{Method, StatusCode, Url};
 
-use super::http::{Http, Reply};
+use super::http::{classify, decode, rejected, Http};
 use super::ProviderError;
 use crate::config::GoogleConfig;
 use wire::{error_reason, Channel, EventsPage, Token};
@@ -169,24 +169,5 @@ impl GoogleClient {
             return Ok(());
         }
         Err(classify(&reply, error_reason(&reply.body).as_deref()))
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, ProviderError> {
-    serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Decode(e.to_string()))
-}
-
-fn classify(reply: &Reply, reason: Option<&str>) -> ProviderError {
-    match reply.status {
-        StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-        StatusCode::NOT_FOUND => ProviderError::NotFound,
-        _ => rejected(reply, reason),
-    }
-}
-
-fn rejected(reply: &Reply, reason: Option<&str>) -> ProviderError {
-    ProviderError::Rejected {
-        status: reply.status.as_u16(),
-        reason: reason.unwrap_or("").to_string(),
     }
 }

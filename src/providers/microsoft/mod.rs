@@ -7,7 +7,7 @@ pub mod wire;
 use reqwest::{Method, StatusCode, Url};
 
 use super::google::wire::Token;
-use super::http::{Http, Reply};
+use super::http::{classify, decode, rejected, Http};
 use super::ProviderError;
 use crate::config::MicrosoftConfig;
 use wire::{error_code, DeltaPage, Subscription};
@@ -187,24 +187,5 @@ impl MicrosoftClient {
             return Ok(());
         }
         Err(classify(&reply, error_code(&reply.body).as_deref()))
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, ProviderError> {
-    serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Decode(e.to_string()))
-}
-
-fn classify(reply: &Reply, code: Option<&str>) -> ProviderError {
-    match reply.status {
-        StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-        StatusCode::NOT_FOUND => ProviderError::NotFound,
-        _ => rejected(reply, code),
-    }
-}
-
-fn rejected(reply: &Reply, code: Option<&str>) -> ProviderError {
-    ProviderError::Rejected {
-        status: reply.status.as_u16(),
-        reason: code.unwrap_or("").to_string(),
     }
 }
