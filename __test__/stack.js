@@ -89,4 +89,34 @@ async function startStack(options = {}, { microsoftOptions } = {}) {
 /** Busy intervals as [startMs, endMs] pairs, for comparing answers whatever their ISO spelling. */
 const spans = (list) => list.map((b) => [Date.parse(b.start), Date.parse(b.end)])
 
-module.exports = { startStack, connectOptions, spans }
+const DAY = 24 * 3600 * 1000
+
+/**
+ * Parity check: for three ranges, the cached busy blocks of every calendar in `cals` equal what
+ * `oracle(externalId, timeMin, timeMax)` (the provider's own free/busy) says. Zero differences.
+ */
+async function assertParity(s, cals, oracle, when) {
+  const assert = require('node:assert/strict')
+  const day0 = Math.ceil(Date.now() / DAY) * DAY
+  const ranges = [[day0, day0 + 14 * DAY], [day0 + 3 * DAY + 5 * 3600 * 1000, day0 + 45 * DAY], [day0 + 10 * DAY, day0 + 11 * DAY]]
+  let compared = 0
+  for (const [a, b] of ranges) {
+    const timeMin = new Date(a).toISOString()
+    const timeMax = new Date(b).toISOString()
+    const res = await s.sync.getCachedAvailability({ selectedCalendarIds: cals.map((c) => c.id), timeMin, timeMax })
+    assert.deepEqual(res.uncached, [], when)
+    const byCal = new Map(cals.map((c) => [c.id, []]))
+    for (const blk of res.busy) byCal.get(blk.selectedCalendarId).push(blk)
+    const diffs = []
+    for (const cal of cals) {
+      const got = spans(byCal.get(cal.id)).sort((x, y) => x[0] - y[0])
+      const want = spans(oracle(cal.externalId, timeMin, timeMax))
+      if (JSON.stringify(got) !== JSON.stringify(want)) diffs.push({ cal: cal.externalId, tz: cal.tz, got, want })
+      compared++
+    }
+    assert.equal(diffs.length, 0, `${when}, ${timeMin}..${timeMax}: ${diffs.length} of ${cals.length} calendars differ, first: ${JSON.stringify(diffs[0])}`)
+  }
+  assert.equal(compared, cals.length * ranges.length)
+}
+
+module.exports = { startStack, connectOptions, spans, assertParity }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, StatusCode};
 
 use super::ProviderError;
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, Secret};
 
 /// A finished response: its status and body.
 #[derive(Debug)]
@@ -21,6 +21,24 @@ pub struct Reply {
 pub struct Http {
     client: reqwest::Client,
     cfg: HttpConfig,
+}
+
+/// `base` with `segments` appended as percent-encoded path segments.
+pub fn api_url(base: &str, segments: &[&str]) -> Result<reqwest::Url, ProviderError> {
+    let bad = || ProviderError::Config(format!("the provider URL {base:?} is not valid"));
+    let mut url = reqwest::Url::parse(base).map_err(|_| bad())?;
+    url.path_segments_mut()
+        .map_err(|_| bad())?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// An OAuth client: id and secret, or what to say when they are not configured.
+pub struct OAuthClient<'a> {
+    pub id: Option<&'a str>,
+    pub secret: Option<&'a Secret>,
+    pub unconfigured: &'static str,
 }
 
 /// Decodes a successful reply's JSON body.
@@ -93,6 +111,30 @@ impl Http {
     /// A request builder on the shared client.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
         self.client.request(method, url)
+    }
+
+    /// POSTs an OAuth `refresh_token` grant to `token_url` (with `scope` when given); the reply is
+    /// for the caller to interpret.
+    pub async fn refresh_grant(
+        &self,
+        token_url: &str,
+        client: &OAuthClient<'_>,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Result<Reply, ProviderError> {
+        let (Some(id), Some(secret)) = (client.id, client.secret) else {
+            return Err(ProviderError::Config(client.unconfigured.into()));
+        };
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", id),
+            ("client_secret", secret.expose()),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        self.send(|| self.request(Method::POST, token_url).form(&form)).await
     }
 
     /// Sends the request `build` makes, retrying as the module docs say. Returns the final reply,

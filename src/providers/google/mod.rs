@@ -5,7 +5,7 @@ pub mod wire;
 
 use reqwest::{Method, StatusCode, Url};
 
-use super::http::{classify, decode, rejected, Http};
+use super::http::{api_url, classify, decode, rejected, Http, OAuthClient};
 use super::ProviderError;
 use crate::config::GoogleConfig;
 use wire::{error_reason, Channel, EventsPage, Token};
@@ -38,31 +38,19 @@ impl GoogleClient {
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = Url::parse(&self.cfg.api_url)
-            .map_err(|_| ProviderError::Config("the Google API URL is not valid".into()))?;
-        url.path_segments_mut()
-            .map_err(|_| ProviderError::Config("the Google API URL is not valid".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        api_url(&self.cfg.api_url, segments)
     }
 
     /// Exchanges a refresh token for a new access token. `invalid_grant` means the credential is dead.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
-        let (Some(id), Some(secret)) = (self.cfg.client_id.as_deref(), self.cfg.client_secret.as_ref()) else {
-            return Err(ProviderError::Config(
-                "Google OAuth client id/secret are not configured (GOOGLE_API_CREDENTIALS)".into(),
-            ));
+        let client = OAuthClient {
+            id: self.cfg.client_id.as_deref(),
+            secret: self.cfg.client_secret.as_ref(),
+            unconfigured: "Google OAuth client id/secret are not configured (GOOGLE_API_CREDENTIALS)",
         };
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", id),
-            ("client_secret", secret.expose()),
-        ];
         let reply = self
             .http
-            .send(|| self.http.request(Method::POST, &self.cfg.token_url).form(&form))
+            .refresh_grant(&self.cfg.token_url, &client, refresh_token, None)
             .await?;
         if reply.status.is_success() {
             return decode(&reply);

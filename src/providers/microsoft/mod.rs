@@ -7,7 +7,7 @@ pub mod wire;
 use reqwest::{Method, StatusCode, Url};
 
 use super::google::wire::Token;
-use super::http::{classify, decode, rejected, Http};
+use super::http::{api_url, classify, decode, rejected, Http, OAuthClient};
 use super::ProviderError;
 use crate::config::MicrosoftConfig;
 use wire::{error_code, DeltaPage, Subscription};
@@ -40,32 +40,24 @@ impl MicrosoftClient {
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let bad = || ProviderError::Config("the Microsoft Graph URL is not valid".into());
-        let mut url = Url::parse(&self.cfg.api_url).map_err(|_| bad())?;
-        url.path_segments_mut()
-            .map_err(|_| bad())?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        api_url(&self.cfg.api_url, segments)
     }
 
     /// Exchanges a refresh token; the answer carries the rotated refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
-        let (Some(id), Some(secret)) = (self.cfg.client_id.as_deref(), self.cfg.client_secret.as_ref()) else {
-            return Err(ProviderError::Config(
-                "Microsoft OAuth client id/secret are not configured (MS_GRAPH_CLIENT_ID)".into(),
-            ));
+        let client = OAuthClient {
+            id: self.cfg.client_id.as_deref(),
+            secret: self.cfg.client_secret.as_ref(),
+            unconfigured: "Microsoft OAuth client id/secret are not configured (MS_GRAPH_CLIENT_ID)",
         };
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", id),
-            ("client_secret", secret.expose()),
-            ("scope", "User.Read Calendars.Read offline_access"),
-        ];
         let reply = self
             .http
-            .send(|| self.http.request(Method::POST, &self.cfg.token_url).form(&form))
+            .refresh_grant(
+                &self.cfg.token_url,
+                &client,
+                refresh_token,
+                Some("User.Read Calendars.Read offline_access"),
+            )
             .await?;
         if reply.status.is_success() {
             return decode(&reply);
