@@ -34,10 +34,13 @@ export declare class CalendarSync {
    * Handles a Google Calendar push notification. Pass the request parts as strings
    * (`{ headers, query, body }`); send back the returned `{ status, headers, body }` verbatim.
    * Never throws for bad input: a forged or missing channel token is a 401/403 response and
-   * causes no database write. A change notification runs (or joins) an incremental sync of the
-   * calendar before it resolves, so the cache is current when the response is sent.
+   * causes no database write. A change notification is checked against its channel (a database
+   * outage is a 503, which Google retries), answered 200, and the incremental sync runs in the
+   * background, coalesced per calendar (`syncMinIntervalMs`). Pass `{ waitForSync: true }` to
+   * answer only once the change is in the cache, or call `settle()` (for example inside
+   * `waitUntil`) on hosts that freeze the process once the response is sent.
    */
-  handleGoogleWebhook(request: { headers: Record<string, string | string[] | undefined>, query?: string, body?: string }): Promise<WebhookResponse>
+  handleGoogleWebhook(request: { headers: Record<string, string | string[] | undefined>, query?: string, body?: string }, options?: WebhookOptions | undefined | null): Promise<WebhookResponse>
   /**
    * Handles a Microsoft Graph request to the Outlook webhook route. Pass `{ headers, query, body }`
    * as strings; send back the returned `{ status, headers, body }` verbatim. A `validationToken`
@@ -245,6 +248,12 @@ export interface ConnectOptions {
   syncWindowPastDays?: number
   /** Days after now a full sync covers. Default 180. */
   syncWindowFutureDays?: number
+  /**
+   * Least time in milliseconds between the starts of two notification-driven syncs of one
+   * calendar: the first notification syncs at once, later ones within the interval share one
+   * follow-up sync. 0 syncs on every notification that finds no sync pending. Default 1000.
+   */
+  syncMinIntervalMs?: number
 }
 
 /** Whom `isFeatureEnabled` evaluates a flag for: exactly one of `userId` or `teamId`. */
@@ -382,11 +391,11 @@ export interface UncachedCalendar {
   reason: 'not_found' | 'unsupported_provider' | 'flag_off' | 'credential_invalid' | 'not_subscribed' | 'never_synced' | 'sync_failed' | 'stale' | 'out_of_window'
 }
 
-/** Options of `handleMicrosoftWebhook`. */
+/** Options of `handleGoogleWebhook` and `handleMicrosoftWebhook`. */
 export interface WebhookOptions {
   /**
-   * Finish the syncs the notifications ask for before answering. Default false (answer 202 at
-   * once, sync in the background).
+   * Finish the syncs the notifications ask for before answering. Default false (answer at once,
+   * sync in the background).
    */
   waitForSync?: boolean
 }

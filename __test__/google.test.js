@@ -3,6 +3,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { startStack, spans } = require('./stack')
 const seed = require('../dev/seed')
+const { CalendarSync } = require('../calsync.js')
 
 const HOUR = 3600 * 1000
 const day0 = Math.ceil(Date.now() / (24 * HOUR)) * 24 * HOUR // tomorrow 00:00 UTC
@@ -123,9 +124,12 @@ test('forged or missing tokens and a wrong resource id are rejected without any 
   assert.equal(unknown.status, 200)
   assert.match(unknown.body, /unknown_channel/)
   assert.deepEqual(await calendarRows(cal.id), before.rows)
-  // The plain shared token (channels made by the TypeScript implementation) is accepted.
+  // The plain shared token (channels made by the TypeScript implementation) is accepted; the
+  // answer comes at once and the sync follows in the background.
   const legacy = await s.sync.handleGoogleWebhook({ headers: shared })
   assert.equal(legacy.status, 200)
+  assert.match(legacy.body, /accepted/)
+  await s.sync.settle()
   assert.equal((await calendarRows(cal.id)).length, 1)
 })
 
@@ -185,14 +189,54 @@ test('200 concurrent notifications for one calendar cost at most 2 list sequence
   }
   const before = s.emu.counter('google.events.list.sequence')
   const results = await Promise.all(Array.from({ length: 200 }, () => s.sync.handleGoogleWebhook({ headers })))
+  await s.sync.settle()
   const lists = s.emu.counter('google.events.list.sequence') - before
   assert.ok(results.every((r) => r.status === 200))
   assert.ok(lists >= 1 && lists <= 2, `${lists} list sequences`)
   assert.deepEqual(await cached(cal.id), truth(cal.externalId))
   // Replaying notifications changes nothing.
   const rows = await calendarRows(cal.id)
-  await Promise.all(Array.from({ length: 20 }, () => s.sync.handleGoogleWebhook({ headers })))
+  await Promise.all(Array.from({ length: 20 }, () => s.sync.handleGoogleWebhook({ headers }, { waitForSync: true })))
   assert.deepEqual(await calendarRows(cal.id), rows)
+})
+
+test('notifications spread over the sync interval cost at most 2 list sequences; a quiet calendar syncs at once', async () => {
+  // A second instance with the default interval (1 s), as the app would run it.
+  const sync = await CalendarSync.connect({ ...s.options, syncMinIntervalMs: undefined })
+  try {
+    const user = await s.googleUser()
+    const cal = await s.googleCalendar(user)
+    const sub = await sync.subscribe(cal.id)
+    const cols = await syncColumns(cal.id)
+    const headers = {
+      'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': 'test-webhook-secret', 'x-goog-resource-id': cols.channelResourceId,
+      'x-goog-resource-state': 'exists',
+    }
+    // The first notification of a quiet calendar is synced without delay.
+    await s.emu.google.insertEvent(cal.externalId, timed(1, 2), { notify: false })
+    let t = Date.now()
+    assert.match((await sync.handleGoogleWebhook({ headers }, { waitForSync: true })).body, /synced/)
+    assert.ok(Date.now() - t < 900, `first sync took ${Date.now() - t} ms`)
+    await new Promise((r) => setTimeout(r, 1100))
+    // 30 changes, each notified, one every 15 ms: each arrives after the previous sync finished.
+    const before = s.emu.counter('google.events.list.sequence')
+    t = Date.now()
+    const answers = []
+    for (let i = 0; i < 30; i++) {
+      await s.emu.google.insertEvent(cal.externalId, timed(3 + i, 4 + i), { notify: false })
+      answers.push(await sync.handleGoogleWebhook({ headers }))
+      await new Promise((r) => setTimeout(r, 15))
+    }
+    const spread = Date.now() - t
+    assert.ok(spread < 1000, `the burst must fit in the interval; it took ${spread} ms`)
+    assert.ok(answers.every((a) => a.status === 200 && /accepted/.test(a.body)), JSON.stringify(answers.slice(0, 3)))
+    await sync.settle()
+    const lists = s.emu.counter('google.events.list.sequence') - before
+    assert.equal(lists, 2, 'one sync at the first notification, one follow-up for the rest')
+    assert.deepEqual(await cached(cal.id), truth(cal.externalId))
+  } finally {
+    await sync.close()
+  }
 })
 
 test('429 with Retry-After: 1.5 is retried after 1.5 s; 403 rateLimitExceeded backs off; 404 is not retried', async () => {

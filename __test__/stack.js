@@ -24,15 +24,18 @@ function connectOptions(env, emu, receiverUrl, extra = {}) {
     microsoftWebhookUrl: receiverUrl,
     retryBaseDelayMs: 20,
     flagCacheTtlMs: 0,
+    syncMinIntervalMs: 0, // every notification syncs (the throttle has tests of its own)
     ...extra,
   }
 }
 
-async function startStack(options = {}, { microsoftOptions } = {}) {
+// Google deliveries are answered once synced, so a test can check the cache as soon as the
+// emulator's call returns.
+async function startStack(options = {}, { googleOptions = { waitForSync: true }, microsoftOptions } = {}) {
   const env = await freshDatabase()
   const emu = await startEmulator()
   let sync
-  const receiver = await startReceiver(() => sync, { microsoftOptions })
+  const receiver = await startReceiver(() => sync, { googleOptions, microsoftOptions })
   sync = await calsync.CalendarSync.connect(connectOptions(env, emu, receiver.url, options))
   await seed.setGlobalFlag(env.pg, 'calendar-subscription-cache', true)
   const stack = {

@@ -9,9 +9,10 @@ const MICROSOFT_PATH = '/api/webhooks/calendar-subscription/office365_calendar'
 
 /**
  * Starts the server on a free loopback port; `getSync()` returns the CalendarSync to use.
- * `microsoftOptions` go to `handleMicrosoftWebhook` (for example `{ waitForSync: true }`).
+ * `googleOptions` / `microsoftOptions` go to `handleGoogleWebhook` / `handleMicrosoftWebhook` (for
+ * example `{ waitForSync: true }`).
  */
-async function startReceiver(getSync, { microsoftOptions } = {}) {
+async function startReceiver(getSync, { googleOptions, microsoftOptions } = {}) {
   const server = http.createServer((req, res) => {
     const chunks = []
     req.on('data', (c) => chunks.push(c))
@@ -20,7 +21,7 @@ async function startReceiver(getSync, { microsoftOptions } = {}) {
       const request = { headers: req.headers, query: u.search, body: Buffer.concat(chunks).toString() }
       try {
         let out = { status: 404, headers: {}, body: '' }
-        if (u.pathname === GOOGLE_PATH) out = await getSync().handleGoogleWebhook(request)
+        if (u.pathname === GOOGLE_PATH) out = await getSync().handleGoogleWebhook(request, googleOptions)
         if (u.pathname === MICROSOFT_PATH) out = await getSync().handleMicrosoftWebhook(request, microsoftOptions)
         res.writeHead(out.status, out.headers)
         res.end(out.body)

@@ -56,9 +56,10 @@ impl Calsync {
         self.engine.flags.is_enabled(&self.engine.pool, slug, who).await
     }
 
-    /// Handles a Google push notification; never fails (bad input becomes a 4xx response).
-    pub async fn handle_google_webhook(&self, req: &Request) -> Response {
-        webhook::google::handle(&self.engine, req).await
+    /// Handles a Google push notification; never fails (bad input becomes a 4xx response). The
+    /// sync runs in the background unless `wait`.
+    pub async fn handle_google_webhook(&self, req: &Request, wait: bool) -> Response {
+        webhook::google::handle(&self.engine, req, wait).await
     }
 
     /// Handles a Microsoft Graph request (validation handshake, change or lifecycle notifications);

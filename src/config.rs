@@ -146,6 +146,9 @@ pub struct SyncConfig {
     pub failures_before_full_resync: i32,
     /// How long a sync waits for another process's sync of the same calendar.
     pub lock_timeout: Duration,
+    /// The least time between the starts of two notification-driven syncs of one calendar in one
+    /// process: a burst within it costs at most two provider list sequences.
+    pub min_interval: Duration,
 }
 
 /// The path Google posts notifications to, appended to `GOOGLE_WEBHOOK_URL`.
@@ -209,6 +212,7 @@ impl Default for SyncConfig {
             window_future: 180 * DAY,
             failures_before_full_resync: 3,
             lock_timeout: Duration::from_secs(120),
+            min_interval: Duration::from_secs(1),
         }
     }
 }

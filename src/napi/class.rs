@@ -77,14 +77,25 @@ impl CalendarSync {
     /// Handles a Google Calendar push notification. Pass the request parts as strings
     /// (`{ headers, query, body }`); send back the returned `{ status, headers, body }` verbatim.
     /// Never throws for bad input: a forged or missing channel token is a 401/403 response and
-    /// causes no database write. A change notification runs (or joins) an incremental sync of the
-    /// calendar before it resolves, so the cache is current when the response is sent.
+    /// causes no database write. A change notification is checked against its channel (a database
+    /// outage is a 503, which Google retries), answered 200, and the incremental sync runs in the
+    /// background, coalesced per calendar (`syncMinIntervalMs`). Pass `{ waitForSync: true }` to
+    /// answer only once the change is in the cache, or call `settle()` (for example inside
+    /// `waitUntil`) on hosts that freeze the process once the response is sent.
     #[napi(
-        ts_args_type = "request: { headers: Record<string, string | string[] | undefined>, query?: string, body?: string }"
+        ts_args_type = "request: { headers: Record<string, string | string[] | undefined>, query?: string, body?: string }, options?: WebhookOptions | undefined | null"
     )]
-    pub async fn handle_google_webhook(&self, request: serde_json::Value) -> Result<WebhookResponse> {
+    pub async fn handle_google_webhook(
+        &self,
+        request: serde_json::Value,
+        options: Option<WebhookOptions>,
+    ) -> Result<WebhookResponse> {
         let core = self.core()?;
-        Ok(core.handle_google_webhook(&Request::from_json(&request)).await.into())
+        let wait = options.and_then(|o| o.wait_for_sync).unwrap_or(false);
+        Ok(core
+            .handle_google_webhook(&Request::from_json(&request), wait)
+            .await
+            .into())
     }
 
     /// Handles a Microsoft Graph request to the Outlook webhook route. Pass `{ headers, query, body }`

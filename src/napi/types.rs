@@ -78,6 +78,10 @@ pub struct ConnectOptions {
     pub sync_window_past_days: Option<u32>,
     /// Days after now a full sync covers. Default 180.
     pub sync_window_future_days: Option<u32>,
+    /// Least time in milliseconds between the starts of two notification-driven syncs of one
+    /// calendar: the first notification syncs at once, later ones within the interval share one
+    /// follow-up sync. 0 syncs on every notification that finds no sync pending. Default 1000.
+    pub sync_min_interval_ms: Option<u32>,
 }
 
 impl ConnectOptions {
@@ -174,6 +178,9 @@ impl ConnectOptions {
         }
         if let Some(v) = self.sync_window_future_days {
             cfg.sync.window_future = day(v);
+        }
+        if let Some(v) = self.sync_min_interval_ms {
+            cfg.sync.min_interval = ms(v);
         }
         cfg
     }
@@ -392,11 +399,11 @@ pub struct SyncOptions {
     pub full: Option<bool>,
 }
 
-/// Options of `handleMicrosoftWebhook`.
+/// Options of `handleGoogleWebhook` and `handleMicrosoftWebhook`.
 #[napi(object, object_to_js = false)]
 pub struct WebhookOptions {
-    /// Finish the syncs the notifications ask for before answering. Default false (answer 202 at
-    /// once, sync in the background).
+    /// Finish the syncs the notifications ask for before answering. Default false (answer at once,
+    /// sync in the background).
     pub wait_for_sync: Option<bool>,
 }
 

@@ -88,9 +88,9 @@ impl Engine {
             flags: Flags::new(cfg.flag_cache_ttl),
             google: GoogleClient::new(http.clone(), cfg.google.clone()),
             microsoft: MicrosoftClient::new(http, cfg.microsoft.clone()),
+            gates: Gates::new(cfg.sync.min_interval),
             pool,
             cfg,
-            gates: Gates::default(),
             background: background::Tasks::default(),
             sync_slots: tokio::sync::Semaphore::new(slots),
         })

@@ -5,6 +5,8 @@
 //! keyed by `GOOGLE_WEBHOOK_TOKEN`, so one leaked token opens one channel only. Channels created
 //! with the plain shared token (the TypeScript implementation's) are accepted too.
 
+use std::sync::Arc;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -76,7 +78,7 @@ pub fn verify(req: &Request, secret: Option<&str>) -> Result<Notice, Response> {
 }
 
 /// Handles one Google notification end to end; never fails.
-pub async fn handle(engine: &Engine, req: &Request) -> Response {
+pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response {
     let secret = engine.cfg.google.webhook_token.as_ref().map(|s| s.expose());
     let (channel_id, resource_id) = match verify(req, secret) {
         Err(resp) => {
@@ -90,32 +92,58 @@ pub async fn handle(engine: &Engine, req: &Request) -> Response {
             resource_id,
         }) => (channel_id, resource_id),
     };
-    // The ticket is taken before any database work, so a burst registers at once and costs at most
-    // one running sync plus one follow-up.
-    let ticket = engine.ticket(&format!("google:{channel_id}"));
-    let outcome = engine
-        .coalesce(ticket, || changed(engine, &channel_id, resource_id.as_deref()))
-        .await;
-    outcome.unwrap_or_else(|| Response::json(200, "coalesced", None))
+    // The ticket comes first, before any database work, so a burst registers at once. Its key
+    // holds the resource id too, so a lookup shared by a burst checked exactly that pair.
+    let ticket = engine.ticket(&format!(
+        "google:{channel_id}:{}",
+        resource_id.as_deref().unwrap_or_default()
+    ));
+    // The channel is checked before answering (a database outage gets a 503, which Google retries);
+    // the notifications of a burst share one lookup.
+    let id = match ticket
+        .resolve(|| channel_calendar(engine, &channel_id, resource_id.as_deref()))
+        .await
+    {
+        Ok(id) => id,
+        Err(resp) => return resp,
+    };
+    if wait {
+        let outcome = engine.coalesce(ticket, || engine.sync(&id, false)).await;
+        return outcome.map_or_else(|| Response::json(200, "coalesced", None), synced);
+    }
+    let task = {
+        let engine = engine.clone();
+        async move {
+            if let Some(Err(e)) = engine.coalesce(ticket, || engine.sync(&id, false)).await {
+                tracing::warn!(calendar = %id, code = e.code(), error = %e, "sync after a Google notification failed");
+            }
+        }
+    };
+    engine.in_background(task);
+    Response::json(200, "accepted", None)
 }
 
-/// Looks the channel up, checks its resource id, and syncs its calendar.
-async fn changed(engine: &Engine, channel_id: &str, resource_id: Option<&str>) -> Response {
+/// The SelectedCalendar row watched by a channel, once the notification's resource id matches it;
+/// otherwise the response to send.
+async fn channel_calendar(engine: &Engine, channel_id: &str, resource_id: Option<&str>) -> Result<String, Response> {
     let row = match calendars::by_channel(&engine.pool, channel_id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             tracing::info!(channel = %channel_id, "notification for an unknown channel ignored");
-            return Response::json(200, "unknown_channel", None);
+            return Err(Response::json(200, "unknown_channel", None));
         }
-        Err(e) => return unavailable(&e),
+        Err(e) => return Err(unavailable(&e)),
     };
     if row.resource_id.is_none() || row.resource_id.as_deref() != resource_id {
         tracing::warn!(channel = %channel_id, "notification with a resource id that does not match the channel");
-        return Response::json(403, "rejected", Some("resource id does not match the channel"));
+        return Err(Response::json(403, "rejected", Some("resource id does not match the channel")));
     }
-    match engine.sync(&row.selected_calendar_id, false).await {
+    Ok(row.selected_calendar_id)
+}
+
+fn synced(result: crate::error::Result<crate::sync::SyncReport>) -> Response {
+    match result {
         Ok(_) => Response::json(200, "synced", None),
-        // The failure is recorded on the calendar (which stops being served) and retried later.
         Err(e @ (Error::DbUnavailable(_) | Error::Database(_))) => unavailable(&e),
         Err(e) => Response::json(200, "sync_failed", Some(e.code())),
     }
