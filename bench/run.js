@@ -6,7 +6,7 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { fork } = require('node:child_process')
+const { fork, execFileSync } = require('node:child_process')
 const { Pool } = require('pg')
 const { startServer, createDatabase } = require('../dev/postgres')
 const { startReceiver } = require('../dev/receiver')
@@ -81,6 +81,39 @@ function emulatorProcess() {
   return { call, child }
 }
 
+// The Prisma 7 baseline (what Cal.com itself runs) lives in bench/prisma with dependencies of its
+// own, installed and generated on first use; it runs under tsx in a child process and times itself.
+// Returns null (with the reason logged) when it cannot be set up, for example without a registry.
+async function prismaRead(args) {
+  const dir = path.join(__dirname, 'prisma')
+  const run = (cmd, argv, env = process.env) => execFileSync(cmd, argv, { cwd: dir, env, stdio: ['ignore', process.stderr, process.stderr] })
+  try {
+    if (!fs.existsSync(path.join(dir, 'node_modules', 'tsx'))) {
+      log('read: installing the Prisma 7 baseline into bench/prisma (first run only)')
+      run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'])
+    }
+    if (!fs.existsSync(path.join(dir, 'generated', 'client.ts'))) {
+      // The schema engine cannot be downloaded here and generate does not need it: any executable will do.
+      run(path.join(dir, 'node_modules', '.bin', 'prisma'), ['generate', '--schema', 'schema.prisma'], { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: process.execPath })
+    }
+  } catch (e) {
+    log(`read: the Prisma baseline could not be set up (${e.message.split('\n')[0]}); skipped`)
+    return null
+  }
+  const child = fork(path.join(dir, 'read.ts'), { cwd: dir, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  try {
+    const reply = await new Promise((resolve, reject) => {
+      child.once('message', resolve)
+      child.once('exit', (code) => reject(new Error(`the Prisma baseline exited with code ${code}`)))
+      child.send(args)
+    })
+    if (!reply.ok) throw new Error(reply.error)
+    return reply.value
+  } finally {
+    child.kill()
+  }
+}
+
 // ------------------------------------------------------------------------------------- read --
 async function readScenario(url, pg) {
   log(`read: seeding ${SIZE.readEvents} cached events for ${SIZE.users} users`)
@@ -152,12 +185,21 @@ async function readScenario(url, pg) {
     tput[name] = await throughput(SIZE.throughputMs, CALLERS, f)
   }
   await sync.close()
+  log('read: Prisma 7 + @prisma/adapter-pg')
+  const prisma = await prismaRead({ url, ids, timeMin, timeMax, warmup: 200, calls: SIZE.singleCalls, throughputMs: SIZE.throughputMs, callers: CALLERS })
+  const events = (await pg.query({ text: 'SELECT count(*)::int AS n FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1) AND start < $3 AND "end" > $2', values: [ids, timeMin, timeMax] })).rows[0].n
+  if (prisma && prisma.rows !== events) throw new Error(`the Prisma baseline read ${prisma.rows} events, not ${events}`)
   record('read', 'p50 latency', single.calsync.p50, { unit: 'ms', baselineName: 'bare SQL floor', baseline: single.floor.p50, target: '≤ 1.15× floor', pass: single.calsync.p50 <= 1.15 * single.floor.p50 })
   record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'bare SQL floor', baseline: single.floor.p99 })
   record('read', 'p50 latency', single.calsync.p50, { unit: 'ms', baselineName: 'node-postgres + JS mapping', baseline: single.pg.p50 })
   record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'node-postgres + JS mapping', baseline: single.pg.p99 })
   record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'node-postgres + JS mapping', baseline: tput.pg, target: '≥ 1.5× node-postgres', pass: tput.calsync >= 1.5 * tput.pg })
   record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'bare SQL floor', baseline: tput.floor })
+  if (prisma) {
+    record('read', 'p50 latency', single.calsync.p50, { unit: 'ms', baselineName: 'Prisma 7 + adapter-pg', baseline: prisma.p50 })
+    record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'Prisma 7 + adapter-pg', baseline: prisma.p99 })
+    record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'Prisma 7 + adapter-pg', baseline: prisma.throughput })
+  }
 }
 
 // ----------------------------------------------------------------------------------- ingest --
