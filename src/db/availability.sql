@@ -4,7 +4,7 @@
 -- One row per requested calendar. Rows that select the same provider calendar (one per event type)
 -- share an "owner": the row holding the cached events and the sync window (the one with a
 -- CalendarSyncState row, else the user-level row, else the lowest id). Events are looked up per
--- owner through the ("selectedCalendarId", …) index, unsorted (the caller sorts).
+-- owner through a ("selectedCalendarId", …) index, unsorted (the caller sorts).
 , cal AS (
   SELECT r.id AS req_id, r."userId" AS user_id, r.integration, o.*,
          COALESCE(cr.invalid, false) AS credential_invalid
@@ -21,15 +21,19 @@
   ) o
   LEFT JOIN "Credential" cr ON cr.id = r."credentialId"
 )
+-- The events of every owner in one index scan (one bitmap over all of them, so calendars whose rows
+-- share heap pages are read once), grouped per owner.
+, ev AS (
+  SELECT e."selectedCalendarId" AS owner_id, array_agg(e.start) AS starts, array_agg(e."end") AS ends
+  FROM "CalendarCacheEvent" e
+  WHERE e."selectedCalendarId" = ANY (ARRAY(SELECT owner_id FROM cal WHERE window_start IS NOT NULL))
+    -- "+ interval '0'" keeps the (start, end) index out of the plan: the cached generic plan cannot
+    -- see how narrow the range is and would otherwise scan that index across every calendar.
+    AND e.start + interval '0' < $3 AND e."end" + interval '0' > $2 AND e.status <> 'cancelled'
+  GROUP BY e."selectedCalendarId"
+)
 SELECT cal.req_id, cal.user_id, cal.integration, cal.owner_id, cal.channel_id, cal.channel_expiration,
        cal.subscribed_at, cal.synced_at, cal.sync_error_at, cal.window_start, cal.window_end,
        cal.credential_invalid, ev.starts, ev.ends
 FROM cal
-LEFT JOIN LATERAL (
-  SELECT array_agg(e.start) AS starts, array_agg(e."end") AS ends
-  FROM "CalendarCacheEvent" e
-  WHERE cal.window_start IS NOT NULL AND e."selectedCalendarId" = cal.owner_id
-    -- "+ interval '0'" keeps the (start, end) index out of the plan: the cached generic plan cannot
-    -- see how narrow the range is and would otherwise scan that index across every calendar.
-    AND e.start + interval '0' < $3 AND e."end" + interval '0' > $2 AND e.status <> 'cancelled'
-) ev ON true
+LEFT JOIN ev ON ev.owner_id = cal.owner_id
