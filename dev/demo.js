@@ -74,12 +74,17 @@ async function run({ log = console.log } = {}) {
     log(`\nSubscribed: channel ${sub.channelId.slice(0, 8)}…, full sync read ${sub.sync.upserted} busy events in ${sub.sync.pages} page(s).`)
     await show('After the first sync (the transparent "Focus" block is free):')
 
+    // Google gets its 200 at once and the incremental sync follows; `settle()` waits for it (a
+    // change within a second of the previous sync waits out the throttle first).
     const lunch = await g.insertEvent(calendarId, { summary: 'Lunch with a customer', start: { dateTime: at(12) }, end: { dateTime: at(13) } })
+    await sync.settle()
     await show('Ada books lunch in Google Calendar; Google pushes a notification, calsync syncs incrementally:')
     await g.updateEvent(calendarId, lunch.id, { start: { dateTime: at(11, 30) }, end: { dateTime: at(12, 30) } })
+    await sync.settle()
     await show('She moves it half an hour earlier:')
     const standup = g.calendar(calendarId).events.values().next().value
     await g.updateInstance(calendarId, standup.id, at(8), { status: 'cancelled' })
+    await sync.settle()
     await show("Tomorrow's standup is cancelled (one occurrence of a recurring series):")
 
     const outlookSub = await sync.subscribe(ids.outlook)
