@@ -1,5 +1,43 @@
-// Types of the package entry: everything index.d.ts (generated) declares, plus the error shape.
+// Types of the package entry: everything index.d.ts (generated) declares, the read's answer (built
+// in calsync.js from the binding's compact form), and the error shape.
+import { CalendarSync as NativeCalendarSync, AvailabilityArgs, ConnectOptions, UncachedCalendar } from './index'
 export * from './index'
+
+/**
+ * A busy interval from the cache. Overlapping and touching events of one calendar are merged and
+ * clipped to the requested range, as a provider's free/busy answer is.
+ */
+export interface BusyBlock {
+  /** Start, ISO-8601 UTC with milliseconds (`2026-01-01T09:00:00.000Z`). */
+  start: string
+  /** End (exclusive), ISO-8601 UTC with milliseconds. */
+  end: string
+  /** The requested `SelectedCalendar.id` this block belongs to. */
+  selectedCalendarId: string
+  /** The integration it came from. */
+  source: 'google_calendar' | 'office365_calendar' | string
+}
+
+/** The answer of `getCachedAvailability`. */
+export interface AvailabilityResult {
+  /** Busy blocks of the served calendars, sorted by start. */
+  busy: BusyBlock[]
+  /** Requested ids answered from the cache. */
+  served: string[]
+  /** Requested ids not answered, each with a machine-readable reason: call the provider live. */
+  uncached: UncachedCalendar[]
+}
+
+export declare class CalendarSync extends NativeCalendarSync {
+  /** Connects (see index.d.ts); resolves to this class. */
+  static connect(options?: ConnectOptions | undefined | null): Promise<CalendarSync>
+  /**
+   * Busy blocks from the cache for `[timeMin, timeMax)`. Calendars the cache cannot answer for
+   * truthfully are listed in `uncached` with a reason, never answered as free. One SQL round trip
+   * when the flags are cached. Rejects with `INVALID_ARGUMENT` for bad input.
+   */
+  getCachedAvailability(args: AvailabilityArgs): Promise<AvailabilityResult>
+}
 
 /** Stable codes of errors thrown by calsync (`err.code`). */
 export type CalsyncErrorCode =

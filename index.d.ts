@@ -19,11 +19,13 @@ export declare class CalendarSync {
    */
   static connect(options?: ConnectOptions | undefined | null): Promise<CalendarSync>
   /**
-   * Busy blocks from the cache for `[timeMin, timeMax)`. Calendars the cache cannot answer for
-   * truthfully are listed in `uncached` with a reason, never answered as free. One SQL round trip
-   * when the flags are cached. Rejects with `INVALID_ARGUMENT` for bad input.
+   * The binding behind `getCachedAvailability` (calsync.js), which expands this compact answer
+   * into busy-block objects; call that instead. Busy blocks from the cache for
+   * `[timeMin, timeMax)`; calendars the cache cannot answer for truthfully are listed in
+   * `uncached` with a reason, never answered as free. One SQL round trip when the flags are
+   * cached. Rejects with `INVALID_ARGUMENT` for bad input.
    */
-  getCachedAvailability(args: AvailabilityArgs): Promise<AvailabilityResult>
+  getCachedAvailabilityPacked(args: AvailabilityArgs): Promise<PackedAvailability>
   /**
    * Whether feature flag `slug` is on for a user (`{ userId }`) or a team (`{ teamId }`):
    * global flag AND (user row, else any accepted team or its organizations). Answers are cached
@@ -114,16 +116,6 @@ export interface AvailabilityArgs {
   timeMax: string
 }
 
-/** The answer of `getCachedAvailability`. */
-export interface AvailabilityResult {
-  /** Busy blocks of the served calendars, sorted by start. */
-  busy: Array<BusyBlock>
-  /** Requested ids answered from the cache. */
-  served: Array<string>
-  /** Requested ids not answered, each with a machine-readable reason. */
-  uncached: Array<UncachedCalendar>
-}
-
 /** A booking of the app (iCalUID ending in `@cal.com`) that changed at the provider. */
 export interface BookingUpdate {
   /** The booking uid (iCalUID without `@cal.com`). */
@@ -134,21 +126,6 @@ export interface BookingUpdate {
   end?: string
   /** True when the event was cancelled or deleted at the provider. */
   cancelled: boolean
-}
-
-/**
- * A busy interval from the cache. Overlapping and touching events of one calendar are merged and
- * clipped to the requested range, as a provider's free/busy answer is.
- */
-export interface BusyBlock {
-  /** Start, ISO-8601 UTC with milliseconds (`2026-01-01T09:00:00.000Z`). */
-  start: string
-  /** End (exclusive), ISO-8601 UTC with milliseconds. */
-  end: string
-  /** The requested `SelectedCalendar.id` this block belongs to. */
-  selectedCalendarId: string
-  /** The integration it came from: `google_calendar` or `office365_calendar`. */
-  source: string
 }
 
 /** Options of `cleanup`. */
@@ -276,6 +253,30 @@ export interface HealthCount {
   health: 'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed'
   /** Number of calendars. */
   calendars: number
+}
+
+/**
+ * The answer of `getCachedAvailability` in the compact form it crosses the binding in; calsync.js
+ * expands it into `{ busy: [{ start, end, selectedCalendarId, source }], served, uncached }`.
+ * Creating hundreds of small objects property by property through N-API costs more than the read
+ * itself; JavaScript builds them from these few values at a fraction of that.
+ */
+export interface PackedAvailability {
+  /**
+   * Start and end of every busy block, ISO-8601 UTC with milliseconds, joined by commas
+   * (`start0,end0,start1,end1,…`), sorted by start.
+   */
+  times: string
+  /** For each busy block, its index into `calendars` and `sources`. */
+  calendar: Uint32Array
+  /** The requested `SelectedCalendar.id` values that have blocks. */
+  calendars: Array<string>
+  /** The integration of each of `calendars`: `google_calendar` or `office365_calendar`. */
+  sources: Array<string>
+  /** Requested ids answered from the cache. */
+  served: Array<string>
+  /** Requested ids not answered, each with a machine-readable reason. */
+  uncached: Array<UncachedCalendar>
 }
 
 /** Progress of the current (or last) `renewWatches` run. */

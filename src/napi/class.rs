@@ -7,7 +7,7 @@ use napi_derive::napi;
 
 use super::js_error;
 use super::types::{
-    AvailabilityArgs, AvailabilityResult, ConnectOptions, FlagTarget, SchemaOptions, SubscribeResult, SyncOptions,
+    AvailabilityArgs, ConnectOptions, FlagTarget, PackedAvailability, SchemaOptions, SubscribeResult, SyncOptions,
     SyncResult, WebhookOptions, WebhookResponse,
 };
 use super::types::{CleanupOptions, CleanupResult, HealthCount, RenewProgress, RenewReport, RenewWatchesOptions};
@@ -46,11 +46,13 @@ impl CalendarSync {
         })
     }
 
-    /// Busy blocks from the cache for `[timeMin, timeMax)`. Calendars the cache cannot answer for
-    /// truthfully are listed in `uncached` with a reason, never answered as free. One SQL round trip
-    /// when the flags are cached. Rejects with `INVALID_ARGUMENT` for bad input.
+    /// The binding behind `getCachedAvailability` (calsync.js), which expands this compact answer
+    /// into busy-block objects; call that instead. Busy blocks from the cache for
+    /// `[timeMin, timeMax)`; calendars the cache cannot answer for truthfully are listed in
+    /// `uncached` with a reason, never answered as free. One SQL round trip when the flags are
+    /// cached. Rejects with `INVALID_ARGUMENT` for bad input.
     #[napi]
-    pub async fn get_cached_availability(&self, args: AvailabilityArgs) -> Result<AvailabilityResult> {
+    pub async fn get_cached_availability_packed(&self, args: AvailabilityArgs) -> Result<PackedAvailability> {
         let core = self.core()?;
         let query = build_query(args, core.config().max_calendars_per_read).map_err(js_error)?;
         let answer = core.availability(&query).await.map_err(js_error)?;

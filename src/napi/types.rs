@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use napi::bindgen_prelude::Uint32Array;
 use napi_derive::napi;
 
 use crate::availability::Answer;
@@ -202,20 +203,6 @@ pub struct AvailabilityArgs {
     pub time_max: String,
 }
 
-/// A busy interval from the cache. Overlapping and touching events of one calendar are merged and
-/// clipped to the requested range, as a provider's free/busy answer is.
-#[napi(object)]
-pub struct BusyBlock {
-    /// Start, ISO-8601 UTC with milliseconds (`2026-01-01T09:00:00.000Z`).
-    pub start: String,
-    /// End (exclusive), ISO-8601 UTC with milliseconds.
-    pub end: String,
-    /// The requested `SelectedCalendar.id` this block belongs to.
-    pub selected_calendar_id: String,
-    /// The integration it came from: `google_calendar` or `office365_calendar`.
-    pub source: String,
-}
-
 /// A calendar the cache cannot answer for truthfully; call the provider live for it.
 #[napi(object)]
 pub struct UncachedCalendar {
@@ -228,30 +215,54 @@ pub struct UncachedCalendar {
     pub reason: String,
 }
 
-/// The answer of `getCachedAvailability`.
+/// The answer of `getCachedAvailability` in the compact form it crosses the binding in; calsync.js
+/// expands it into `{ busy: [{ start, end, selectedCalendarId, source }], served, uncached }`.
+/// Creating hundreds of small objects property by property through N-API costs more than the read
+/// itself; JavaScript builds them from these few values at a fraction of that.
 #[napi(object)]
-pub struct AvailabilityResult {
-    /// Busy blocks of the served calendars, sorted by start.
-    pub busy: Vec<BusyBlock>,
+pub struct PackedAvailability {
+    /// Start and end of every busy block, ISO-8601 UTC with milliseconds, joined by commas
+    /// (`start0,end0,start1,end1,…`), sorted by start.
+    pub times: String,
+    /// For each busy block, its index into `calendars` and `sources`.
+    pub calendar: Uint32Array,
+    /// The requested `SelectedCalendar.id` values that have blocks.
+    pub calendars: Vec<String>,
+    /// The integration of each of `calendars`: `google_calendar` or `office365_calendar`.
+    pub sources: Vec<String>,
     /// Requested ids answered from the cache.
     pub served: Vec<String>,
     /// Requested ids not answered, each with a machine-readable reason.
     pub uncached: Vec<UncachedCalendar>,
 }
 
-impl From<Answer> for AvailabilityResult {
+impl From<Answer> for PackedAvailability {
     fn from(a: Answer) -> Self {
-        AvailabilityResult {
-            busy: a
-                .busy
-                .into_iter()
-                .map(|b| BusyBlock {
-                    start: b.start,
-                    end: b.end,
-                    selected_calendar_id: b.selected_calendar_id,
-                    source: b.source,
-                })
-                .collect(),
+        let mut times = String::with_capacity(a.busy.len() * 50);
+        let mut calendar = Vec::with_capacity(a.busy.len());
+        let mut calendars: Vec<String> = Vec::new();
+        let mut sources: Vec<String> = Vec::new();
+        let mut index_of: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        for b in a.busy {
+            if !times.is_empty() {
+                times.push(',');
+            }
+            times.push_str(&b.start);
+            times.push(',');
+            times.push_str(&b.end);
+            let next = calendars.len() as u32;
+            let index = *index_of.entry(b.selected_calendar_id).or_insert_with_key(|id| {
+                calendars.push(id.clone());
+                sources.push(b.source);
+                next
+            });
+            calendar.push(index);
+        }
+        PackedAvailability {
+            times,
+            calendar: calendar.into(),
+            calendars,
+            sources,
             served: a.served,
             uncached: a
                 .uncached

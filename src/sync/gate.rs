@@ -58,9 +58,8 @@ impl Gates {
     /// Forgets gates nobody holds whose last run started more than the interval ago (a gate
     /// remembers its last start until then).
     fn prune(&self, key: &str) {
-        let idle = |g: &Arc<Gate>| {
-            Arc::strong_count(g) == 1 && g.started().is_none_or(|t| t.elapsed() >= self.min_interval)
-        };
+        let idle =
+            |g: &Arc<Gate>| Arc::strong_count(g) == 1 && g.started().is_none_or(|t| t.elapsed() >= self.min_interval);
         let mut map = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 64 {
             map.retain(|_, g| !idle(g));
@@ -192,8 +191,14 @@ mod tests {
         }
         let starts = starts.lock().unwrap().clone();
         assert_eq!(starts.len(), 2, "{starts:?}");
-        assert!(starts[0] < Duration::from_millis(1), "the first run starts at once: {starts:?}");
-        assert!(starts[1] >= Duration::from_millis(100), "the follow-up waits out the interval: {starts:?}");
+        assert!(
+            starts[0] < Duration::from_millis(1),
+            "the first run starts at once: {starts:?}"
+        );
+        assert!(
+            starts[1] >= Duration::from_millis(100),
+            "the follow-up waits out the interval: {starts:?}"
+        );
         // After a quiet interval the next request runs at once again.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let t1 = tokio::time::Instant::now();

@@ -136,7 +136,11 @@ async fn channel_calendar(engine: &Engine, channel_id: &str, resource_id: Option
     };
     if row.resource_id.is_none() || row.resource_id.as_deref() != resource_id {
         tracing::warn!(channel = %channel_id, "notification with a resource id that does not match the channel");
-        return Err(Response::json(403, "rejected", Some("resource id does not match the channel")));
+        return Err(Response::json(
+            403,
+            "rejected",
+            Some("resource id does not match the channel"),
+        ));
     }
     Ok(row.selected_calendar_id)
 }
