@@ -179,12 +179,16 @@ async function readScenario(url, pg) {
   log(`read: ${check.busy.length} busy blocks from ${check.served.length} calendars`)
   if (check.served.length !== 10) throw new Error(`expected 10 served calendars: ${JSON.stringify(check.uncached)}`)
   for (const f of [calsyncRead, calcomRead, bareRead]) await latencies(200, f) // warm up (prepared statements, flag cache)
+  const contenders = [['calsync', calsyncRead], ['pg', calcomRead], ['floor', bareRead]]
   const single = {}
-  const tput = {}
-  for (const [name, f] of [['calsync', calsyncRead], ['pg', calcomRead], ['floor', bareRead]]) {
-    single[name] = await latencies(SIZE.singleCalls, f)
-    tput[name] = await throughput(SIZE.throughputMs, CALLERS, f)
+  for (const [name, f] of contenders) single[name] = await latencies(SIZE.singleCalls, f)
+  // Throughput on a shared 2-core machine drifts: three interleaved rounds, the median of each.
+  const rounds = {}
+  for (let round = 0; round < 3; round++) {
+    for (const [name, f] of contenders) (rounds[name] ??= []).push(await throughput(SIZE.throughputMs, CALLERS, f))
   }
+  const tput = Object.fromEntries(Object.entries(rounds).map(([name, r]) => [name, r.sort((a, b) => a - b)[1]]))
+  log(`read: throughput rounds ${JSON.stringify(rounds)}`)
   await sync.close()
   log('read: Prisma 7 + @prisma/adapter-pg')
   const prisma = await prismaRead({ url, ids, timeMin, timeMax, warmup: 200, calls: SIZE.singleCalls, throughputMs: SIZE.throughputMs, callers: CALLERS })
