@@ -1,7 +1,8 @@
 'use strict'
 // `npm run bench [-- --quick]`: calsync against what users would otherwise run, side by side, on the
-// same database in the same run. Prints a table, writes bench/results.json and the figures section
-// of BENCHMARKS.md. The emulator runs in a child process so its cost is not counted against calsync.
+// same database in the same run. Prints a table, writes bench/results.json (--quick:
+// bench/results.quick.json) and the figures section of BENCHMARKS.md. The emulator runs in a child
+// process so its cost is not counted against calsync.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -460,13 +461,14 @@ async function main() {
     console.log(t.map((r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ')).join('\n'))
     results.finishedInSeconds = (Date.now() - started) / 1000
     if (ONLY) return log(`done in ${results.finishedInSeconds.toFixed(0)} s (--only: nothing written)`)
-    fs.writeFileSync(path.join(__dirname, 'results.json'), JSON.stringify(results, null, 2) + '\n')
+    const json = QUICK ? 'results.quick.json' : 'results.json' // a quick run never replaces the full figures
+    fs.writeFileSync(path.join(__dirname, json), JSON.stringify(results, null, 2) + '\n')
     const mdPath = path.join(__dirname, '..', 'BENCHMARKS.md')
     const md = fs.readFileSync(mdPath, 'utf8')
     const section = `<!-- figures:${QUICK ? 'quick' : 'full'} -->\n${markdown(machine)}\n<!-- /figures:${QUICK ? 'quick' : 'full'} -->`
     const re = new RegExp(`<!-- figures:${QUICK ? 'quick' : 'full'} -->[\\s\\S]*?<!-- /figures:${QUICK ? 'quick' : 'full'} -->`)
     fs.writeFileSync(mdPath, re.test(md) ? md.replace(re, section) : `${md.trimEnd()}\n\n${section}\n`)
-    log(`done in ${results.finishedInSeconds.toFixed(0)} s; wrote bench/results.json and BENCHMARKS.md`)
+    log(`done in ${results.finishedInSeconds.toFixed(0)} s; wrote bench/${json} and BENCHMARKS.md`)
   } finally {
     await receiver.close()
     await emu.call('stop').catch(() => {})
