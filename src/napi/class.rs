@@ -93,9 +93,8 @@ impl CalendarSync {
         options: Option<WebhookOptions>,
     ) -> Result<WebhookResponse> {
         let core = self.core()?;
-        let wait = options.and_then(|o| o.wait_for_sync).unwrap_or(false);
         Ok(core
-            .handle_google_webhook(&Request::from_json(&request), wait)
+            .handle_google_webhook(&Request::from_json(&request), WebhookOptions::wait(options))
             .await
             .into())
     }
@@ -115,9 +114,8 @@ impl CalendarSync {
         options: Option<WebhookOptions>,
     ) -> Result<WebhookResponse> {
         let core = self.core()?;
-        let wait = options.and_then(|o| o.wait_for_sync).unwrap_or(false);
         Ok(core
-            .handle_microsoft_webhook(&Request::from_json(&request), wait)
+            .handle_microsoft_webhook(&Request::from_json(&request), WebhookOptions::wait(options))
             .await
             .into())
     }

@@ -418,6 +418,13 @@ pub struct WebhookOptions {
     pub wait_for_sync: Option<bool>,
 }
 
+impl WebhookOptions {
+    /// Whether the caller asked to wait for the syncs (default false).
+    pub fn wait(options: Option<WebhookOptions>) -> bool {
+        options.and_then(|o| o.wait_for_sync).unwrap_or(false)
+    }
+}
+
 /// Options of `renewWatches`.
 #[napi(object, object_to_js = false)]
 #[derive(Default)]
