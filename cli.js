@@ -90,8 +90,14 @@ async function main(argv) {
     case 'schema': {
       const { applySchema } = require('./calsync.js')
       const calcom = !rest.includes('--no-calcom')
-      await applySchema({ calcom })
-      console.log(calcom ? 'Applied the Cal.com subset and calsync\'s table.' : 'Applied calsync\'s table.')
+      const calcomTables = await applySchema({ calcom })
+      console.log(
+        {
+          created: "Created the Cal.com tables calsync uses (empty database) and calsync's own tables.",
+          existing: "Found Cal.com's tables and left them untouched; created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage) where missing.",
+          not_requested: "Created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage) where missing.",
+        }[calcomTables],
+      )
       return 0
     }
     case 'emulator': {

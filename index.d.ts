@@ -94,10 +94,13 @@ export declare class CalendarSync {
 }
 
 /**
- * Applies calsync's SQL (the Cal.com subset unless `calcom: false`, and calsync's own table).
- * Idempotent. Used by `npx calsync schema`, tests and the demo.
+ * Applies calsync's own tables, and the Cal.com subset unless `calcom: false` — only into a
+ * database that has none of Cal.com's tables yet: against a real Cal.com database it creates,
+ * alters, indexes and inserts nothing in Cal.com's tables. Idempotent. Resolves to what it did
+ * with the Cal.com tables: `created`, `existing` (left alone) or `not_requested`. Used by
+ * `npx calsync schema`, tests and the demo.
  */
-export declare function applySchema(options?: SchemaOptions | undefined | null): Promise<void>
+export declare function applySchema(options?: SchemaOptions | undefined | null): Promise<string>
 
 /**
  * Arguments of `getCachedAvailability`: either `selectedCalendarIds`, or `userId` (the user's own
@@ -231,6 +234,17 @@ export interface ConnectOptions {
    * follow-up sync. 0 syncs on every notification that finds no sync pending. Default 1000.
    */
   syncMinIntervalMs?: number
+  /**
+   * How many of `maxConnections` background work (syncs, token refreshes, cron) may use; the
+   * rest stay free for reads and webhook answers, however slow the providers are. Default: three
+   * tenths of `maxConnections`, at least 1.
+   */
+  backgroundConnections?: number
+  /**
+   * Events a sync keeps in memory before staging them in the database (bounds memory on any
+   * calendar size). Default 5000.
+   */
+  syncBufferEvents?: number
 }
 
 /** Whom `isFeatureEnabled` evaluates a flag for: exactly one of `userId` or `teamId`. */

@@ -19,13 +19,15 @@ test.after(async () => {
 
 const on = (target, slug = FLAG) => sync.isFeatureEnabled(slug, target)
 
-test("the feature's documented SQL runs unchanged against the shipped schema", async () => {
+test("the feature's documented SQL, with \"enabled\" true, runs against the shipped schema", async () => {
   const db = env.pg
-  await db.query('INSERT INTO "users" ("id", "email") VALUES (123, $1)', ['doc-user@example.com'])
+  // Real Cal.com has no default for users.uuid nor for UserFeatures/TeamFeatures.enabled: the
+  // snippets that omit them fail there, so the working form supplies them.
+  await db.query('INSERT INTO "users" ("id", "uuid", "email") VALUES (123, gen_random_uuid(), $1)', ['doc-user@example.com'])
   await db.query('INSERT INTO "Team" ("id", "name") VALUES (456, $1)', ['doc-team'])
   await db.query(`INSERT INTO "Feature" ("slug","enabled","description","type","stale","lastUsedAt","createdAt","updatedAt","updatedBy") VALUES ('calendar-subscription-cache', false, '…', 'OPERATIONAL', false, NULL, NOW(), NOW(), NULL) ON CONFLICT (slug) DO NOTHING;`)
-  await db.query(`INSERT INTO "UserFeatures" ("userId","featureId","assignedAt","assignedBy","updatedAt") VALUES (123,'calendar-subscription-cache',NOW(),'admin',NOW()) ON CONFLICT ("userId","featureId") DO NOTHING;`)
-  await db.query(`INSERT INTO "TeamFeatures" ("teamId","featureId","assignedAt","assignedBy","updatedAt") VALUES (456,'calendar-subscription-cache',NOW(),'admin',NOW()) ON CONFLICT ("teamId","featureId") DO NOTHING;`)
+  await db.query(`INSERT INTO "UserFeatures" ("userId","featureId","enabled","assignedAt","assignedBy","updatedAt") VALUES (123,'calendar-subscription-cache',true,NOW(),'admin',NOW()) ON CONFLICT ("userId","featureId") DO NOTHING;`)
+  await db.query(`INSERT INTO "TeamFeatures" ("teamId","featureId","enabled","assignedAt","assignedBy","updatedAt") VALUES (456,'calendar-subscription-cache',true,NOW(),'admin',NOW()) ON CONFLICT ("teamId","featureId") DO NOTHING;`)
   // The global row was shipped disabled, so nothing is on yet.
   assert.equal(await on({ userId: 123 }), false)
   assert.equal(await on({ teamId: 456 }), false)

@@ -123,10 +123,10 @@ async function readScenario(url, pg) {
   let ids
   try {
     await seed.setGlobalFlag(db, FLAG, true)
-    await db.query(`INSERT INTO users (email) SELECT 'u' || i || '@bench.example' FROM generate_series(1, $1) i`, [SIZE.users])
+    await db.query(`INSERT INTO users (uuid, email) SELECT gen_random_uuid(), 'u' || i || '@bench.example' FROM generate_series(1, $1) i`, [SIZE.users])
     const { rows: [{ first }] } = await db.query('SELECT min(id) AS first FROM users')
     target = first
-    await db.query(`INSERT INTO "UserFeatures" ("userId", "featureId", "assignedBy", "updatedAt") SELECT id, $1, 'bench', now() FROM users`, [FLAG])
+    await db.query(`INSERT INTO "UserFeatures" ("userId", "featureId", "enabled", "assignedBy", "updatedAt") SELECT id, $1, true, 'bench', now() FROM users`, [FLAG])
     // The target user has 10 calendars, everyone else 2; all subscribed and synced over a wide window.
     await db.query(
       `INSERT INTO "SelectedCalendar" (id, "userId", integration, "externalId", "channelId", "channelExpiration", "syncSubscribedAt", "syncToken", "syncedAt")

@@ -9,7 +9,11 @@ const ALL_DAY_MS = 24 * 3600 * 1000
 
 async function createUser(db, { email, name = null } = {}) {
   email = email ?? `user-${crypto.randomUUID()}@example.com`
-  const { rows } = await db.query('INSERT INTO "users" ("email", "name") VALUES ($1, $2) RETURNING id', [email, name])
+  // "uuid" has no database default in Cal.com (Prisma fills it).
+  const { rows } = await db.query(
+    'INSERT INTO "users" ("uuid", "email", "name") VALUES (gen_random_uuid(), $1, $2) RETURNING id',
+    [email, name],
+  )
   return rows[0].id
 }
 
@@ -21,8 +25,12 @@ async function createTeam(db, { name = 'team', parentId = null, isOrganization =
   return rows[0].id
 }
 
-async function addMember(db, userId, teamId, { accepted = true } = {}) {
-  await db.query('INSERT INTO "Membership" ("userId", "teamId", "accepted") VALUES ($1, $2, $3)', [userId, teamId, accepted])
+async function addMember(db, userId, teamId, { accepted = true, role = 'MEMBER' } = {}) {
+  // "role" has no default in Cal.com.
+  await db.query(
+    'INSERT INTO "Membership" ("userId", "teamId", "accepted", "role") VALUES ($1, $2, $3, $4)',
+    [userId, teamId, accepted, role],
+  )
 }
 
 /** Sets the global switch of a flag (creating the Feature row if needed). */
@@ -60,6 +68,13 @@ async function createCredential(db, { userId, type = 'google_calendar', key = {}
 
 async function createSelectedCalendar(db, { userId, integration = 'google_calendar', externalId, credentialId = null, eventTypeId = null }) {
   const id = crypto.randomUUID()
+  if (eventTypeId != null) {
+    // SelectedCalendar.eventTypeId is a foreign key to "EventType": make sure the event type exists.
+    await db.query(
+      `INSERT INTO "EventType" ("id", "title", "slug", "length") VALUES ($1, $2, $2, 30) ON CONFLICT ("id") DO NOTHING`,
+      [eventTypeId, `event-type-${eventTypeId}`],
+    )
+  }
   await db.query(
     `INSERT INTO "SelectedCalendar" ("id", "userId", "integration", "externalId", "credentialId", "eventTypeId")
      VALUES ($1, $2, $3, $4, $5, $6)`,

@@ -9,3 +9,40 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncState" (
   "windowEnd" TIMESTAMP(3) NOT NULL,
   "updatedAt" TIMESTAMP(3) NOT NULL
 );
+
+-- Short claims that replace locks held across provider calls (SPEC §6.8): a sync of a calendar
+-- (`sync:<id>`), a token refresh of a credential (`refresh:<id>`), a renewal pass over a calendar
+-- (`renew:<id>`). A claim is one short write; it expires on its own if its process dies, and the
+-- write that ends the work still checks that nothing moved underneath.
+CREATE TABLE IF NOT EXISTS "CalendarSyncLease" (
+  "key" TEXT PRIMARY KEY,
+  "holder" TEXT NOT NULL,
+  "expiresAt" TIMESTAMPTZ NOT NULL
+);
+
+-- Pages of a sync too large to keep in memory wait here (one set per sync run, "runId") until
+-- the sync's short final transaction moves them into "CalendarCacheEvent". Same columns as that
+-- table; rows of runs that died are removed by cleanup.
+CREATE TABLE IF NOT EXISTS "CalendarSyncStage" (
+  "id" TEXT NOT NULL,
+  "runId" TEXT NOT NULL,
+  "externalId" TEXT NOT NULL,
+  "externalEtag" TEXT NOT NULL,
+  "iCalUID" TEXT,
+  "iCalSequence" INTEGER NOT NULL,
+  "summary" TEXT,
+  "description" TEXT,
+  "location" TEXT,
+  "start" TIMESTAMP(3) NOT NULL,
+  "end" TIMESTAMP(3) NOT NULL,
+  "isAllDay" BOOLEAN NOT NULL,
+  "timeZone" TEXT,
+  "status" TEXT NOT NULL,
+  "recurringEventId" TEXT,
+  "originalStartTime" TIMESTAMP(3),
+  "createdAt" TIMESTAMP(3) NOT NULL,
+  "updatedAt" TIMESTAMP(3) NOT NULL,
+  "externalCreatedAt" TIMESTAMP(3),
+  "externalUpdatedAt" TIMESTAMP(3)
+);
+CREATE INDEX IF NOT EXISTS "CalendarSyncStage_runId_idx" ON "CalendarSyncStage" ("runId");

@@ -29,13 +29,13 @@ impl Calsync {
     /// Connects (failing fast with `DB_UNAVAILABLE`) and checks the schema (`SCHEMA_MISMATCH`).
     pub async fn connect(config: Config) -> Result<Self> {
         config.validate()?;
-        let pool = db::connect(&config).await?;
-        if let Err(e) = db::schema::check(&pool).await {
-            pool.close().await;
+        let pools = db::connect(&config).await?;
+        if let Err(e) = db::schema::check(&pools.front).await {
+            pools.close().await;
             return Err(e);
         }
         Ok(Calsync {
-            engine: Arc::new(Engine::new(pool, config)?),
+            engine: Arc::new(Engine::new(pools, config)?),
             progress: Progress::default(),
         })
     }
@@ -48,12 +48,12 @@ impl Calsync {
     /// Busy blocks from the cache, plus the calendars it cannot answer for and why.
     pub async fn availability(&self, query: &Query) -> Result<Answer> {
         let e = &self.engine;
-        availability::read(&e.pool, &e.flags, query, e.cfg.stale_after).await
+        availability::read(&e.front, &e.flags, query, e.cfg.stale_after).await
     }
 
     /// Evaluates a feature flag for a user or a team (SPEC §3), through the in-process cache.
     pub async fn is_feature_enabled(&self, slug: &str, who: Subject) -> Result<bool> {
-        self.engine.flags.is_enabled(&self.engine.pool, slug, who).await
+        self.engine.flags.is_enabled(&self.engine.front, slug, who).await
     }
 
     /// Handles a Google push notification; never fails (bad input becomes a 4xx response). The
@@ -111,8 +111,9 @@ impl Calsync {
         )
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.engine.front.close().await;
         self.engine.pool.close().await;
     }
 }

@@ -31,8 +31,11 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// Postgres connection string (`DATABASE_URL`).
     pub database_url: Secret,
-    /// Upper bound of pooled connections.
+    /// Upper bound of pooled connections, background work included.
     pub max_connections: u32,
+    /// The share of `max_connections` background work (syncs, token refreshes, cron) may use; the
+    /// rest is kept for reads and webhook answers. `None`: three tenths, at least one.
+    pub background_connections: Option<u32>,
     /// How long connecting (and waiting for a pooled connection) may take before `DB_UNAVAILABLE`.
     pub connect_timeout: Duration,
     /// How long a feature-flag answer is reused in-process.
@@ -149,6 +152,12 @@ pub struct SyncConfig {
     /// The least time between the starts of two notification-driven syncs of one calendar in one
     /// process: a burst within it costs at most two provider list sequences.
     pub min_interval: Duration,
+    /// Events a sync keeps in memory before it spills them to the staging table (memory stays
+    /// bounded on any calendar size).
+    pub buffer_events: usize,
+    /// How long a sync's or a refresh's claim lasts without being renewed; a process that dies
+    /// holding one delays the next sync of that calendar by at most this.
+    pub lease: Duration,
 }
 
 /// The path Google posts notifications to, appended to `GOOGLE_WEBHOOK_URL`.
@@ -213,6 +222,8 @@ impl Default for SyncConfig {
             failures_before_full_resync: 3,
             lock_timeout: Duration::from_secs(120),
             min_interval: Duration::from_secs(1),
+            buffer_events: 5000,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -228,6 +239,7 @@ impl Config {
         Config {
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_default()),
             max_connections: 10,
+            background_connections: None,
             connect_timeout: Duration::from_secs(5),
             flag_cache_ttl: Duration::from_secs(30),
             stale_after: Duration::from_secs(24 * 3600),
@@ -239,6 +251,13 @@ impl Config {
         }
     }
 
+    /// Connections reserved for background work (see `background_connections`).
+    pub fn background_pool_size(&self) -> u32 {
+        self.background_connections
+            .unwrap_or((self.max_connections * 3 / 10).max(1))
+            .min(self.max_connections - 1)
+    }
+
     /// Checks the values once, at connect.
     pub fn validate(&self) -> Result<()> {
         if self.database_url.expose().is_empty() {
@@ -248,6 +267,14 @@ impl Config {
         }
         if self.max_connections < 2 {
             return Err(Error::invalid("maxConnections must be at least 2"));
+        }
+        if self.background_connections.is_some_and(|b| b == 0 || b >= self.max_connections) {
+            return Err(Error::invalid(
+                "backgroundConnections must be at least 1 and below maxConnections",
+            ));
+        }
+        if self.sync.buffer_events == 0 {
+            return Err(Error::invalid("syncBufferEvents must be at least 1"));
         }
         if self.connect_timeout.is_zero() {
             return Err(Error::invalid("connectTimeoutMs must be positive"));

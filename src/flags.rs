@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
+use crate::db::sql::stmt;
+
 use crate::error::Result;
 
 /// Serve and record the subscription cache.
@@ -123,7 +125,7 @@ impl Flags {
                 .copied()
                 .unwrap_or(false),
             Subject::Team(id) => {
-                let on: bool = sqlx::query_scalar(TEAM_SQL).bind(slug).bind(id).fetch_one(pool).await?;
+                let on: bool = stmt(TEAM_SQL).text(slug).int(id).scalar(pool).await?.unwrap_or(false);
                 self.remember(slug, [(who, on)]);
                 on
             }
@@ -144,11 +146,7 @@ impl Flags {
             }
         }
         if !missing.is_empty() {
-            let rows: Vec<(i32, bool)> = sqlx::query_as(USERS_SQL)
-                .bind(slug)
-                .bind(&missing)
-                .fetch_all(pool)
-                .await?;
+            let rows: Vec<(i32, bool)> = stmt(USERS_SQL).text(slug).ints(&missing).fetch_as(pool).await?;
             self.remember(slug, rows.iter().map(|&(u, on)| (Subject::User(u), on)));
             out.extend(rows);
         }

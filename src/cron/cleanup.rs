@@ -9,6 +9,8 @@ use chrono::NaiveDateTime;
 use sqlx::PgPool;
 
 use super::elapsed_ms;
+use crate::db::lease;
+use crate::db::sql::{stmt, Stmt};
 use crate::error::Result;
 
 /// What a cleanup run did.
@@ -38,30 +40,33 @@ const ADVANCE_WINDOWS: &str =
 const UNWATCHED_STATE: &str = r#"DELETE FROM "CalendarSyncState" st USING "SelectedCalendar" sc
   WHERE sc.id = st."selectedCalendarId" AND sc."channelId" IS NULL"#;
 
-type Query = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+/// Staged rows of sync runs that died (a live run stages and merges within minutes).
+const DEAD_STAGES: &str = r#"DELETE FROM "CalendarSyncStage" WHERE "createdAt" < $1"#;
 
 /// Runs the cleanup with events ending before `cutoff` and legacy rows expired before `now`.
 pub async fn run(pool: &PgPool, cutoff: NaiveDateTime, now: NaiveDateTime, size: i64) -> Result<CleanupReport> {
     let mut report = CleanupReport::default();
-    report.ended_events = batches(pool, &mut report, size, || sqlx::query(ENDED).bind(cutoff).bind(size)).await?;
-    report.unwatched_events = batches(pool, &mut report, size, || sqlx::query(UNWATCHED).bind(size)).await?;
-    report.legacy_rows = batches(pool, &mut report, size, || sqlx::query(LEGACY).bind(now).bind(size)).await?;
+    report.ended_events = batches(pool, &mut report, size, || stmt(ENDED).ts(cutoff).bigint(size)).await?;
+    report.unwatched_events = batches(pool, &mut report, size, || stmt(UNWATCHED).bigint(size)).await?;
+    report.legacy_rows = batches(pool, &mut report, size, || stmt(LEGACY).ts(now).bigint(size)).await?;
     // One row per calendar: small tables, one statement each.
-    timed(pool, &mut report, sqlx::query(ADVANCE_WINDOWS).bind(cutoff)).await?;
-    timed(pool, &mut report, sqlx::query(UNWATCHED_STATE)).await?;
+    timed(pool, &mut report, stmt(ADVANCE_WINDOWS).ts(cutoff)).await?;
+    timed(pool, &mut report, stmt(UNWATCHED_STATE)).await?;
+    timed(pool, &mut report, stmt(DEAD_STAGES).ts(now - chrono::Duration::hours(1))).await?;
+    lease::purge_expired(pool).await?;
     Ok(report)
 }
 
-async fn timed(pool: &PgPool, report: &mut CleanupReport, q: Query) -> Result<u64> {
+async fn timed(pool: &PgPool, report: &mut CleanupReport, q: Stmt) -> Result<u64> {
     let t = Instant::now();
-    let n = q.execute(pool).await?.rows_affected();
+    let n = q.execute(pool).await?;
     report.statements += 1;
     report.longest_statement_ms = report.longest_statement_ms.max(elapsed_ms(t));
     Ok(n)
 }
 
 /// Repeats a `LIMIT size` delete until a batch comes back short.
-async fn batches(pool: &PgPool, report: &mut CleanupReport, size: i64, query: impl Fn() -> Query) -> Result<u64> {
+async fn batches(pool: &PgPool, report: &mut CleanupReport, size: i64, query: impl Fn() -> Stmt) -> Result<u64> {
     let mut total = 0;
     loop {
         let n = timed(pool, report, query()).await?;

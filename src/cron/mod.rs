@@ -2,10 +2,11 @@
 //! (subscribe, renew, share, stop), with a safety-net resync; `cleanup` deletes what the cache no
 //! longer needs, in batches.
 //!
-//! Several processes may run `renew` at once. Each claims a batch of calendars with transaction-level
-//! advisory try-locks (the claims of other processes are skipped, like `FOR UPDATE SKIP LOCKED`),
-//! re-reads the claimed calendars, acts, and releases the batch. Provider calls run with bounded
-//! concurrency per provider.
+//! Several processes may run `renew` at once. Each claims a batch of calendars (`renew:<owner>`
+//! claims in `"CalendarSyncLease"`, taken in one statement; the claims of other processes are
+//! skipped, like `FOR UPDATE SKIP LOCKED`), re-reads the claimed calendars, acts, and ends the
+//! claims. No transaction or lock spans the provider calls (SPEC §6.8); a process that dies
+//! mid-batch leaves claims that expire. Provider calls run with bounded concurrency per provider.
 
 pub mod cleanup;
 pub mod plan;
@@ -18,6 +19,8 @@ use futures_util::stream::{self, StreamExt};
 use sqlx::{PgPool, Row as _};
 
 use crate::db::calendars;
+use crate::db::lease;
+use crate::db::sql::stmt;
 use crate::error::Result;
 use crate::flags::SUBSCRIPTION_CACHE;
 use crate::sync::{Engine, GOOGLE, OFFICE365};
@@ -25,6 +28,8 @@ use crate::time::now_db;
 use plan::{group, plan, Calendar, Plan, Policy, Row};
 
 const CANDIDATES_SQL: &str = include_str!("candidates.sql");
+/// How long a renewal claim lasts: a batch's provider calls, with room to spare.
+const CLAIM: Duration = Duration::from_secs(15 * 60);
 
 /// Options of one renewal run.
 #[derive(Debug, Clone)]
@@ -104,9 +109,9 @@ impl Tally {
 
 /// Loads candidate rows: all of them, or the groups of `ids`.
 pub async fn candidates(pool: &PgPool, ids: Option<&[String]>) -> Result<Vec<Calendar>> {
-    let rows = sqlx::query(CANDIDATES_SQL)
-        .bind([GOOGLE, OFFICE365])
-        .bind(ids)
+    let rows = stmt(CANDIDATES_SQL)
+        .texts(&[GOOGLE, OFFICE365])
+        .texts_or_null(ids)
         .fetch_all(pool)
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -190,16 +195,14 @@ impl Engine {
         tally: &Tally,
         progress: &Progress,
     ) -> Result<()> {
-        // Claim: try-lock every owner of the batch; the locks live as long as this transaction.
-        let owners: Vec<String> = batch.iter().map(|c| c.owner().id.clone()).collect();
-        let mut claim = self.pool.begin().await?;
-        let claimed: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM unnest($1::text[]) AS id WHERE pg_try_advisory_xact_lock(hashtextextended('calsync.renew:' || id, 0))",
-        )
-        .bind(&owners)
-        .fetch_all(&mut *claim)
-        .await?;
-        let skipped = owners.len() - claimed.len();
+        // Claim every owner of the batch that no other process has claimed, in one statement.
+        let keys: Vec<String> = batch.iter().map(|c| format!("renew:{}", c.owner().id)).collect();
+        let claims = lease::try_take_many(&self.pool, &keys, CLAIM).await?;
+        let claimed: Vec<String> = claims
+            .iter()
+            .filter_map(|l| l.key.strip_prefix("renew:").map(str::to_string))
+            .collect();
+        let skipped = keys.len() - claimed.len();
         for _ in 0..skipped {
             tally.count(&tally.skipped);
         }
@@ -208,7 +211,13 @@ impl Engine {
         let fresh = if claimed.is_empty() {
             Vec::new()
         } else {
-            candidates(&self.pool, Some(&claimed)).await?
+            match candidates(&self.pool, Some(&claimed)).await {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    lease::release_all(&self.pool, claims).await;
+                    return Err(e);
+                }
+            }
         };
         let now = now_db();
         let mut jobs: [Vec<(Plan, Calendar)>; 2] = [Vec::new(), Vec::new()];
@@ -248,7 +257,7 @@ impl Engine {
                 .collect::<Vec<()>>()
         };
         futures_util::future::join(run(0, google), run(1, microsoft)).await;
-        claim.commit().await?;
+        lease::release_all(&self.pool, claims).await;
         Ok(())
     }
 

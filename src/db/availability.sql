@@ -1,6 +1,5 @@
 -- The read path in one round trip, after a `req` CTE (read_by_ids.sql or read_by_user.sql) names
--- the requested rows; $2/$3 = timeMin/timeMax. No optional parameters, so Postgres's cached generic
--- plan (a prepared statement per connection: one round trip per read) stays as good as a custom one.
+-- the requested rows; $2/$3 = timeMin/timeMax, written in as literals (db::sql::Stmt).
 -- One row per requested calendar. Rows that select the same provider calendar (one per event type)
 -- share an "owner": the row holding the cached events and the sync window (the one with a
 -- CalendarSyncState row, else the user-level row, else the lowest id). Events are looked up per
@@ -27,8 +26,8 @@
   SELECT e."selectedCalendarId" AS owner_id, array_agg(e.start) AS starts, array_agg(e."end") AS ends
   FROM "CalendarCacheEvent" e
   WHERE e."selectedCalendarId" = ANY (ARRAY(SELECT owner_id FROM cal WHERE window_start IS NOT NULL))
-    -- "+ interval '0'" keeps the (start, end) index out of the plan: the cached generic plan cannot
-    -- see how narrow the range is and would otherwise scan that index across every calendar.
+    -- "+ interval '0'" keeps the (start, end) index out of the plan: the calendar's own rows are
+    -- few, and scanning that index across every calendar's rows is what a misestimate would cost.
     AND e.start + interval '0' < $3 AND e."end" + interval '0' > $2 AND e.status <> 'cancelled'
   GROUP BY e."selectedCalendarId"
 )

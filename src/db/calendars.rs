@@ -10,6 +10,7 @@ use chrono::NaiveDateTime;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::sql::{query, stmt};
 use crate::error::Result;
 
 /// The rows of one provider calendar, the owner first.
@@ -78,13 +79,8 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
 }
 
 /// The group of the row `id`, or `None` when there is no such row.
-pub async fn group_of(conn: &mut PgConnection, id: &str) -> Result<Option<Group>> {
-    group_from(sqlx::query(GROUP_SQL).bind(id).fetch_all(conn).await?)
-}
-
-/// Same as [`group_of`], on the pool.
-pub async fn group_of_pool(pool: &PgPool, id: &str) -> Result<Option<Group>> {
-    group_from(sqlx::query(GROUP_SQL).bind(id).fetch_all(pool).await?)
+pub async fn group_of(pool: &PgPool, id: &str) -> Result<Option<Group>> {
+    group_from(stmt(GROUP_SQL).text(id).fetch_all(pool).await?)
 }
 
 /// The channel a notification names: the row id it is stored on, with its resource id and provider.
@@ -97,10 +93,10 @@ pub struct ChannelRow {
 
 /// Finds the calendar row carrying channel `channel_id`.
 pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<ChannelRow>> {
-    let row = sqlx::query(
+    let row = stmt(
         r#"SELECT id, "channelResourceId", integration FROM "SelectedCalendar" WHERE "channelId" = $1 ORDER BY id LIMIT 1"#,
     )
-    .bind(channel_id)
+    .text(channel_id)
     .fetch_optional(pool)
     .await?;
     Ok(match row {
@@ -115,11 +111,11 @@ pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<Channe
 
 /// The rows carrying each of these channel ids (one per channel).
 pub async fn by_channels(pool: &PgPool, channel_ids: &[String]) -> Result<HashMap<String, ChannelRow>> {
-    let rows = sqlx::query(
+    let rows = stmt(
         r#"SELECT DISTINCT ON ("channelId") "channelId", id, "channelResourceId", integration
            FROM "SelectedCalendar" WHERE "channelId" = ANY($1) ORDER BY "channelId", id"#,
     )
-    .bind(channel_ids)
+    .texts(channel_ids)
     .fetch_all(pool)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
@@ -147,19 +143,19 @@ pub struct NewChannel<'a> {
 
 /// Stores a channel on the rows and resets the subscription error count.
 pub async fn store_channel(pool: &PgPool, row_ids: &[String], ch: &NewChannel<'_>, now: NaiveDateTime) -> Result<()> {
-    sqlx::query(
+    stmt(
         r#"UPDATE "SelectedCalendar" SET "channelId" = $2, "channelKind" = $3, "channelResourceId" = $4,
              "channelResourceUri" = $5, "channelExpiration" = $6, "syncSubscribedAt" = $7,
              "syncSubscribedErrorCount" = 0, "syncSubscribedErrorAt" = NULL
            WHERE id = ANY($1)"#,
     )
-    .bind(row_ids)
-    .bind(ch.id)
-    .bind(ch.kind)
-    .bind(ch.resource_id)
-    .bind(ch.resource_uri)
-    .bind(ch.expiration)
-    .bind(now)
+    .texts(row_ids)
+    .text(ch.id)
+    .text(ch.kind)
+    .text(ch.resource_id)
+    .text(ch.resource_uri)
+    .ts(ch.expiration)
+    .ts(now)
     .execute(pool)
     .await?;
     Ok(())
@@ -172,13 +168,13 @@ pub async fn store_expiration(
     expiration: Option<NaiveDateTime>,
     now: NaiveDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    stmt(
         r#"UPDATE "SelectedCalendar" SET "channelExpiration" = $2, "syncSubscribedAt" = $3,
              "syncSubscribedErrorCount" = 0, "syncSubscribedErrorAt" = NULL WHERE id = ANY($1)"#,
     )
-    .bind(row_ids)
-    .bind(expiration)
-    .bind(now)
+    .texts(row_ids)
+    .ts(expiration)
+    .ts(now)
     .execute(pool)
     .await?;
     Ok(())
@@ -186,14 +182,14 @@ pub async fn store_expiration(
 
 /// Copies the channel of row `from` onto the rows `to` (rows of one calendar share its channel).
 pub async fn copy_channel(pool: &PgPool, from: &str, to: &[String]) -> Result<()> {
-    sqlx::query(
+    stmt(
         r#"UPDATE "SelectedCalendar" t SET "channelId" = f."channelId", "channelKind" = f."channelKind",
              "channelResourceId" = f."channelResourceId", "channelResourceUri" = f."channelResourceUri",
              "channelExpiration" = f."channelExpiration", "syncSubscribedAt" = f."syncSubscribedAt"
            FROM "SelectedCalendar" f WHERE f.id = $1 AND t.id = ANY($2)"#,
     )
-    .bind(from)
-    .bind(to)
+    .text(from)
+    .texts(to)
     .execute(pool)
     .await?;
     Ok(())
@@ -201,12 +197,12 @@ pub async fn copy_channel(pool: &PgPool, from: &str, to: &[String]) -> Result<()
 
 /// Records a failed subscribe attempt on the rows.
 pub async fn record_subscribe_failure(pool: &PgPool, row_ids: &[String], now: NaiveDateTime) -> Result<()> {
-    sqlx::query(
+    stmt(
         r#"UPDATE "SelectedCalendar" SET "syncSubscribedErrorCount" = "syncSubscribedErrorCount" + 1,
              "syncSubscribedErrorAt" = $2 WHERE id = ANY($1)"#,
     )
-    .bind(row_ids)
-    .bind(now)
+    .texts(row_ids)
+    .ts(now)
     .execute(pool)
     .await?;
     Ok(())
@@ -215,7 +211,7 @@ pub async fn record_subscribe_failure(pool: &PgPool, row_ids: &[String], now: Na
 /// Forgets the channel, the sync token and the cached events of a group (unsubscribe), atomically.
 pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    query(
         r#"UPDATE "SelectedCalendar" SET "channelId" = NULL, "channelKind" = NULL, "channelResourceId" = NULL,
              "channelResourceUri" = NULL, "channelExpiration" = NULL, "syncSubscribedAt" = NULL,
              "syncToken" = NULL, "syncedAt" = NULL WHERE id = ANY($1)"#,
@@ -223,12 +219,12 @@ pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64
     .bind(row_ids)
     .execute(&mut *tx)
     .await?;
-    let deleted = sqlx::query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1)"#)
+    let deleted = query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1)"#)
         .bind(row_ids)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    sqlx::query(r#"DELETE FROM "CalendarSyncState" WHERE "selectedCalendarId" = ANY($1)"#)
+    query(r#"DELETE FROM "CalendarSyncState" WHERE "selectedCalendarId" = ANY($1)"#)
         .bind(row_ids)
         .execute(&mut *tx)
         .await?;
@@ -236,26 +232,17 @@ pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64
     Ok(deleted)
 }
 
-/// Waits for (and takes, until the transaction ends) the sync lock of a calendar across processes.
-///
-/// The transaction also commits without waiting for its WAL flush: a crash can then lose only a
-/// whole sync (the old token with the old rows stay), which the next sync repeats.
-pub async fn lock_calendar(conn: &mut PgConnection, owner_id: &str, timeout_ms: u64) -> Result<()> {
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-        .bind(timeout_ms.to_string())
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('calsync.sync:' || $1, 0))")
+/// Locks the owner row of a calendar until the transaction ends and returns its sync token: the
+/// final write of a sync checks that no other sync committed since it started.
+pub async fn lock_token(conn: &mut PgConnection, owner_id: &str) -> Result<Option<Option<String>>> {
+    let row = query(r#"SELECT "syncToken" FROM "SelectedCalendar" WHERE id = $1 FOR UPDATE"#)
         .bind(owner_id)
-        .execute(&mut *conn)
+        .fetch_optional(conn)
         .await?;
-    sqlx::query("SELECT set_config('lock_timeout', '0', true)")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    Ok(match row {
+        Some(r) => Some(r.try_get("syncToken")?),
+        None => None,
+    })
 }
 
 /// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction.
@@ -265,7 +252,7 @@ pub async fn record_sync_success(
     sync_token: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    query(
         r#"UPDATE "SelectedCalendar" SET "syncToken" = $2, "syncedAt" = $3, "syncErrorCount" = 0 WHERE id = ANY($1)"#,
     )
     .bind(row_ids)
@@ -284,7 +271,7 @@ pub async fn store_window(
     end: NaiveDateTime,
     now: NaiveDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    query(
         r#"INSERT INTO "CalendarSyncState" ("selectedCalendarId", "windowStart", "windowEnd", "updatedAt")
            VALUES ($1, $2, $3, $4)
            ON CONFLICT ("selectedCalendarId") DO UPDATE SET "windowStart" = $2, "windowEnd" = $3, "updatedAt" = $4"#,
@@ -305,15 +292,15 @@ pub async fn record_sync_failure(
     now: NaiveDateTime,
     drop_token: bool,
 ) -> Result<i32> {
-    let count: Option<i32> = sqlx::query_scalar(
+    let count: Option<i32> = stmt(
         r#"UPDATE "SelectedCalendar" SET "syncErrorCount" = COALESCE("syncErrorCount", 0) + 1, "syncErrorAt" = $2,
              "syncToken" = CASE WHEN $3 THEN NULL ELSE "syncToken" END
            WHERE id = ANY($1) RETURNING "syncErrorCount""#,
     )
-    .bind(row_ids)
-    .bind(now)
-    .bind(drop_token)
-    .fetch_optional(pool)
+    .texts(row_ids)
+    .ts(now)
+    .bool(drop_token)
+    .scalar(pool)
     .await?;
     Ok(count.unwrap_or(0))
 }

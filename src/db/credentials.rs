@@ -1,9 +1,12 @@
 //! `Credential` rows: the OAuth key JSON, refreshed tokens written back, dead credentials marked.
+//! Writes are compare-and-swap on the refresh token the caller started from, so a refresh that
+//! raced another process's never overwrites a newer (rotated) token.
 
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 
+use super::sql::stmt;
 use crate::error::Result;
 
 /// A credential as calsync needs it.
@@ -24,39 +27,37 @@ fn from_row(r: PgRow) -> Result<Credential> {
 
 /// Loads a credential by id.
 pub async fn load(pool: &PgPool, id: i32) -> Result<Option<Credential>> {
-    let row = sqlx::query(r#"SELECT id, key, COALESCE(invalid, false) AS invalid FROM "Credential" WHERE id = $1"#)
-        .bind(id)
+    let row = stmt(r#"SELECT id, key, COALESCE(invalid, false) AS invalid FROM "Credential" WHERE id = $1"#)
+        .int(id)
         .fetch_optional(pool)
         .await?;
     row.map(from_row).transpose()
 }
 
-/// Loads a credential and locks its row until the transaction ends (refreshes queue up behind it).
-pub async fn lock(conn: &mut PgConnection, id: i32) -> Result<Option<Credential>> {
-    let row = sqlx::query(
-        r#"SELECT id, key, COALESCE(invalid, false) AS invalid FROM "Credential" WHERE id = $1 FOR UPDATE"#,
+/// Merges `patch` into `Credential.key`, keeping every other field, if its refresh token is still
+/// `refresh_token`. False when another process changed it first.
+pub async fn merge_key(pool: &PgPool, id: i32, refresh_token: &str, patch: &Value) -> Result<bool> {
+    let n = stmt(
+        r#"UPDATE "Credential" SET key = key || $3 WHERE id = $1 AND key->>'refresh_token' = $2"#,
     )
-    .bind(id)
-    .fetch_optional(conn)
+    .int(id)
+    .text(refresh_token)
+    .json(patch)
+    .execute(pool)
     .await?;
-    row.map(from_row).transpose()
+    Ok(n == 1)
 }
 
-/// Merges `patch` into `Credential.key`, keeping every other field.
-pub async fn merge_key(conn: &mut PgConnection, id: i32, patch: &Value) -> Result<()> {
-    sqlx::query(r#"UPDATE "Credential" SET key = key || $2::jsonb WHERE id = $1"#)
-        .bind(id)
-        .bind(patch)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Marks a credential invalid (its refresh token was refused).
-pub async fn mark_invalid(conn: &mut PgConnection, id: i32) -> Result<()> {
-    sqlx::query(r#"UPDATE "Credential" SET invalid = true WHERE id = $1"#)
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Marks a credential invalid (its refresh token was refused), if its refresh token is still
+/// `refresh_token` (`None`: it had none).
+pub async fn mark_invalid(pool: &PgPool, id: i32, refresh_token: Option<&str>) -> Result<bool> {
+    let n = stmt(
+        r#"UPDATE "Credential" SET invalid = true
+           WHERE id = $1 AND (key->>'refresh_token') IS NOT DISTINCT FROM $2"#,
+    )
+    .int(id)
+    .text(refresh_token)
+    .execute(pool)
+    .await?;
+    Ok(n == 1)
 }

@@ -3,10 +3,20 @@
 use chrono::NaiveDateTime;
 use sqlx::PgConnection;
 
+use super::sql::{query, stmt};
 use crate::error::Result;
 use crate::model::CacheEvent;
 
-const UPSERT_SQL: &str = include_str!("upsert_events.sql");
+const UPSERT_SQL: &str = concat!(
+    include_str!("upsert_events.sql"),
+    include_str!("upsert_events_unnest.sql"),
+    include_str!("upsert_events_conflict.sql")
+);
+const MERGE_STAGE_SQL: &str = concat!(
+    include_str!("upsert_events.sql"),
+    include_str!("upsert_events_stage.sql"),
+    include_str!("upsert_events_conflict.sql")
+);
 
 /// A new row id: a time-ordered UUID (version 7), so inserts land at the right edge of the primary
 /// key index instead of on random pages (about a quarter faster full syncs, and a denser index).
@@ -57,7 +67,7 @@ pub async fn upsert(conn: &mut PgConnection, owner: &str, events: &[CacheEvent],
         created.push(e.external_created);
         updated.push(e.external_updated);
     }
-    let done = sqlx::query(UPSERT_SQL)
+    let done = query(UPSERT_SQL)
         .bind(owner)
         .bind(stamp)
         .bind(&ids)
@@ -83,6 +93,10 @@ pub async fn upsert(conn: &mut PgConnection, owner: &str, events: &[CacheEvent],
 }
 
 const COPY_SQL: &str = r#"COPY "CalendarCacheEvent" ("id", "selectedCalendarId", "externalId", "externalEtag", "iCalUID",
+  "iCalSequence", "summary", "description", "location", "start", "end", "isAllDay", "timeZone", "status",
+  "recurringEventId", "originalStartTime", "createdAt", "updatedAt", "externalCreatedAt", "externalUpdatedAt") FROM STDIN"#;
+/// The same rows into the staging table, the run id in place of the calendar.
+const COPY_STAGE_SQL: &str = r#"COPY "CalendarSyncStage" ("id", "runId", "externalId", "externalEtag", "iCalUID",
   "iCalSequence", "summary", "description", "location", "start", "end", "isAllDay", "timeZone", "status",
   "recurringEventId", "originalStartTime", "createdAt", "updatedAt", "externalCreatedAt", "externalUpdatedAt") FROM STDIN"#;
 
@@ -166,11 +180,46 @@ pub async fn copy_insert(
     events: &[CacheEvent],
     stamp: NaiveDateTime,
 ) -> Result<u64> {
+    copy_into(conn, COPY_SQL, owner, events, stamp).await
+}
+
+/// Stages `events` of sync run `run` (pages too many to keep in memory). Returns the rows written.
+pub async fn stage(conn: &mut PgConnection, run: &str, events: &[CacheEvent], stamp: NaiveDateTime) -> Result<u64> {
+    copy_into(conn, COPY_STAGE_SQL, run, events, stamp).await
+}
+
+/// Moves the staged rows of run `run` into calendar `owner`'s rows (the latest row of an external
+/// id wins), inside the sync's final transaction. Returns the rows written.
+pub async fn merge_stage(conn: &mut PgConnection, owner: &str, run: &str, stamp: NaiveDateTime) -> Result<u64> {
+    let done = query(MERGE_STAGE_SQL)
+        .bind(owner)
+        .bind(stamp)
+        .bind(run)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Forgets the staged rows of a run (after its commit, or when it failed).
+pub async fn drop_stage(pool: &sqlx::PgPool, run: &str) -> Result<u64> {
+    stmt(r#"DELETE FROM "CalendarSyncStage" WHERE "runId" = $1"#)
+        .text(run)
+        .execute(pool)
+        .await
+}
+
+async fn copy_into(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    owner: &str,
+    events: &[CacheEvent],
+    stamp: NaiveDateTime,
+) -> Result<u64> {
     if events.is_empty() {
         return Ok(0);
     }
     let data = copy_rows(owner, events, stamp);
-    let mut copy = conn.copy_in_raw(COPY_SQL).await?;
+    let mut copy = conn.copy_in_raw(sql).await?;
     if let Err(e) = copy.send(data.as_bytes()).await {
         let _ = copy.abort("calsync: sending rows failed").await;
         return Err(e.into());
@@ -180,7 +229,7 @@ pub async fn copy_insert(
 
 /// Deletes every cached row of these calendar rows (a full sync starts from nothing).
 pub async fn delete_all(conn: &mut PgConnection, rows: &[String]) -> Result<u64> {
-    let done = sqlx::query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1)"#)
+    let done = query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1)"#)
         .bind(rows)
         .execute(conn)
         .await?;
@@ -193,7 +242,7 @@ pub async fn delete(conn: &mut PgConnection, owner: &str, external_ids: &[String
         return Ok(0);
     }
     let done =
-        sqlx::query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = $1 AND "externalId" = ANY($2)"#)
+        query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = $1 AND "externalId" = ANY($2)"#)
             .bind(owner)
             .bind(external_ids)
             .execute(conn)

@@ -1,10 +1,13 @@
-//! The database layer: connection pool, schema check and the SQL the other modules run.
-//! It knows tables and rows, never providers.
+//! The database layer: connection pools, schema check and the SQL the other modules run.
+//! It knows tables and rows, never providers. Every statement goes through [`sql`], which keeps
+//! calsync working behind a transaction-mode pooler.
 
 pub mod calendars;
 pub mod credentials;
 pub mod events;
+pub mod lease;
 pub mod schema;
+pub mod sql;
 
 use std::str::FromStr;
 
@@ -13,21 +16,56 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-/// Opens the pool and proves the server answers, failing within `connect_timeout`.
-pub async fn connect(cfg: &Config) -> Result<PgPool> {
-    let opts = PgConnectOptions::from_str(cfg.database_url.expose())
+/// The two pools of an instance: `front` answers callers (reads, webhook answers, flags, status),
+/// `back` does background work (syncs, token refreshes, cron). Background work can never take the
+/// connections reads need, however slow the providers are (SPEC §12).
+#[derive(Clone)]
+pub struct Pools {
+    pub front: PgPool,
+    pub back: PgPool,
+}
+
+impl Pools {
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.front.close().await;
+        self.back.close().await;
+    }
+}
+
+/// Connection options that work directly and through a transaction-mode pooler: no statement cache
+/// (no named prepared statements), and no `extra_float_digits` startup parameter, which PgBouncer
+/// refuses unless told to ignore it (calsync reads no floats). Prisma's `pgbouncer=true` URL
+/// parameter needs no handling: this is the only mode.
+pub fn options(url: &str) -> Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)
         .map_err(|_| Error::invalid("the database URL is not valid"))?
-        .application_name("calsync");
-    let pool = PgPoolOptions::new()
-        .max_connections(cfg.max_connections)
+        .application_name("calsync")
+        .statement_cache_capacity(0)
+        .extra_float_digits(None))
+}
+
+fn pool(cfg: &Config, opts: &PgConnectOptions, size: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size)
         .min_connections(0)
         .acquire_timeout(cfg.connect_timeout)
-        .connect_lazy_with(opts);
+        .connect_lazy_with(opts.clone())
+}
+
+/// Opens the pools and proves the server answers, failing within `connect_timeout`.
+pub async fn connect(cfg: &Config) -> Result<Pools> {
+    let opts = options(cfg.database_url.expose())?;
+    let back = cfg.background_pool_size();
+    let pools = Pools {
+        front: pool(cfg, &opts, cfg.max_connections - back),
+        back: pool(cfg, &opts, back),
+    };
     // sqlx retries refused connections until the acquire timeout; bound the whole attempt as well.
-    match tokio::time::timeout(cfg.connect_timeout, pool.acquire()).await {
+    match tokio::time::timeout(cfg.connect_timeout, pools.front.acquire()).await {
         Ok(Ok(conn)) => drop(conn),
         Ok(Err(e)) => return Err(Error::from(e)),
         Err(_) => return Err(Error::DbUnavailable("timed out connecting".into())),
     }
-    Ok(pool)
+    Ok(pools)
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::PgPool;
 
+use super::sql::{query_scalar, stmt};
 use crate::error::{Error, Result};
 
 /// The subset of Cal.com's schema calsync touches (for tests, the demo and new installs).
@@ -18,6 +19,8 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("Team", &["id", "parentId"]),
     ("Membership", &["userId", "teamId", "accepted"]),
     ("Credential", &["id", "type", "key", "userId", "invalid"]),
+    ("CalendarSyncLease", &["key", "holder", "expiresAt"]),
+    ("CalendarSyncStage", &["id", "runId", "externalId"]),
     (
         "SelectedCalendar",
         &[
@@ -102,12 +105,12 @@ pub fn missing(present: &HashSet<(String, String)>) -> Vec<String> {
 /// Fails with `SCHEMA_MISMATCH` naming every missing table and column.
 pub async fn check(pool: &PgPool) -> Result<()> {
     let tables: Vec<&str> = REQUIRED.iter().map(|(t, _)| *t).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String)> = stmt(
         "SELECT table_name::text, column_name::text FROM information_schema.columns \
          WHERE table_schema = ANY(current_schemas(false)) AND table_name = ANY($1)",
     )
-    .bind(&tables)
-    .fetch_all(pool)
+    .texts(&tables)
+    .fetch_as(pool)
     .await?;
     let gaps = missing(&rows.into_iter().collect());
     if gaps.is_empty() {
@@ -117,19 +120,60 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     }
 }
 
-/// Applies the Cal.com subset (when `with_calcom`) and calsync's own table. Idempotent.
-pub async fn apply(pool: &PgPool, with_calcom: bool) -> Result<()> {
+/// What [`apply`] did with the Cal.com tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalcomTables {
+    /// The database had none of them: the shipped subset was created.
+    Created,
+    /// The database already has Cal.com's tables (a real installation, where Prisma owns them):
+    /// nothing of them was created, altered, indexed or inserted.
+    Existing,
+    /// The caller asked for calsync's own tables only.
+    NotRequested,
+}
+
+impl CalcomTables {
+    /// The name JS sees.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CalcomTables::Created => "created",
+            CalcomTables::Existing => "existing",
+            CalcomTables::NotRequested => "not_requested",
+        }
+    }
+}
+
+/// The tables whose presence means "this is a Cal.com database".
+const CALCOM_MARKERS: &[&str] = &["users", "SelectedCalendar", "Credential", "Feature"];
+
+/// Applies calsync's own tables, and the Cal.com subset when `with_calcom` and the database has
+/// none of Cal.com's tables yet (SPEC §2: never touch a real installation's tables). Idempotent.
+pub async fn apply(pool: &PgPool, with_calcom: bool) -> Result<CalcomTables> {
     let mut tx = pool.begin().await?;
     // Serialize concurrent appliers on one database; CREATE ... IF NOT EXISTS alone races.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('calsync.schema'))")
+    sqlx::raw_sql("SELECT pg_advisory_xact_lock(hashtext('calsync.schema'))")
         .execute(&mut *tx)
         .await?;
-    if with_calcom {
-        sqlx::raw_sql(CALCOM_SQL).execute(&mut *tx).await?;
-    }
+    let outcome = if !with_calcom {
+        CalcomTables::NotRequested
+    } else {
+        let existing: i64 = query_scalar(
+            "SELECT count(*) FROM information_schema.tables \
+             WHERE table_schema = ANY(current_schemas(false)) AND table_name = ANY($1)",
+        )
+        .bind(CALCOM_MARKERS)
+        .fetch_one(&mut *tx)
+        .await?;
+        if existing > 0 {
+            CalcomTables::Existing
+        } else {
+            sqlx::raw_sql(CALCOM_SQL).execute(&mut *tx).await?;
+            CalcomTables::Created
+        }
+    };
     sqlx::raw_sql(CALSYNC_SQL).execute(&mut *tx).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -1,32 +1,8 @@
--- Bulk upsert of cached events for one calendar ($1) in one statement. The caller passes each
--- external id once (ON CONFLICT cannot touch a row twice in one statement).
+-- Bulk upsert of cached events for calendar $1, updatedAt $2, in one statement: this head, then
+-- the rows (upsert_events_unnest.sql: arrays, each external id once; upsert_events_stage.sql: a
+-- staged run), then upsert_events_conflict.sql.
 INSERT INTO "CalendarCacheEvent" AS c (
   "id", "selectedCalendarId", "externalId", "externalEtag", "iCalUID", "iCalSequence", "summary",
   "description", "location", "start", "end", "isAllDay", "timeZone", "status", "recurringEventId",
   "originalStartTime", "createdAt", "updatedAt", "externalCreatedAt", "externalUpdatedAt"
 )
-SELECT u.id, $1, u.ext, u.etag, u.uid, u.seq, u.summary, u.description, u.location,
-       u.s, u.e, u.all_day, u.tz, u.status::"CalendarCacheEventStatus", u.recurring, u.original, $2, $2,
-       u.created, u.updated
-FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::text[], $9::text[], $10::text[],
-            $11::timestamp[], $12::timestamp[], $13::bool[], $14::text[], $15::text[], $16::text[],
-            $17::timestamp[], $18::timestamp[], $19::timestamp[])
-     AS u(id, ext, etag, uid, seq, summary, description, location, s, e, all_day, tz,
-          status, recurring, original, created, updated)
-ON CONFLICT ("selectedCalendarId", "externalId") DO UPDATE SET
-  "externalEtag" = EXCLUDED."externalEtag",
-  "iCalUID" = EXCLUDED."iCalUID",
-  "iCalSequence" = EXCLUDED."iCalSequence",
-  "summary" = EXCLUDED."summary",
-  "description" = EXCLUDED."description",
-  "location" = EXCLUDED."location",
-  "start" = EXCLUDED."start",
-  "end" = EXCLUDED."end",
-  "isAllDay" = EXCLUDED."isAllDay",
-  "timeZone" = EXCLUDED."timeZone",
-  "status" = EXCLUDED."status",
-  "recurringEventId" = EXCLUDED."recurringEventId",
-  "originalStartTime" = EXCLUDED."originalStartTime",
-  "updatedAt" = EXCLUDED."updatedAt",
-  "externalCreatedAt" = EXCLUDED."externalCreatedAt",
-  "externalUpdatedAt" = EXCLUDED."externalUpdatedAt"

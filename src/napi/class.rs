@@ -243,10 +243,13 @@ fn build_query(args: AvailabilityArgs, max_calendars: usize) -> crate::Result<Qu
     Query::new(selection, time_min, time_max, max_calendars)
 }
 
-/// Applies calsync's SQL (the Cal.com subset unless `calcom: false`, and calsync's own table).
-/// Idempotent. Used by `npx calsync schema`, tests and the demo.
+/// Applies calsync's own tables, and the Cal.com subset unless `calcom: false` — only into a
+/// database that has none of Cal.com's tables yet: against a real Cal.com database it creates,
+/// alters, indexes and inserts nothing in Cal.com's tables. Idempotent. Resolves to what it did
+/// with the Cal.com tables: `created`, `existing` (left alone) or `not_requested`. Used by
+/// `npx calsync schema`, tests and the demo.
 #[napi]
-pub async fn apply_schema(options: Option<SchemaOptions>) -> Result<()> {
+pub async fn apply_schema(options: Option<SchemaOptions>) -> Result<String> {
     let options = options.unwrap_or(SchemaOptions {
         database_url: None,
         calcom: None,
@@ -257,8 +260,8 @@ pub async fn apply_schema(options: Option<SchemaOptions>) -> Result<()> {
     }
     .into_config();
     config.validate().map_err(js_error)?;
-    let pool = db::connect(&config).await.map_err(js_error)?;
-    let applied = db::schema::apply(&pool, options.calcom.unwrap_or(true)).await;
-    pool.close().await;
-    applied.map_err(js_error)
+    let pools = db::connect(&config).await.map_err(js_error)?;
+    let applied = db::schema::apply(&pools.front, options.calcom.unwrap_or(true)).await;
+    pools.close().await;
+    applied.map(|t| t.as_str().to_string()).map_err(js_error)
 }

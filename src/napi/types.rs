@@ -83,6 +83,13 @@ pub struct ConnectOptions {
     /// calendar: the first notification syncs at once, later ones within the interval share one
     /// follow-up sync. 0 syncs on every notification that finds no sync pending. Default 1000.
     pub sync_min_interval_ms: Option<u32>,
+    /// How many of `maxConnections` background work (syncs, token refreshes, cron) may use; the
+    /// rest stay free for reads and webhook answers, however slow the providers are. Default: three
+    /// tenths of `maxConnections`, at least 1.
+    pub background_connections: Option<u32>,
+    /// Events a sync keeps in memory before staging them in the database (bounds memory on any
+    /// calendar size). Default 5000.
+    pub sync_buffer_events: Option<u32>,
 }
 
 impl ConnectOptions {
@@ -182,6 +189,12 @@ impl ConnectOptions {
         }
         if let Some(v) = self.sync_min_interval_ms {
             cfg.sync.min_interval = ms(v);
+        }
+        if let Some(v) = self.background_connections {
+            cfg.background_connections = Some(v);
+        }
+        if let Some(v) = self.sync_buffer_events {
+            cfg.sync.buffer_events = v as usize;
         }
         cfg
     }

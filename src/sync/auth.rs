@@ -1,13 +1,17 @@
 //! Access tokens from `Credential.key`: reused while fresh, refreshed when `expiry_date` is near and
-//! merged back into the key. Refreshes of one credential are serialized across processes by a row
-//! lock, so Microsoft's rotating refresh tokens are never spent twice. A refused refresh token
-//! (`invalid_grant`) marks the credential invalid; later calls then fail at once, without calling
-//! the provider again.
+//! merged back into the key. No database lock is held during the token call (SPEC §6.8): refreshes
+//! of one credential are serialized across processes by a claim (`refresh:<id>`), others wait for
+//! its result by re-reading the key, and the write-back is a compare-and-swap on the refresh token
+//! the refresh started from, so Microsoft's rotating refresh tokens are never spent twice. A refused
+//! refresh token (`invalid_grant`) marks the credential invalid; later calls then fail at once,
+//! without calling the provider again.
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::db::credentials;
+use crate::db::{credentials, lease};
 use crate::error::{Error, Result};
 use crate::providers::google::wire::Token;
 use crate::providers::google::GoogleClient;
@@ -67,48 +71,73 @@ fn fresh_token(source: &TokenSource<'_>, key: &Value, now_ms: i64) -> Option<Str
 
 /// An access token for credential `id`. `rejected` names a token the provider just refused: a
 /// different stored token is used as is (another process refreshed), the same one is refreshed.
-pub async fn access_token(pool: &PgPool, source: TokenSource<'_>, id: i32, rejected: Option<&str>) -> Result<String> {
-    let dead = || {
-        Error::ProviderAuth(format!(
-            "credential {id} is marked invalid; the user must reconnect the calendar"
-        ))
-    };
-    let cred = credentials::load(pool, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("credential {id} does not exist")))?;
-    if cred.invalid {
-        return Err(dead());
-    }
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    if rejected.is_none() {
-        if let Some(t) = fresh_token(&source, &cred.key, now_ms) {
+/// `claim` bounds how long one refresh may take before another process may try.
+pub async fn access_token(
+    pool: &PgPool,
+    source: TokenSource<'_>,
+    id: i32,
+    rejected: Option<&str>,
+    claim: Duration,
+) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + claim + Duration::from_secs(5);
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let cred = credentials::load(pool, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("credential {id} does not exist")))?;
+        if cred.invalid {
+            return Err(Error::ProviderAuth(format!(
+                "credential {id} is marked invalid; the user must reconnect the calendar"
+            )));
+        }
+        if let Some(t) = usable(&source, &cred.key, rejected) {
             return Ok(t);
         }
-    }
-    // Refresh under the credential's row lock; re-read first, another process may have done it.
-    let mut tx = pool.begin().await?;
-    let cred = credentials::lock(&mut tx, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("credential {id} does not exist")))?;
-    if cred.invalid {
-        return Err(dead());
-    }
-    let current = cred.key.get("access_token").and_then(Value::as_str);
-    match rejected {
-        Some(bad) if current.is_some_and(|c| c != bad) => return Ok(current.unwrap_or_default().to_string()),
-        None => {
-            if let Some(t) = fresh_token(&source, &cred.key, now_ms) {
-                return Ok(t);
-            }
+        if let Some(claimed) = lease::try_take(pool, &format!("refresh:{id}"), claim).await? {
+            // Re-read under the claim: another process may have refreshed just before.
+            let refreshed = match credentials::load(pool, id).await? {
+                Some(c) if !c.invalid => match usable(&source, &c.key, rejected) {
+                    Some(t) => Ok(t),
+                    None => refresh(pool, source, &c).await,
+                },
+                _ => Err(Error::ProviderAuth(format!("credential {id} is no longer usable"))),
+            };
+            claimed.release(pool).await;
+            return refreshed;
         }
-        _ => {}
+        // Another process is refreshing: wait for its result.
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(Error::ProviderUnavailable(format!(
+                "a token refresh of credential {id} by another process did not finish"
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
-    let Some(refresh) = cred.key.get("refresh_token").and_then(Value::as_str) else {
-        credentials::mark_invalid(&mut tx, id).await?;
-        tx.commit().await?;
+}
+
+/// The stored access token, if it can be used: fresh, and not the one the provider just refused.
+fn usable(source: &TokenSource<'_>, key: &Value, rejected: Option<&str>) -> Option<String> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    match rejected {
+        None => fresh_token(source, key, now_ms),
+        Some(bad) => key
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| *t != bad)
+            .map(str::to_string),
+    }
+}
+
+/// Calls the token endpoint (no database connection held) and writes the result back.
+async fn refresh(pool: &PgPool, source: TokenSource<'_>, cred: &credentials::Credential) -> Result<String> {
+    let id = cred.id;
+    let Some(refresh_token) = cred.key.get("refresh_token").and_then(Value::as_str) else {
+        credentials::mark_invalid(pool, id, None).await?;
         return Err(Error::ProviderAuth(format!("credential {id} has no refresh token")));
     };
-    match source.refresh(refresh).await {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    match source.refresh(refresh_token).await {
         Ok(tok) => {
             let mut patch = json!({
                 "access_token": tok.access_token,
@@ -123,13 +152,14 @@ pub async fn access_token(pool: &PgPool, source: TokenSource<'_>, id: i32, rejec
                     patch[k] = json!(v);
                 }
             }
-            credentials::merge_key(&mut tx, id, &patch).await?;
-            tx.commit().await?;
+            if !credentials::merge_key(pool, id, refresh_token, &patch).await? {
+                // Our claim expired and another process refreshed meanwhile; its key stays.
+                tracing::warn!(credential_id = id, "a slow token refresh lost its claim; keeping the newer key");
+            }
             Ok(tok.access_token)
         }
         Err(ProviderError::InvalidGrant) => {
-            credentials::mark_invalid(&mut tx, id).await?;
-            tx.commit().await?;
+            credentials::mark_invalid(pool, id, Some(refresh_token)).await?;
             tracing::warn!(
                 credential_id = id,
                 "refresh token refused (invalid_grant); credential marked invalid"

@@ -53,7 +53,7 @@ impl Engine {
 
     /// Opens (or replaces) the channel of row `id`'s calendar without syncing.
     pub async fn open_channel(&self, id: &str) -> Result<Subscribed> {
-        let group = calendars::group_of_pool(&self.pool, id)
+        let group = calendars::group_of(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         let (_, access) = self.access_token(&group, None).await?;
@@ -137,7 +137,7 @@ impl Engine {
 
     /// Extends a Graph subscription in place; recreates it when Graph no longer knows it.
     pub async fn renew_graph_subscription(&self, id: &str) -> Result<Subscribed> {
-        let group = calendars::group_of_pool(&self.pool, id)
+        let group = calendars::group_of(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         let Some(sub_id) = group.channel_id.clone() else {
@@ -180,7 +180,7 @@ impl Engine {
 
     /// Stops the calendar's channel (if any) and deletes its cached rows and sync state.
     pub async fn unsubscribe(&self, id: &str) -> Result<u64> {
-        let group = calendars::group_of_pool(&self.pool, id)
+        let group = calendars::group_of(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         if group.channel_id.is_some() {

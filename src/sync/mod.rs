@@ -1,25 +1,31 @@
 //! The sync engine (SPEC §6): full and incremental syncs written atomically with their token, one
 //! sync per calendar at a time across processes, notifications coalesced, failures counted.
 //!
-//! A sync runs inside one transaction that first takes the calendar's advisory lock (so syncs of one
-//! calendar queue up across processes), streams provider pages into bulk upserts/deletes, and
-//! commits the new sync token with the rows. Any failure rolls everything back: the old token and
-//! the old rows stay, and the failure is recorded outside the transaction.
+//! No database connection, transaction or lock is held while the provider is asked (SPEC §6.8). A
+//! sync first claims the calendar (`sync:<owner>` in `"CalendarSyncLease"`, one short write; syncs
+//! of one calendar queue up across processes), then reads every page with no connection held,
+//! keeping the changes in memory — pages beyond `buffer_events` are staged in
+//! `"CalendarSyncStage"`, so memory stays bounded — and finally writes rows and the new sync token
+//! in one short transaction that first checks, under the owner row's lock, that the stored token is
+//! still the one the sync started from. Any failure leaves the old token with the old rows and is
+//! recorded where reads see it, whatever failed (SPEC §6.9).
 
 pub mod auth;
 pub mod background;
 pub mod channels;
 pub mod gate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::db::calendars::{self, Group};
-use crate::db::events;
+use crate::db::lease::{self, Lease};
+use crate::db::{events, Pools};
 use crate::error::{Error, Result};
 use crate::flags::{Flags, Subject, SUBSCRIPTION_SYNC};
 use crate::model::{CacheEvent, Change};
@@ -67,9 +73,15 @@ pub struct SyncReport {
     pub db_ms: f64,
 }
 
-/// The engine: database pool, configuration, provider clients, flags and coalescing gates.
+/// Syncs of one process running at once (each holds up to `buffer_events` events in memory).
+const SYNCS_AT_ONCE: usize = 8;
+
+/// The engine: database pools, configuration, provider clients, flags and coalescing gates.
 pub struct Engine {
+    /// Background work: syncs, token refreshes, cron.
     pub pool: PgPool,
+    /// Answers to callers: reads, webhook checks, flags, status. Background work never uses it.
+    pub front: PgPool,
     pub cfg: Config,
     pub flags: Flags,
     pub google: GoogleClient,
@@ -81,18 +93,18 @@ pub struct Engine {
 
 impl Engine {
     /// Builds the engine around an open pool.
-    pub fn new(pool: PgPool, cfg: Config) -> Result<Self> {
+    pub fn new(pools: Pools, cfg: Config) -> Result<Self> {
         let http = Http::new(cfg.http.clone())?;
-        let slots = cfg.max_connections.saturating_sub(1).max(1) as usize;
         Ok(Engine {
             flags: Flags::new(cfg.flag_cache_ttl),
             google: GoogleClient::new(http.clone(), cfg.google.clone()),
             microsoft: MicrosoftClient::new(http, cfg.microsoft.clone()),
             gates: Gates::new(cfg.sync.min_interval),
-            pool,
+            pool: pools.back,
+            front: pools.front,
             cfg,
             background: background::Tasks::default(),
-            sync_slots: tokio::sync::Semaphore::new(slots),
+            sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
     }
 
@@ -113,8 +125,13 @@ impl Engine {
             .ok_or_else(|| Error::invalid(format!("selected calendar {} has no credential", group.owner_id)))?;
         Ok((
             credential,
-            auth::access_token(&self.pool, source, credential, rejected).await?,
+            auth::access_token(&self.pool, source, credential, rejected, self.refresh_claim()).await?,
         ))
+    }
+
+    /// How long a token refresh's claim lasts: the whole token request with its retries.
+    fn refresh_claim(&self) -> std::time::Duration {
+        (self.cfg.http.request_timeout * 2).max(self.cfg.sync.lease)
     }
 
     /// Runs `task` after the current request has been answered; `settle()` waits for it.
@@ -131,10 +148,19 @@ impl Engine {
     /// same calendar in another process.
     pub async fn sync(&self, id: &str, full: bool) -> Result<SyncReport> {
         let mut force = full.then_some("requested");
+        let mut moved = 0;
         loop {
             match self.sync_once(id, force).await {
                 // The provider refused the sync token: start over with a full sync.
                 Err(Restart::FullSync) => force = Some("token_expired"),
+                // Another sync committed while this one ran (its claim had expired): start over
+                // from the new token.
+                Err(Restart::Moved) if moved < 3 => moved += 1,
+                Err(Restart::Moved) => {
+                    return Err(Error::Database(format!(
+                        "calendar {id} kept changing underneath its sync; try again"
+                    )))
+                }
                 Err(Restart::Failed(e)) => return Err(e),
                 Ok(report) => return Ok(report),
             }
@@ -161,7 +187,7 @@ impl Engine {
     /// Syncs after a notification: requests that arrive while a sync of the same calendar runs in
     /// this process are coalesced into exactly one follow-up sync.
     pub async fn sync_notified(&self, id: &str) -> Result<SyncReport> {
-        let group = calendars::group_of_pool(&self.pool, id)
+        let group = calendars::group_of(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         match self.gates.run(&group.owner_id, || self.sync(id, false)).await {
@@ -175,22 +201,43 @@ impl Engine {
     }
 
     async fn sync_once(&self, id: &str, force_full: Option<&'static str>) -> Result<SyncReport, Restart> {
-        let group = calendars::group_of_pool(&self.pool, id)
+        let first = calendars::group_of(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
-        let (credential, mut access) = self.access_token(&group, None).await?;
-        let bookings_flag = self
-            .flags
-            .is_enabled(&self.pool, SUBSCRIPTION_SYNC, Subject::User(group.user_id))
-            .await?;
-
-        // A sync holds one connection for its transaction and may briefly need another (a token
-        // refresh); leaving one connection outside the syncs means they can never starve each other.
         let _slot = self.sync_slots.acquire().await.map_err(|_| Error::Closed)?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        calendars::lock_calendar(&mut tx, &group.owner_id, self.cfg.sync.lock_timeout.as_millis() as u64).await?;
-        // Re-read under the lock: another process may have just synced and moved the token on.
-        let group = calendars::group_of(&mut tx, id).await?.ok_or_else(|| not_found(id))?;
+        let key = format!("sync:{}", first.owner_id);
+        let claim = match lease::take(&self.pool, &key, self.cfg.sync.lease, self.cfg.sync.lock_timeout).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.record_failure(&first, &e).await;
+                return Err(e.into());
+            }
+        };
+        // Re-read under the claim: another process may have just synced and moved the token on.
+        let result = match calendars::group_of(&self.pool, id).await {
+            Ok(Some(group)) => {
+                let result = self.sync_claimed(&group, force_full, &claim).await;
+                if let Err(Restart::Failed(e)) = &result {
+                    self.record_failure(&group, e).await;
+                }
+                result
+            }
+            Ok(None) => Err(not_found(id).into()),
+            Err(e) => {
+                self.record_failure(&first, &e).await;
+                Err(e.into())
+            }
+        };
+        claim.release(&self.pool).await;
+        result
+    }
+
+    async fn sync_claimed(
+        &self,
+        group: &Group,
+        force_full: Option<&'static str>,
+        claim: &Lease,
+    ) -> Result<SyncReport, Restart> {
         let full_reason = if force_full.is_some() {
             force_full
         } else if group.sync_token.is_none() && group.sync_error_count > 0 {
@@ -200,42 +247,35 @@ impl Engine {
         } else {
             None
         };
-        let report_bookings = full_reason.is_none() && bookings_flag;
-        let now = now_db();
+        let (credential, mut access) = self.access_token(group, None).await?;
+        let bookings_flag = self
+            .flags
+            .is_enabled(&self.pool, SUBSCRIPTION_SYNC, Subject::User(group.user_id))
+            .await?;
         let mut run = Run {
-            group: &group,
+            group,
             full: full_reason.is_some(),
-            stamp: now,
-            report_bookings,
+            stamp: now_db(),
+            report_bookings: full_reason.is_none() && bookings_flag,
             report: SyncReport::default(),
-        };
-        // A full sync replaces the calendar's rows: inside this transaction it starts from nothing
-        // (readers keep seeing the old rows until the commit) and streams pages in with COPY.
-        let replaced = if run.full {
-            events::delete_all(&mut tx, &group.row_ids).await?
-        } else {
-            0
+            buffer: Buffer::new(),
+            claim,
+            claim_renewed: Instant::now(),
         };
         let fetched = match group.integration.as_str() {
-            OFFICE365 => self.fetch_microsoft(&mut tx, &mut run, &access).await,
-            _ => self.fetch_google(&mut tx, &mut run, &mut access, credential).await,
+            OFFICE365 => self.fetch_microsoft(&mut run, &access).await,
+            _ => self.fetch_google(&mut run, &mut access, credential).await,
         };
-        let token = match fetched {
-            Ok(token) => token,
-            Err(Restart::FullSync) => return Err(Restart::FullSync),
-            Err(Restart::Failed(e)) => {
-                drop(tx); // roll back: the old token and rows stay
-                self.record_failure(&group, &e).await;
-                return Err(Restart::Failed(e));
+        let committed = match fetched {
+            Ok(token) => self.commit(&mut run, token.as_deref()).await,
+            Err(e) => Err(e),
+        };
+        if run.buffer.staged > 0 {
+            if let Err(e) = events::drop_stage(&self.pool, &run.buffer.run_id).await {
+                tracing::debug!(error = %e, "could not drop staged rows; cleanup removes them");
             }
-        };
-        if run.full {
-            run.report.deleted = replaced.saturating_sub(run.report.upserted);
-            let (start, end) = self.window(now);
-            calendars::store_window(&mut tx, &group.owner_id, start, end, now).await?;
         }
-        calendars::record_sync_success(&mut tx, &group.row_ids, token.as_deref(), now).await?;
-        tx.commit().await.map_err(Error::from)?;
+        committed?;
         let mut report = run.report;
         report.owner_id = group.owner_id.clone();
         report.full = run.full;
@@ -243,10 +283,56 @@ impl Engine {
         Ok(report)
     }
 
-    /// Streams every page of the list into the open transaction; returns the new sync token.
+    /// Writes the sync in one short transaction: the rows and the new token, only if the stored
+    /// token is still the one the sync started from.
+    async fn commit(&self, run: &mut Run<'_>, token: Option<&str>) -> Result<(), Restart> {
+        let group = run.group;
+        let writing = Instant::now();
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        match calendars::lock_token(&mut tx, &group.owner_id).await? {
+            None => return Err(not_found(&group.owner_id).into()),
+            Some(current) if current != group.sync_token => return Err(Restart::Moved),
+            Some(_) => {}
+        }
+        let owner = group.owner_id.as_str();
+        let buffer = &mut run.buffer;
+        let replaced = if run.full {
+            events::delete_all(&mut tx, &group.row_ids).await?
+        } else {
+            0
+        };
+        let mut upserted = 0;
+        if buffer.staged > 0 {
+            upserted += events::merge_stage(&mut tx, owner, &buffer.run_id, run.stamp).await?;
+        }
+        let rows = buffer.take_rows();
+        upserted += if run.full && buffer.staged == 0 {
+            // The calendar is empty inside this transaction and the ids are unique: COPY.
+            events::copy_insert(&mut tx, owner, &rows, run.stamp).await?
+        } else {
+            events::upsert(&mut tx, owner, &rows, run.stamp).await?
+        };
+        let removed: Vec<String> = buffer.removed.drain().collect();
+        let deleted = events::delete(&mut tx, owner, &removed).await?;
+        if run.full {
+            let (start, end) = self.window(run.stamp);
+            calendars::store_window(&mut tx, owner, start, end, run.stamp).await?;
+        }
+        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp).await?;
+        tx.commit().await.map_err(Error::from)?;
+        run.report.upserted = upserted;
+        run.report.deleted = if run.full {
+            replaced.saturating_sub(upserted)
+        } else {
+            deleted
+        };
+        run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
+        Ok(())
+    }
+
+    /// Reads every page of the list into the run's buffer; returns the new sync token.
     async fn fetch_google(
         &self,
-        tx: &mut PgConnection,
         run: &mut Run<'_>,
         access: &mut String,
         credential: i32,
@@ -279,7 +365,14 @@ impl Engine {
                 // A refused access token that looked fresh: refresh once, then ask again.
                 Err(ProviderError::Unauthorized) if !refreshed => {
                     let source = TokenSource::Google(&self.google);
-                    *access = auth::access_token(&self.pool, source, credential, Some(access.as_str())).await?;
+                    *access = auth::access_token(
+                        &self.pool,
+                        source,
+                        credential,
+                        Some(access.as_str()),
+                        self.refresh_claim(),
+                    )
+                    .await?;
                     refreshed = true;
                     continue;
                 }
@@ -291,7 +384,7 @@ impl Engine {
                 tz = z;
             }
             let changes: Vec<Change> = page.items.iter().map(|ev| map_event(ev, tz, rules)).collect();
-            self.apply(tx, run, changes).await?;
+            self.apply(run, changes).await?;
             match (page.next_page_token, page.next_sync_token) {
                 (Some(next), _) => page_token = Some(next),
                 (None, token) => return Ok(token),
@@ -299,11 +392,10 @@ impl Engine {
         }
     }
 
-    /// Follows Graph delta pages (nextLink… deltaLink) into the open transaction; returns the
+    /// Follows Graph delta pages (nextLink… deltaLink) into the run's buffer; returns the
     /// deltaLink, which is the calendar's sync token.
     async fn fetch_microsoft(
         &self,
-        tx: &mut PgConnection,
         run: &mut Run<'_>,
         access: &str,
     ) -> Result<Option<String>, Restart> {
@@ -333,7 +425,7 @@ impl Engine {
                 .iter()
                 .map(|ev| microsoft::map::map_event(ev, rules))
                 .collect();
-            self.apply(tx, run, changes).await?;
+            self.apply(run, changes).await?;
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => url = next,
                 (None, Some(delta)) => return Ok(Some(delta)),
@@ -346,16 +438,19 @@ impl Engine {
         }
     }
 
-    /// Writes one page of changes: upserts then deletes, the last change of an id winning.
-    async fn apply(&self, tx: &mut PgConnection, run: &mut Run<'_>, changes: Vec<Change>) -> Result<()> {
-        let mut last: HashMap<String, usize> = HashMap::with_capacity(changes.len());
+    /// Takes one page of changes into the run's buffer (the last change of an id winning), staging
+    /// the buffer when it grows past `buffer_events`, and keeps the run's claim alive.
+    async fn apply(&self, run: &mut Run<'_>, changes: Vec<Change>) -> Result<(), Restart> {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
         for (i, c) in changes.iter().enumerate() {
-            last.insert(c.external_id().to_string(), i);
+            last.insert(c.external_id(), i);
         }
-        let mut upserts: Vec<CacheEvent> = Vec::new();
-        let mut removes: Vec<String> = Vec::new();
-        for (i, change) in changes.into_iter().enumerate() {
-            if last.get(change.external_id()) != Some(&i) {
+        let keep: Vec<bool> = (0..changes.len())
+            .map(|i| last.get(changes[i].external_id()) == Some(&i))
+            .collect();
+        drop(last);
+        for (change, keep) in changes.into_iter().zip(keep) {
+            if !keep {
                 continue;
             }
             if run.report_bookings {
@@ -363,42 +458,24 @@ impl Engine {
                     run.report.booking_changes.push(b);
                 }
             }
-            match change {
-                Change::Upsert(e) => upserts.push(e),
-                Change::Remove { external_id, .. } => removes.push(external_id),
+            run.buffer.push(change);
+        }
+        if run.buffer.rows.len() >= self.cfg.sync.buffer_events {
+            let writing = Instant::now();
+            let rows = run.buffer.take_rows();
+            let mut tx = self.pool.begin().await.map_err(Error::from)?;
+            run.buffer.staged += events::stage(&mut tx, &run.buffer.run_id, &rows, run.stamp).await?;
+            tx.commit().await.map_err(Error::from)?;
+            run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
+        }
+        let lease = self.cfg.sync.lease;
+        if run.claim_renewed.elapsed() > lease / 3 {
+            if !run.claim.renew(&self.pool, lease).await? {
+                return Err(Restart::Moved); // another process took the calendar over
             }
+            run.claim_renewed = Instant::now();
         }
-        let writing = std::time::Instant::now();
-        if run.full {
-            run.report.upserted += self.copy_page(tx, run, &upserts).await?;
-        } else {
-            run.report.upserted += events::upsert(tx, &run.group.owner_id, &upserts, run.stamp).await?;
-            run.report.deleted += events::delete(tx, &run.group.owner_id, &removes).await?;
-        }
-        run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
         Ok(())
-    }
-
-    /// COPYs a page of a full sync; should a page repeat an id an earlier page had, it is upserted
-    /// instead (the savepoint undoes the failed COPY).
-    async fn copy_page(&self, tx: &mut PgConnection, run: &Run<'_>, rows: &[CacheEvent]) -> Result<u64> {
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        sqlx::query("SAVEPOINT calsync_page").execute(&mut *tx).await?;
-        match events::copy_insert(tx, &run.group.owner_id, rows, run.stamp).await {
-            Ok(n) => {
-                sqlx::query("RELEASE SAVEPOINT calsync_page").execute(&mut *tx).await?;
-                Ok(n)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "COPY of a page failed; upserting it instead");
-                sqlx::query("ROLLBACK TO SAVEPOINT calsync_page")
-                    .execute(&mut *tx)
-                    .await?;
-                events::upsert(tx, &run.group.owner_id, rows, run.stamp).await
-            }
-        }
     }
 
     async fn record_failure(&self, group: &Group, e: &Error) {
@@ -423,12 +500,72 @@ struct Run<'a> {
     stamp: NaiveDateTime,
     report_bookings: bool,
     report: SyncReport,
+    buffer: Buffer,
+    claim: &'a Lease,
+    claim_renewed: Instant,
+}
+
+/// The changes a sync has read and not yet written: rows to upsert in memory (each external id
+/// once), rows staged in the database when memory would grow past `buffer_events`, and the ids
+/// whose last change removes them. Writing the staged rows, then the rows in memory, then the
+/// removals gives every external id its last change.
+struct Buffer {
+    run_id: String,
+    rows: Vec<CacheEvent>,
+    index: HashMap<String, usize>,
+    removed: HashSet<String>,
+    staged: u64,
+}
+
+impl Buffer {
+    fn new() -> Self {
+        Buffer {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            rows: Vec::new(),
+            index: HashMap::new(),
+            removed: HashSet::new(),
+            staged: 0,
+        }
+    }
+
+    fn push(&mut self, change: Change) {
+        match change {
+            Change::Upsert(e) => {
+                self.removed.remove(&e.external_id);
+                match self.index.get(&e.external_id) {
+                    Some(&i) => self.rows[i] = e,
+                    None => {
+                        self.index.insert(e.external_id.clone(), self.rows.len());
+                        self.rows.push(e);
+                    }
+                }
+            }
+            Change::Remove { external_id, .. } => {
+                if let Some(i) = self.index.remove(&external_id) {
+                    // Keep positions stable: swap the row out and fix the index of the moved one.
+                    self.rows.swap_remove(i);
+                    if let Some(moved) = self.rows.get(i) {
+                        self.index.insert(moved.external_id.clone(), i);
+                    }
+                }
+                self.removed.insert(external_id);
+            }
+        }
+    }
+
+    /// The rows in memory, leaving the buffer's memory part empty.
+    fn take_rows(&mut self) -> Vec<CacheEvent> {
+        self.index.clear();
+        std::mem::take(&mut self.rows)
+    }
 }
 
 /// Why `sync_once` stopped early.
 enum Restart {
     /// The sync token was refused: run again as a full sync.
     FullSync,
+    /// Another sync committed first: run again from the token it stored.
+    Moved,
     Failed(Error),
 }
 

@@ -126,7 +126,7 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
 /// The SelectedCalendar row watched by a channel, once the notification's resource id matches it;
 /// otherwise the response to send.
 async fn channel_calendar(engine: &Engine, channel_id: &str, resource_id: Option<&str>) -> Result<String, Response> {
-    let row = match calendars::by_channel(&engine.pool, channel_id).await {
+    let row = match calendars::by_channel(&engine.front, channel_id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             tracing::info!(channel = %channel_id, "notification for an unknown channel ignored");

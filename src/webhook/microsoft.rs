@@ -107,7 +107,7 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         .map(|(sub, action)| (engine.ticket(&format!("microsoft:{sub}")), sub, action))
         .collect();
     let subs: Vec<String> = tickets.iter().map(|(_, sub, _)| sub.clone()).collect();
-    let rows = match calendars::by_channels(&engine.pool, &subs).await {
+    let rows = match calendars::by_channels(&engine.front, &subs).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, "database error while handling a Graph notification");

@@ -1,0 +1,17 @@
+ON CONFLICT ("selectedCalendarId", "externalId") DO UPDATE SET
+  "externalEtag" = EXCLUDED."externalEtag",
+  "iCalUID" = EXCLUDED."iCalUID",
+  "iCalSequence" = EXCLUDED."iCalSequence",
+  "summary" = EXCLUDED."summary",
+  "description" = EXCLUDED."description",
+  "location" = EXCLUDED."location",
+  "start" = EXCLUDED."start",
+  "end" = EXCLUDED."end",
+  "isAllDay" = EXCLUDED."isAllDay",
+  "timeZone" = EXCLUDED."timeZone",
+  "status" = EXCLUDED."status",
+  "recurringEventId" = EXCLUDED."recurringEventId",
+  "originalStartTime" = EXCLUDED."originalStartTime",
+  "updatedAt" = EXCLUDED."updatedAt",
+  "externalCreatedAt" = EXCLUDED."externalCreatedAt",
+  "externalUpdatedAt" = EXCLUDED."externalUpdatedAt"
