@@ -55,7 +55,8 @@ test('an unreachable database fails fast with DB_UNAVAILABLE and no secret in th
 })
 
 test('a wrong password is DB_UNAVAILABLE without the password', async () => {
-  const u = new URL(env.url)
+  // Straight to the server: the test PgBouncer (auth_type = any) would let anyone in.
+  const u = new URL(env.directUrl)
   u.password = 'definitely-wrong-pw'
   u.username = 'nobody_here'
   const err = await CalendarSync.connect({ databaseUrl: u.toString(), connectTimeoutMs: 3000 }).then(
