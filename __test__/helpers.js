@@ -8,14 +8,31 @@ const calsync = require('../calsync.js')
 
 // CALSYNC_TEST_POOLER=pgbouncer runs calsync through a PgBouncer in transaction mode (SPEC §12);
 // fixtures and assertions (`pg`, `directUrl`) still talk to the server directly.
+// CALSYNC_TEST_DB_TIMEOUTS=2s sets idle_in_transaction_session_timeout and statement_timeout on the
+// test database, as managed Postgres services often do.
 const pooler = process.env.CALSYNC_TEST_POOLER || ''
+const dbTimeouts = process.env.CALSYNC_TEST_DB_TIMEOUTS || ''
 
-async function freshDatabase() {
+/** Sets the managed-Postgres timeouts on database `name` (new sessions get them). */
+async function setTimeouts(serverUrl, name, value) {
+  const admin = new Client({ connectionString: serverUrl })
+  await admin.connect()
+  try {
+    for (const setting of ['idle_in_transaction_session_timeout', 'statement_timeout']) {
+      await admin.query(`ALTER DATABASE "${name}" SET ${setting} = '${value.replace(/[^0-9a-z]/gi, '')}'`)
+    }
+  } finally {
+    await admin.end()
+  }
+}
+
+async function freshDatabase({ timeouts = dbTimeouts } = {}) {
   const server = await startServer()
   let db
   let bouncer
   try {
     db = await createDatabase(server.url, 'calsync_test')
+    if (timeouts) await setTimeouts(server.url, db.name, timeouts)
     if (pooler === 'pgbouncer') bouncer = await startPgBouncer(server.url)
     else if (pooler) throw new Error(`CALSYNC_TEST_POOLER=${pooler}: only 'pgbouncer' is known`)
     await calsync.applySchema({ databaseUrl: bouncer ? bouncer.url(db.url) : db.url })

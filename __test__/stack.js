@@ -31,8 +31,8 @@ function connectOptions(env, emu, receiverUrl, extra = {}) {
 
 // Google deliveries are answered once synced, so a test can check the cache as soon as the
 // emulator's call returns.
-async function startStack(options = {}, { googleOptions = { waitForSync: true }, microsoftOptions } = {}) {
-  const env = await freshDatabase()
+async function startStack(options = {}, { googleOptions = { waitForSync: true }, microsoftOptions, database } = {}) {
+  const env = await freshDatabase(database)
   const emu = await startEmulator()
   let sync
   const receiver = await startReceiver(() => sync, { googleOptions, microsoftOptions })

@@ -1,0 +1,9 @@
+'use strict'
+// `npm test [-- files…]`: every test file under __test__/, or just the ones named, one at a time.
+const { spawnSync } = require('node:child_process')
+
+const files = process.argv.slice(2)
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...(files.length ? files : ['__test__/'])], {
+  stdio: 'inherit',
+})
+process.exit(run.status ?? 1)
