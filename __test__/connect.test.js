@@ -120,6 +120,50 @@ test('an empty database is SCHEMA_MISMATCH, and applying the schema twice is har
   }
 })
 
+test('on a database that already has Cal.com\'s tables, applySchema adds only calsync\'s own', async () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const db = await createDatabase(env.serverUrl, 'calsync_test_real')
+  const pg = new Client({ connectionString: db.url })
+  await pg.connect()
+  try {
+    // A Cal.com database as Prisma left it: its tables, no calsync table, no Feature rows of ours,
+    // and duplicate user-level rows, which Cal.com's unique key allows.
+    await pg.query(fs.readFileSync(path.join(__dirname, '..', 'sql', 'calcom-schema.sql'), 'utf8'))
+    await pg.query('DELETE FROM "Feature"')
+    await pg.query(`INSERT INTO users (id, uuid, email) VALUES (1, gen_random_uuid(), 'a@example.com')`)
+    for (const id of ['dup-1', 'dup-2']) {
+      await pg.query(
+        `INSERT INTO "SelectedCalendar" (id, "userId", integration, "externalId") VALUES ($1, 1, 'google_calendar', 'same@example.com')`,
+        [id],
+      )
+    }
+    const snapshot = async () =>
+      (
+        await pg.query(
+          `SELECT (SELECT json_agg(x ORDER BY x) FROM (SELECT tablename || ':' || indexdef AS x FROM pg_indexes WHERE schemaname = 'public') i) AS indexes,
+                  (SELECT json_agg(x ORDER BY x) FROM (SELECT conrelid::regclass || ':' || pg_get_constraintdef(oid) AS x FROM pg_constraint WHERE connamespace = 'public'::regnamespace) c) AS constraints,
+                  (SELECT json_agg(x ORDER BY x) FROM (SELECT table_name || '.' || column_name || ':' || data_type || ':' || is_nullable || ':' || coalesce(column_default, '') AS x FROM information_schema.columns WHERE table_schema = 'public') k) AS columns,
+                  (SELECT count(*) FROM "Feature") AS features`,
+        )
+      ).rows[0]
+    const before = await snapshot()
+    assert.equal(await applySchema({ databaseUrl: db.url }), 'existing')
+    const after = await snapshot()
+    const ours = (list) => list.filter((x) => !/CalendarSync(State|Lease|Stage)/.test(x))
+    assert.deepEqual(ours(after.indexes), before.indexes)
+    assert.deepEqual(ours(after.constraints), before.constraints)
+    assert.deepEqual(ours(after.columns), before.columns)
+    assert.equal(after.features, before.features, 'no Feature rows inserted')
+    const sync = await CalendarSync.connect({ databaseUrl: db.url })
+    await sync.close()
+    assert.equal(await applySchema({ databaseUrl: db.url, calcom: false }), 'not_requested')
+  } finally {
+    await pg.end()
+    await db.drop()
+  }
+})
+
 test('the database name in a URL can be swapped without losing credentials', () => {
   assert.equal(withDatabase('postgres://u:p@h:5/a?sslmode=disable', 'b'), 'postgres://u:p@h:5/b?sslmode=disable')
 })

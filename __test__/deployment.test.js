@@ -139,3 +139,41 @@ test('a renewal pass holds no transaction across the provider calls of its batch
   assert.equal(worst, 0)
   assert.ok(report.created >= cals.length, JSON.stringify(report))
 })
+
+test('a sync larger than its memory buffer stages pages, commits them atomically and equals free/busy', async () => {
+  const { CalendarSync } = require('../calsync.js')
+  const small = await CalendarSync.connect({ ...s.options, syncBufferEvents: 7, googlePageSize: 5 })
+  try {
+    const user = await s.googleUser()
+    const cal = await s.googleCalendar(user, { timeZone: 'America/Los_Angeles' })
+    const ids = []
+    for (let i = 0; i < 40; i++) {
+      const ev = await s.emu.google.insertEvent(cal.externalId, { summary: `e${i}`, start: { dateTime: at(i * 3) }, end: { dateTime: at(i * 3 + 2) } }, { notify: false })
+      ids.push(ev.id)
+    }
+    await s.emu.google.insertEvent(cal.externalId, { summary: 'repeat', start: { dateTime: at(5) }, end: { dateTime: at(6) }, recurrence: ['RRULE:FREQ=DAILY;COUNT=12'] }, { notify: false })
+    const { sync: full } = await small.subscribe(cal.id)
+    assert.equal(full.full, true)
+    assert.ok(full.pages >= 10, `pages: ${full.pages}`)
+    const truth = () => spans(s.emu.google.freeBusyOf(cal.externalId, range.timeMin, range.timeMax))
+    const cached = async () => {
+      const res = await small.getCachedAvailability({ selectedCalendarIds: [cal.id], ...range })
+      assert.deepEqual(res.uncached, [])
+      return spans(res.busy)
+    }
+    assert.deepEqual(await cached(), truth())
+    // An incremental sync with more changes than the buffer: moves, deletions, a change made twice.
+    for (let i = 0; i < 20; i++) {
+      if (i % 3 === 0) await s.emu.google.deleteEvent(cal.externalId, ids[i], { notify: false })
+      else await s.emu.google.updateEvent(cal.externalId, ids[i], { start: { dateTime: at(i * 3 + 1) }, end: { dateTime: at(i * 3 + 3) } }, { notify: false })
+    }
+    await s.emu.google.updateEvent(cal.externalId, ids[1], { transparency: 'transparent' }, { notify: false })
+    const inc = await small.syncCalendar(cal.id)
+    assert.equal(inc.full, false)
+    assert.deepEqual(await cached(), truth())
+    const { rows } = await s.db.query('SELECT count(*)::int AS n FROM "CalendarSyncStage"')
+    assert.equal(rows[0].n, 0, 'staged rows are removed once merged')
+  } finally {
+    await small.close()
+  }
+})
