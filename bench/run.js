@@ -19,8 +19,8 @@ const QUICK = process.argv.includes('--quick')
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',')
 const runs = (name) => !ONLY || ONLY.includes(name)
 const SIZE = QUICK
-  ? { readEvents: 100_000, users: 500, singleCalls: 300, throughputMs: 1500, ingest: 10_000, burst: 200, burstCalendars: 10, renew: 1000, memory: 20_000 }
-  : { readEvents: 1_000_000, users: 5000, singleCalls: 2000, throughputMs: 4000, ingest: 50_000, burst: 1000, burstCalendars: 50, renew: 10_000, memory: 200_000 }
+  ? { readEvents: 100_000, users: 500, singleCalls: 300, throughputMs: 1500, ingest: 10_000, burst: 200, burstCalendars: 10, renew: 1000, memory: 20_000, slowReads: 400 }
+  : { readEvents: 1_000_000, users: 5000, singleCalls: 2000, throughputMs: 4000, ingest: 50_000, burst: 1000, burstCalendars: 50, renew: 10_000, memory: 200_000, slowReads: 800 }
 const CALLERS = 16
 const DAY = 24 * 3600 * 1000
 const FLAG = 'calendar-subscription-cache'
@@ -384,6 +384,67 @@ async function memoryScenario(sync, pg, emu) {
   record('memory', `peak RSS growth, full sync of ${SIZE.memory} events`, growth, { unit: 'MB', target: '< 64 MB', pass: growth < 64 })
 }
 
+// ------------------------------------------------------------------------------ slow provider --
+// 30 calendars syncing against a provider that answers in 3 s, every access token expired (so every
+// sync refreshes first), while 16 callers read: reads must neither fail nor slow down (SPEC §12).
+async function slowProviderScenario(sync, pg, emu) {
+  const userId = await flaggedUser(pg)
+  const ids = Array.from({ length: 30 }, (_, i) => `slow-${i}@bench.example`)
+  await emu.call('googleCalendars', { ids })
+  const cals = []
+  for (const calendarId of ids) {
+    await emu.call('seedGoogle', { calendarId, count: 40, days: 30 })
+    const id = await googleCalendarRow(pg, emu, { calendarId, userId })
+    await sync.subscribe(id)
+    cals.push(id)
+  }
+  const day0 = Math.ceil(Date.now() / DAY) * DAY
+  const reads = SIZE.slowReads
+  let next = 0
+  const read = () => {
+    const i = next++ % cals.length
+    const selectedCalendarIds = Array.from({ length: 10 }, (_, k) => cals[(i + k) % cals.length])
+    return sync.getCachedAvailability({ selectedCalendarIds, timeMin: new Date(day0).toISOString(), timeMax: new Date(day0 + 14 * DAY).toISOString() })
+  }
+  // 16 callers read `reads` times, or until `until` settles; latencies of the reads that succeed,
+  // and the failures by code.
+  const readers = async (until) => {
+    const times = []
+    const errors = {}
+    let left = reads
+    let settled = false
+    until?.finally(() => (settled = true))
+    await Promise.all(Array.from({ length: CALLERS }, async () => {
+      while (until ? !settled : left-- > 0) {
+        const t = process.hrtime.bigint()
+        try {
+          await read()
+          times.push(Number(process.hrtime.bigint() - t) / 1e6)
+        } catch (e) {
+          errors[e.code] = (errors[e.code] ?? 0) + 1
+        }
+      }
+    }))
+    times.sort((a, b) => a - b)
+    return { reads: times.length, p50: percentile(times, 50), p99: percentile(times, 99), errors: Object.values(errors).reduce((a, b) => a + b, 0), byCode: errors }
+  }
+  await readers() // warm up: every pooled connection open
+  const idle = await readers()
+  await pg.query(`UPDATE "Credential" SET key = key || '{"expiry_date": 1}'::jsonb WHERE "userId" = $1`, [userId])
+  await emu.call('latency', { endpoints: ['google.token', 'google.events.list'], ms: 3000 })
+  const syncs = Promise.allSettled(cals.map((id) => sync.syncCalendar(id)))
+  const busy = await readers(syncs) // for as long as the syncs run (two 3 s provider calls each)
+  const outcomes = await syncs
+  await emu.call('clearFaults')
+  const failedSyncs = outcomes.filter((o) => o.status === 'rejected').length
+  log(`slow provider: idle p99 ${idle.p99.toFixed(2)} ms; while 30 syncs wait 3 s: ${busy.reads} reads, p99 ${busy.p99.toFixed(2)} ms, ${busy.errors} read errors ${JSON.stringify(busy.byCode)}, ${failedSyncs} failed syncs`)
+  record('slow provider', 'read p99, provider idle', idle.p99, { unit: 'ms' })
+  record('slow provider', 'read p99 while 30 syncs wait 3 s', busy.p99, { unit: 'ms', baselineName: 'idle p99', baseline: idle.p99, target: '≤ 3× idle p99', pass: busy.p99 <= 3 * idle.p99 })
+  record('slow provider', `read errors of ${busy.reads + busy.errors}`, busy.errors, { target: '0', pass: busy.errors === 0 })
+  record('slow provider', 'syncs that failed', failedSyncs, { target: '0', pass: failedSyncs === 0 })
+  results.slowProvider = { reads, idle, busy, failedSyncs }
+}
+
 // --------------------------------------------------------------------------------- reporting --
 const fmt = (v) => (v == null ? '' : typeof v === 'boolean' ? String(v) : Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(v < 1 ? 3 : 2))
 
@@ -445,6 +506,20 @@ async function main() {
     } finally {
       await current.close()
       await syncs.close()
+    }
+    if (runs('slow')) {
+      const slow = await open('slow')
+      // The default pool (10 connections, 3 of them for background work), as an app would run it.
+      current = await CalendarSync.connect({
+        databaseUrl: slow.database.url, googleApiUrl: `${emuUrl}/calendar/v3`, googleTokenUrl: `${emuUrl}/token`,
+        googleClientId: 'bench', googleClientSecret: 'bench', googleWebhookToken: 'bench-webhook-secret', googleWebhookUrl: receiver.url,
+      })
+      try {
+        await slowProviderScenario(current, slow.pg, emu)
+      } finally {
+        await current.close()
+        await slow.close()
+      }
     }
     const renewal = await open('renewal')
     current = await connect(renewal.database.url)

@@ -74,7 +74,7 @@ pub struct SyncReport {
 }
 
 /// Syncs of one process running at once (each holds up to `buffer_events` events in memory).
-const SYNCS_AT_ONCE: usize = 8;
+const SYNCS_AT_ONCE: usize = 16;
 
 /// The engine: database pools, configuration, provider clients, flags and coalescing gates.
 pub struct Engine {
