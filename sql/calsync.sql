@@ -43,6 +43,6 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncStage" (
   "createdAt" TIMESTAMP(3) NOT NULL,
   "updatedAt" TIMESTAMP(3) NOT NULL,
   "externalCreatedAt" TIMESTAMP(3),
-  "externalUpdatedAt" TIMESTAMP(3)
+  "externalUpdatedAt" TIMESTAMP(3),
+  PRIMARY KEY ("runId", "id")
 );
-CREATE INDEX IF NOT EXISTS "CalendarSyncStage_runId_idx" ON "CalendarSyncStage" ("runId");
