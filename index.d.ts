@@ -157,6 +157,13 @@ export interface CleanupResult {
 export interface ConnectOptions {
   /** Postgres connection string. Default: `DATABASE_URL`. */
   databaseUrl?: string
+  /**
+   * A transaction-mode pooler (PgBouncer, Supavisor, Neon's pooler) sits in front of Postgres.
+   * Default: true when the URL carries Prisma's `pgbouncer=true`. Reads then call a function
+   * whose plan the server keeps instead of a named prepared statement; everything else works the
+   * same either way, and a pooler that was not announced is detected on the first read it breaks.
+   */
+  pooler?: boolean
   /** Most pooled connections. Default 10. */
   maxConnections?: number
   /** Milliseconds connecting may take before failing with `DB_UNAVAILABLE`. Default 5000. */

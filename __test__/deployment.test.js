@@ -177,3 +177,26 @@ test('a sync larger than its memory buffer stages pages, commits them atomically
     await small.close()
   }
 })
+
+test('behind a pooler nobody announced (no pgbouncer=true), reads notice and stay correct', { skip: !process.env.CALSYNC_TEST_POOLER && 'runs through a pooler only' }, async () => {
+  const { CalendarSync } = require('../calsync.js')
+  const url = new URL(s.env.url)
+  url.searchParams.delete('pgbouncer')
+  const user = await s.googleUser()
+  const cal = await s.googleCalendar(user)
+  await s.emu.google.insertEvent(cal.externalId, { summary: 'm', start: { dateTime: at(3) }, end: { dateTime: at(4) } }, { notify: false })
+  await s.sync.subscribe(cal.id)
+  const want = spans(s.emu.google.freeBusyOf(cal.externalId, range.timeMin, range.timeMax))
+  const instances = await Promise.all([0, 1, 2].map(() => CalendarSync.connect({ databaseUrl: url.toString(), maxConnections: 3, flagCacheTtlMs: 0 })))
+  try {
+    for (let round = 0; round < 20; round++) {
+      const answers = await Promise.all(instances.flatMap((i) => [
+        i.getCachedAvailability({ selectedCalendarIds: [cal.id], ...range }),
+        i.getCachedAvailability({ userId: user.userId, ...range }),
+      ]))
+      for (const a of answers) assert.deepEqual(spans(a.busy), want)
+    }
+  } finally {
+    await Promise.all(instances.map((i) => i.close()))
+  }
+})

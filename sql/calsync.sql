@@ -46,3 +46,7 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncStage" (
   "externalUpdatedAt" TIMESTAMP(3),
   PRIMARY KEY ("runId", "id")
 );
+
+-- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v1 and
+-- calsync_read_by_user_v1 from the read statements in src/db/ (availability::READ_FUNCTIONS): a
+-- read through any pooler is then one short call whose plan the server session keeps.

@@ -2,6 +2,7 @@
 //! truthfully, and a reason for every calendar it cannot.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -9,13 +10,27 @@ use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 
-use crate::db::sql::stmt;
+use crate::db::sql::{pooler_symptom, prepared_as, stmt};
 use crate::error::{Error, Result};
 use crate::flags::{Flags, SUBSCRIPTION_CACHE};
 use crate::time::format_utc;
 
 const READ_BY_IDS: &str = concat!(include_str!("db/read_by_ids.sql"), include_str!("db/availability.sql"));
 const READ_BY_USER: &str = concat!(include_str!("db/read_by_user.sql"), include_str!("db/availability.sql"));
+
+/// The read statements, installed by `applySchema` as PL/pgSQL functions of calsync's (name,
+/// parameter types, body), for reads behind a transaction-mode pooler. A function's plan is cached
+/// by each server session, whoever's client runs on it, so such a read is one short simple-protocol
+/// call that still skips planning (which costs as much as executing this statement).
+pub const READ_FUNCTIONS: &[(&str, &str, &str)] = &[
+    ("calsync_read_by_ids_v1", "text[], timestamp, timestamp", READ_BY_IDS),
+    ("calsync_read_by_user_v1", "int4, timestamp, timestamp, int4", READ_BY_USER),
+];
+
+/// The columns every read function returns (one row per requested calendar).
+pub const READ_COLUMNS: &str = "req_id text, user_id int4, integration text, owner_id text, channel_id text, \
+    channel_expiration timestamp, subscribed_at timestamp, synced_at timestamp, sync_error_at timestamp, \
+    window_start timestamp, window_end timestamp, credential_invalid bool, starts timestamp[], ends timestamp[]";
 
 /// Provider integrations calsync syncs.
 pub const SUPPORTED: &[&str] = &["google_calendar", "office365_calendar"];
@@ -296,21 +311,64 @@ pub fn assemble(
     answer
 }
 
-/// Runs the read: one SQL round trip when every user's flag is cached, two otherwise.
-pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, stale_after: Duration) -> Result<Answer> {
-    let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    // One simple-protocol message with the values written in: one round trip, planned for these
-    // values, and safe behind a transaction-mode pooler (db::sql).
-    let read = match &query.selection {
-        Selection::Ids(ids) => stmt(READ_BY_IDS).texts(ids).ts(min).ts(max),
-        Selection::User { user_id, event_type_id } => stmt(READ_BY_USER).int(*user_id).ts(min).ts(max).int(*event_type_id),
+/// Runs the read: one SQL round trip when every user's flag is cached, two otherwise. `pooled`
+/// says a transaction-mode pooler is in front of Postgres; a read that shows one is (a named
+/// statement gone missing) sets it and is repeated.
+pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, stale_after: Duration, pooled: &AtomicBool) -> Result<Answer> {
+    let rows = if pooled.load(Ordering::Relaxed) {
+        read_pooled(pool, query).await?
+    } else {
+        match read_prepared(pool, query).await {
+            Ok(rows) => rows,
+            Err(e) if pooler_symptom(&e) => {
+                if !pooled.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "a named prepared statement failed as it does behind a transaction-mode pooler; \
+                         reads now avoid them (set pooler: true or ?pgbouncer=true to say so up front)"
+                    );
+                }
+                read_pooled(pool, query).await?
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
-    let rows: Vec<CalendarRow> = read.fetch_as(pool).await?;
     let mut users: Vec<i32> = rows.iter().map(|r| r.user_id).collect();
     users.sort_unstable();
     users.dedup();
     let on = flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?;
     Ok(assemble(query, rows, &on, crate::time::now_db(), stale_after))
+}
+
+/// Direct connection: the read statement, prepared once per connection (binary rows, a cached plan).
+async fn read_prepared(pool: &PgPool, query: &Query) -> sqlx::Result<Vec<CalendarRow>> {
+    let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
+    match &query.selection {
+        Selection::Ids(ids) => prepared_as(READ_BY_IDS).bind(ids).bind(min).bind(max).fetch_all(pool).await,
+        Selection::User { user_id, event_type_id } => {
+            prepared_as(READ_BY_USER)
+                .bind(user_id)
+                .bind(min)
+                .bind(max)
+                .bind(event_type_id)
+                .fetch_all(pool)
+                .await
+        }
+    }
+}
+
+/// Behind a pooler: one simple-protocol message calling a read function (READ_FUNCTIONS), whose plan
+/// the server session keeps.
+async fn read_pooled(pool: &PgPool, query: &Query) -> Result<Vec<CalendarRow>> {
+    let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
+    let read = match &query.selection {
+        Selection::Ids(ids) => stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)").texts(ids).ts(min).ts(max),
+        Selection::User { user_id, event_type_id } => stmt("SELECT * FROM calsync_read_by_user_v1($1, $2, $3, $4)")
+            .int(*user_id)
+            .ts(min)
+            .ts(max)
+            .int(*event_type_id),
+    };
+    read.fetch_as(pool).await
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// Postgres connection string (`DATABASE_URL`).
     pub database_url: Secret,
+    /// Whether a transaction-mode pooler sits in front of Postgres: `Some(true)` from the `pooler`
+    /// option, else from Prisma's `pgbouncer=true` URL parameter. Only reads differ (see
+    /// `availability::read`); everything else is pooler-safe either way.
+    pub pooler: Option<bool>,
     /// Upper bound of pooled connections, background work included.
     pub max_connections: u32,
     /// The share of `max_connections` background work (syncs, token refreshes, cron) may use; the
@@ -238,6 +242,7 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         Config {
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_default()),
+            pooler: None,
             max_connections: 10,
             background_connections: None,
             connect_timeout: Duration::from_secs(5),
@@ -249,6 +254,18 @@ impl Config {
             http: HttpConfig::default(),
             sync: SyncConfig::default(),
         }
+    }
+
+    /// Whether reads must avoid named prepared statements: the `pooler` option, else Prisma's
+    /// `pgbouncer=true` in the database URL.
+    pub fn behind_pooler(&self) -> bool {
+        self.pooler.unwrap_or_else(|| {
+            let url = self.database_url.expose();
+            let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+            query
+                .split('&')
+                .any(|kv| kv.split_once('=').is_some_and(|(k, v)| k == "pgbouncer" && v.eq_ignore_ascii_case("true")))
+        })
     }
 
     /// Connections reserved for background work (see `background_connections`).
@@ -303,6 +320,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pgbouncer_parameter_means_pooler() {
+        let with = |url: &str, pooler: Option<bool>| {
+            let mut c = Config::from_lookup(|_| None);
+            c.database_url = Secret::new(url);
+            c.pooler = pooler;
+            c.behind_pooler()
+        };
+        assert!(with("postgres://u:p@h:6543/db?sslmode=require&pgbouncer=true", None));
+        assert!(!with("postgres://u:p@h:5432/db?pgbouncer=false", None));
+        assert!(!with("postgres://u:p@h:5432/db", None));
+        assert!(with("postgres://u:p@h:5432/db", Some(true)));
+        assert!(!with("postgres://h/db?pgbouncer=true", Some(false)));
+    }
 
     #[test]
     fn debug_redacts_database_url() {

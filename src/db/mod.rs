@@ -33,15 +33,15 @@ impl Pools {
     }
 }
 
-/// Connection options that work directly and through a transaction-mode pooler: no statement cache
-/// (no named prepared statements), and no `extra_float_digits` startup parameter, which PgBouncer
-/// refuses unless told to ignore it (calsync reads no floats). Prisma's `pgbouncer=true` URL
-/// parameter needs no handling: this is the only mode.
-pub fn options(url: &str) -> Result<PgConnectOptions> {
+/// Connection options that work directly and through a transaction-mode pooler: no
+/// `extra_float_digits` startup parameter, which PgBouncer refuses unless told to ignore it (calsync
+/// reads no floats), and a statement cache only where named statements may be used (`cache`: the
+/// read path on a direct connection).
+pub fn options(url: &str, cache: bool) -> Result<PgConnectOptions> {
     Ok(PgConnectOptions::from_str(url)
         .map_err(|_| Error::invalid("the database URL is not valid"))?
         .application_name("calsync")
-        .statement_cache_capacity(0)
+        .statement_cache_capacity(if cache { 16 } else { 0 })
         .extra_float_digits(None))
 }
 
@@ -55,11 +55,11 @@ fn pool(cfg: &Config, opts: &PgConnectOptions, size: u32) -> PgPool {
 
 /// Opens the pools and proves the server answers, failing within `connect_timeout`.
 pub async fn connect(cfg: &Config) -> Result<Pools> {
-    let opts = options(cfg.database_url.expose())?;
+    let url = cfg.database_url.expose();
     let back = cfg.background_pool_size();
     let pools = Pools {
-        front: pool(cfg, &opts, cfg.max_connections - back),
-        back: pool(cfg, &opts, back),
+        front: pool(cfg, &options(url, !cfg.behind_pooler())?, cfg.max_connections - back),
+        back: pool(cfg, &options(url, false)?, back),
     };
     // sqlx retries refused connections until the acquire timeout; bound the whole attempt as well.
     match tokio::time::timeout(cfg.connect_timeout, pools.front.acquire()).await {

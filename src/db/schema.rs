@@ -83,6 +83,22 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The DDL of the read functions (see `availability::READ_FUNCTIONS`): the read statements verbatim,
+/// their `$n` being the functions' parameters. Replaced on every apply, so an upgrade that changes a
+/// read statement only needs `applySchema` (a changed result shape gets a new `_vN` name).
+pub fn read_functions_sql() -> String {
+    let mut out = String::new();
+    for (name, args, body) in crate::availability::READ_FUNCTIONS {
+        out.push_str(&format!(
+            "CREATE OR REPLACE FUNCTION {name}({args}) RETURNS TABLE ({cols}) LANGUAGE plpgsql STABLE AS $calsync$\n\
+             #variable_conflict use_column\nBEGIN\nRETURN QUERY\n{body};\nEND\n$calsync$;\n",
+            cols = crate::availability::READ_COLUMNS,
+            body = body.trim_end().trim_end_matches(';'),
+        ));
+    }
+    out
+}
+
 /// Names what `REQUIRED` lists but `present` (table, column) lacks: a whole missing table is named
 /// once as `"Table"`, a missing column as `"Table"."column"`.
 pub fn missing(present: &HashSet<(String, String)>) -> Vec<String> {
@@ -112,7 +128,21 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     .texts(&tables)
     .fetch_as(pool)
     .await?;
-    let gaps = missing(&rows.into_iter().collect());
+    let mut gaps = missing(&rows.into_iter().collect());
+    let functions: Vec<&str> = crate::availability::READ_FUNCTIONS.iter().map(|f| f.0).collect();
+    let present: Vec<String> = stmt("SELECT proname::text FROM pg_proc WHERE proname = ANY($1) AND pg_function_is_visible(oid)")
+        .texts(&functions)
+        .fetch_as::<(String,)>(pool)
+        .await?
+        .into_iter()
+        .map(|(n,)| n)
+        .collect();
+    gaps.extend(
+        functions
+            .iter()
+            .filter(|f| !present.iter().any(|p| p == *f))
+            .map(|f| format!("function {f} (run `npx calsync schema`)")),
+    );
     if gaps.is_empty() {
         Ok(())
     } else {
@@ -172,6 +202,9 @@ pub async fn apply(pool: &PgPool, with_calcom: bool) -> Result<CalcomTables> {
         }
     };
     sqlx::raw_sql(CALSYNC_SQL).execute(&mut *tx).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(read_functions_sql()))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(outcome)
 }

@@ -1,13 +1,14 @@
 //! Statements that work through a transaction-mode connection pooler (PgBouncer, Supavisor, Neon's
 //! pooler; SPEC §12), where consecutive messages of one client may reach different server sessions.
 //!
-//! Two forms, nothing else:
+//! Two forms, and one exception:
 //! - [`Stmt`]: one statement outside any transaction, sent as a single simple-protocol message with
 //!   its values written in as escaped literals. One round trip, no prepared statement at all, and
 //!   Postgres plans it for the actual values (as an unnamed statement would be).
 //! - [`query`] / [`query_scalar`] / [`query_as`]: unnamed extended-protocol statements for use inside
 //!   a transaction only (the pooler pins a transaction to one server session). Bulk binary
 //!   parameters (`UNNEST` arrays) and `COPY` go this way.
+//! - [`prepared_as`]: the read path's named statement, on direct connections only.
 //!
 //! sqlx's default — a named statement cached per client connection — breaks behind a pooler
 //! (`prepared statement "sqlx_s_1" already exists`), and an unnamed statement outside a transaction
@@ -41,6 +42,24 @@ where
     T: for<'r> FromRow<'r, PgRow>,
 {
     sqlx::query_as(sql).persistent(false)
+}
+
+/// A named prepared statement, cached per connection: for the read path on a direct connection
+/// only, where a cached plan is worth it. Never behind a pooler (see the module docs).
+pub fn prepared_as<T>(sql: &'static str) -> sqlx::query::QueryAs<'static, Postgres, T, PgArguments>
+where
+    T: for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql)
+}
+
+/// Whether a failed statement shows that a pooler moved it between server sessions (a named
+/// statement missing, already there, or with other parameters).
+pub fn pooler_symptom(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("26000" | "42P05" | "08P01")),
+        _ => false,
+    }
 }
 
 /// A statement whose `$n` placeholders are replaced by escaped literals (see the module docs).

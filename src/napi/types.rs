@@ -18,6 +18,11 @@ use crate::webhook::Response;
 pub struct ConnectOptions {
     /// Postgres connection string. Default: `DATABASE_URL`.
     pub database_url: Option<String>,
+    /// A transaction-mode pooler (PgBouncer, Supavisor, Neon's pooler) sits in front of Postgres.
+    /// Default: true when the URL carries Prisma's `pgbouncer=true`. Reads then call a function
+    /// whose plan the server keeps instead of a named prepared statement; everything else works the
+    /// same either way, and a pooler that was not announced is detected on the first read it breaks.
+    pub pooler: Option<bool>,
     /// Most pooled connections. Default 10.
     pub max_connections: Option<u32>,
     /// Milliseconds connecting may take before failing with `DB_UNAVAILABLE`. Default 5000.
@@ -99,6 +104,9 @@ impl ConnectOptions {
         let ms = |v: u32| Duration::from_millis(v as u64);
         if let Some(url) = self.database_url {
             cfg.database_url = Secret::new(url);
+        }
+        if let Some(v) = self.pooler {
+            cfg.pooler = Some(v);
         }
         if let Some(v) = self.max_connections {
             cfg.max_connections = v;

@@ -82,6 +82,8 @@ pub struct Engine {
     pub pool: PgPool,
     /// Answers to callers: reads, webhook checks, flags, status. Background work never uses it.
     pub front: PgPool,
+    /// Whether a transaction-mode pooler is in front of Postgres (reads then avoid named statements).
+    pub pooled: std::sync::atomic::AtomicBool,
     pub cfg: Config,
     pub flags: Flags,
     pub google: GoogleClient,
@@ -102,6 +104,7 @@ impl Engine {
             gates: Gates::new(cfg.sync.min_interval),
             pool: pools.back,
             front: pools.front,
+            pooled: std::sync::atomic::AtomicBool::new(cfg.behind_pooler()),
             cfg,
             background: background::Tasks::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
