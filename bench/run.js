@@ -160,8 +160,11 @@ async function readScenario(url, pg) {
   const timeMin = new Date(Math.ceil(Date.now() / DAY) * DAY).toISOString()
   const timeMax = new Date(Date.parse(timeMin) + 31 * DAY).toISOString()
   const sync = await CalendarSync.connect({ databaseUrl: url, maxConnections: CALLERS + 1 })
+  // The same read as a deployment behind a transaction-mode pooler makes it (the read function).
+  const pooled = await CalendarSync.connect({ databaseUrl: url, maxConnections: CALLERS + 1, pooler: true })
   const args = { selectedCalendarIds: ids, timeMin, timeMax }
   const calsyncRead = () => sync.getCachedAvailability(args)
+  const pooledRead = () => pooled.getCachedAvailability(args)
   // (a) what Cal.com's repository does, through node-postgres: the events of the calendars in the
   // range, mapped to { start, end, timeZone } in JS. An unnamed statement, as Prisma's pg adapter
   // sends it: planned for its parameters on every call, so it never gets stuck on a generic plan
@@ -179,8 +182,8 @@ async function readScenario(url, pg) {
   const check = await calsyncRead()
   log(`read: ${check.busy.length} busy blocks from ${check.served.length} calendars`)
   if (check.served.length !== 10) throw new Error(`expected 10 served calendars: ${JSON.stringify(check.uncached)}`)
-  for (const f of [calsyncRead, calcomRead, bareRead]) await latencies(200, f) // warm up (prepared statements, flag cache)
-  const contenders = [['calsync', calsyncRead], ['pg', calcomRead], ['floor', bareRead]]
+  for (const f of [calsyncRead, pooledRead, calcomRead, bareRead]) await latencies(200, f) // warm up (prepared statements, flag cache)
+  const contenders = [['calsync', calsyncRead], ['pooled', pooledRead], ['pg', calcomRead], ['floor', bareRead]]
   const single = {}
   for (const [name, f] of contenders) single[name] = await latencies(SIZE.singleCalls, f)
   // Throughput on a shared 2-core machine drifts: three interleaved rounds, the median of each.
@@ -191,6 +194,7 @@ async function readScenario(url, pg) {
   const tput = Object.fromEntries(Object.entries(rounds).map(([name, r]) => [name, r.sort((a, b) => a - b)[1]]))
   log(`read: throughput rounds ${JSON.stringify(rounds)}`)
   await sync.close()
+  await pooled.close()
   log('read: Prisma 7 + @prisma/adapter-pg')
   const prisma = await prismaRead({ url, ids, timeMin, timeMax, warmup: 200, calls: SIZE.singleCalls, throughputMs: SIZE.throughputMs, callers: CALLERS })
   const events = (await pg.query({ text: 'SELECT count(*)::int AS n FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1) AND start < $3 AND "end" > $2', values: [ids, timeMin, timeMax] })).rows[0].n
@@ -201,6 +205,8 @@ async function readScenario(url, pg) {
   record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'node-postgres + JS mapping', baseline: single.pg.p99 })
   record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'node-postgres + JS mapping', baseline: tput.pg, target: '≥ 1.5× node-postgres', pass: tput.calsync >= 1.5 * tput.pg })
   record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'bare SQL floor', baseline: tput.floor })
+  record('read', 'p50 latency, pooler mode', single.pooled.p50, { unit: 'ms', baselineName: 'calsync, direct', baseline: single.calsync.p50 })
+  record('read', `throughput, ${CALLERS} callers, pooler mode`, tput.pooled, { unit: 'calls/s', baselineName: 'node-postgres + JS mapping', baseline: tput.pg })
   if (prisma) {
     record('read', 'p50 latency', single.calsync.p50, { unit: 'ms', baselineName: 'Prisma 7 + adapter-pg', baseline: prisma.p50 })
     record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'Prisma 7 + adapter-pg', baseline: prisma.p99 })
