@@ -200,3 +200,39 @@ test('behind a pooler nobody announced (no pgbouncer=true), reads notice and sta
     await Promise.all(instances.map((i) => i.close()))
   }
 })
+
+test('a pooler outage: reads reject with DB_UNAVAILABLE, webhooks answer 503, both recover', { skip: !require('../dev/pgbouncer').havePgBouncer() && 'pgbouncer is not installed' }, async () => {
+  const { CalendarSync } = require('../calsync.js')
+  const { startPgBouncer } = require('../dev/pgbouncer')
+  const user = await s.googleUser()
+  const cal = await s.googleCalendar(user)
+  const sub = await s.sync.subscribe(cal.id)
+  const { rows: [row] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
+  const headers = {
+    'x-goog-channel-id': sub.channelId,
+    'x-goog-channel-token': s.options.googleWebhookToken,
+    'x-goog-resource-id': row.channelResourceId,
+    'x-goog-resource-state': 'exists',
+    'x-goog-message-number': '7',
+  }
+  let bouncer = await startPgBouncer(s.env.serverUrl)
+  const port = bouncer.port
+  const sync = await CalendarSync.connect({ ...s.options, databaseUrl: bouncer.url(s.env.directUrl), connectTimeoutMs: 1500 })
+  try {
+    const read = () => sync.getCachedAvailability({ selectedCalendarIds: [cal.id], ...range })
+    assert.deepEqual((await read()).served, [cal.id])
+    await bouncer.stop()
+    bouncer = null
+    const started = Date.now()
+    await assert.rejects(read(), { code: 'DB_UNAVAILABLE' })
+    const answer = await sync.handleGoogleWebhook({ headers, body: '' })
+    assert.equal(answer.status, 503)
+    assert.ok(Date.now() - started < 10000, 'an outage must not hang the caller')
+    bouncer = await startPgBouncer(s.env.serverUrl, { port })
+    assert.deepEqual((await read()).served, [cal.id])
+    assert.equal((await sync.handleGoogleWebhook({ headers, body: '' }, { waitForSync: true })).status, 200)
+  } finally {
+    await sync.close()
+    await bouncer?.stop()
+  }
+})

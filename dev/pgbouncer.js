@@ -51,12 +51,12 @@ function waitForPort(port, deadline) {
  * passed through. Returns `{ url(dbUrl), stop() }`: `url` turns a direct URL into one through the
  * pooler, with Prisma's `pgbouncer=true` parameter as Cal.com's URLs carry it.
  */
-async function startPgBouncer(serverUrl, { poolSize = 20 } = {}) {
+async function startPgBouncer(serverUrl, { poolSize = 20, port } = {}) {
   const bin = binary()
   const server = new URL(serverUrl)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calsync-pgbouncer-'))
   fs.chmodSync(dir, 0o777)
-  const port = await freePort()
+  port ??= await freePort()
   const target = [
     `host=${server.hostname}`,
     `port=${server.port || 5432}`,
@@ -121,4 +121,14 @@ async function startPgBouncer(serverUrl, { poolSize = 20 } = {}) {
   }
 }
 
-module.exports = { startPgBouncer }
+/** Whether a pgbouncer binary is installed. */
+function havePgBouncer() {
+  try {
+    binary()
+    return true
+  } catch {
+    return false
+  }
+}
+
+module.exports = { startPgBouncer, havePgBouncer }

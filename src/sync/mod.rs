@@ -274,9 +274,11 @@ impl Engine {
             Err(e) => Err(e),
         };
         if run.buffer.staged > 0 {
+            let writing = Instant::now();
             if let Err(e) = events::drop_stage(&self.pool, &run.buffer.run_id).await {
                 tracing::debug!(error = %e, "could not drop staged rows; cleanup removes them");
             }
+            run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
         }
         committed?;
         let mut report = run.report;
