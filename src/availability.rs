@@ -24,7 +24,11 @@ const READ_BY_USER: &str = concat!(include_str!("db/read_by_user.sql"), include_
 /// call that still skips planning (which costs as much as executing this statement).
 pub const READ_FUNCTIONS: &[(&str, &str, &str)] = &[
     ("calsync_read_by_ids_v1", "text[], timestamp, timestamp", READ_BY_IDS),
-    ("calsync_read_by_user_v1", "int4, timestamp, timestamp, int4", READ_BY_USER),
+    (
+        "calsync_read_by_user_v1",
+        "int4, timestamp, timestamp, int4",
+        READ_BY_USER,
+    ),
 ];
 
 /// The columns every read function returns (one row per requested calendar).
@@ -314,7 +318,13 @@ pub fn assemble(
 /// Runs the read: one SQL round trip when every user's flag is cached, two otherwise. `pooled`
 /// says a transaction-mode pooler is in front of Postgres; a read that shows one is (a named
 /// statement gone missing) sets it and is repeated.
-pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, stale_after: Duration, pooled: &AtomicBool) -> Result<Answer> {
+pub async fn read(
+    pool: &PgPool,
+    flags: &Flags,
+    query: &Query,
+    stale_after: Duration,
+    pooled: &AtomicBool,
+) -> Result<Answer> {
     let rows = if pooled.load(Ordering::Relaxed) {
         read_pooled(pool, query).await?
     } else {
@@ -343,7 +353,14 @@ pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, stale_after: Dura
 async fn read_prepared(pool: &PgPool, query: &Query) -> sqlx::Result<Vec<CalendarRow>> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
     match &query.selection {
-        Selection::Ids(ids) => prepared_as(READ_BY_IDS).bind(ids).bind(min).bind(max).fetch_all(pool).await,
+        Selection::Ids(ids) => {
+            prepared_as(READ_BY_IDS)
+                .bind(ids)
+                .bind(min)
+                .bind(max)
+                .fetch_all(pool)
+                .await
+        }
         Selection::User { user_id, event_type_id } => {
             prepared_as(READ_BY_USER)
                 .bind(user_id)
@@ -361,7 +378,10 @@ async fn read_prepared(pool: &PgPool, query: &Query) -> sqlx::Result<Vec<Calenda
 async fn read_pooled(pool: &PgPool, query: &Query) -> Result<Vec<CalendarRow>> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
     let read = match &query.selection {
-        Selection::Ids(ids) => stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)").texts(ids).ts(min).ts(max),
+        Selection::Ids(ids) => stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
+            .texts(ids)
+            .ts(min)
+            .ts(max),
         Selection::User { user_id, event_type_id } => stmt("SELECT * FROM calsync_read_by_user_v1($1, $2, $3, $4)")
             .int(*user_id)
             .ts(min)

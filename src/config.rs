@@ -262,9 +262,10 @@ impl Config {
         self.pooler.unwrap_or_else(|| {
             let url = self.database_url.expose();
             let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-            query
-                .split('&')
-                .any(|kv| kv.split_once('=').is_some_and(|(k, v)| k == "pgbouncer" && v.eq_ignore_ascii_case("true")))
+            query.split('&').any(|kv| {
+                kv.split_once('=')
+                    .is_some_and(|(k, v)| k == "pgbouncer" && v.eq_ignore_ascii_case("true"))
+            })
         })
     }
 
@@ -285,7 +286,10 @@ impl Config {
         if self.max_connections < 2 {
             return Err(Error::invalid("maxConnections must be at least 2"));
         }
-        if self.background_connections.is_some_and(|b| b == 0 || b >= self.max_connections) {
+        if self
+            .background_connections
+            .is_some_and(|b| b == 0 || b >= self.max_connections)
+        {
             return Err(Error::invalid(
                 "backgroundConnections must be at least 1 and below maxConnections",
             ));

@@ -52,7 +52,12 @@ pub async fn run(pool: &PgPool, cutoff: NaiveDateTime, now: NaiveDateTime, size:
     // One row per calendar: small tables, one statement each.
     timed(pool, &mut report, stmt(ADVANCE_WINDOWS).ts(cutoff)).await?;
     timed(pool, &mut report, stmt(UNWATCHED_STATE)).await?;
-    timed(pool, &mut report, stmt(DEAD_STAGES).ts(now - chrono::Duration::hours(1))).await?;
+    timed(
+        pool,
+        &mut report,
+        stmt(DEAD_STAGES).ts(now - chrono::Duration::hours(1)),
+    )
+    .await?;
     lease::purge_expired(pool).await?;
     Ok(report)
 }

@@ -37,14 +37,12 @@ pub async fn load(pool: &PgPool, id: i32) -> Result<Option<Credential>> {
 /// Merges `patch` into `Credential.key`, keeping every other field, if its refresh token is still
 /// `refresh_token`. False when another process changed it first.
 pub async fn merge_key(pool: &PgPool, id: i32, refresh_token: &str, patch: &Value) -> Result<bool> {
-    let n = stmt(
-        r#"UPDATE "Credential" SET key = key || $3 WHERE id = $1 AND key->>'refresh_token' = $2"#,
-    )
-    .int(id)
-    .text(refresh_token)
-    .json(patch)
-    .execute(pool)
-    .await?;
+    let n = stmt(r#"UPDATE "Credential" SET key = key || $3 WHERE id = $1 AND key->>'refresh_token' = $2"#)
+        .int(id)
+        .text(refresh_token)
+        .json(patch)
+        .execute(pool)
+        .await?;
     Ok(n == 1)
 }
 

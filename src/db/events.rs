@@ -241,12 +241,11 @@ pub async fn delete(conn: &mut PgConnection, owner: &str, external_ids: &[String
     if external_ids.is_empty() {
         return Ok(0);
     }
-    let done =
-        query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = $1 AND "externalId" = ANY($2)"#)
-            .bind(owner)
-            .bind(external_ids)
-            .execute(conn)
-            .await?;
+    let done = query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = $1 AND "externalId" = ANY($2)"#)
+        .bind(owner)
+        .bind(external_ids)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }
 

@@ -130,13 +130,14 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     .await?;
     let mut gaps = missing(&rows.into_iter().collect());
     let functions: Vec<&str> = crate::availability::READ_FUNCTIONS.iter().map(|f| f.0).collect();
-    let present: Vec<String> = stmt("SELECT proname::text FROM pg_proc WHERE proname = ANY($1) AND pg_function_is_visible(oid)")
-        .texts(&functions)
-        .fetch_as::<(String,)>(pool)
-        .await?
-        .into_iter()
-        .map(|(n,)| n)
-        .collect();
+    let present: Vec<String> =
+        stmt("SELECT proname::text FROM pg_proc WHERE proname = ANY($1) AND pg_function_is_visible(oid)")
+            .texts(&functions)
+            .fetch_as::<(String,)>(pool)
+            .await?
+            .into_iter()
+            .map(|(n,)| n)
+            .collect();
     gaps.extend(
         functions
             .iter()

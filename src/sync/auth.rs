@@ -154,7 +154,10 @@ async fn refresh(pool: &PgPool, source: TokenSource<'_>, cred: &credentials::Cre
             }
             if !credentials::merge_key(pool, id, refresh_token, &patch).await? {
                 // Our claim expired and another process refreshed meanwhile; its key stays.
-                tracing::warn!(credential_id = id, "a slow token refresh lost its claim; keeping the newer key");
+                tracing::warn!(
+                    credential_id = id,
+                    "a slow token refresh lost its claim; keeping the newer key"
+                );
             }
             Ok(tok.access_token)
         }

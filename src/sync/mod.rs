@@ -399,11 +399,7 @@ impl Engine {
 
     /// Follows Graph delta pages (nextLink… deltaLink) into the run's buffer; returns the
     /// deltaLink, which is the calendar's sync token.
-    async fn fetch_microsoft(
-        &self,
-        run: &mut Run<'_>,
-        access: &str,
-    ) -> Result<Option<String>, Restart> {
+    async fn fetch_microsoft(&self, run: &mut Run<'_>, access: &str) -> Result<Option<String>, Restart> {
         let mut url = match (&run.group.sync_token, run.full) {
             (Some(link), false) => link.clone(),
             _ => {
