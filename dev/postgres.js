@@ -114,4 +114,4 @@ async function createDatabase(serverUrl, prefix = 'calsync') {
   }
 }
 
-module.exports = { startServer, createDatabase, withDatabase, reachable }
+module.exports = { startServer, createDatabase, withDatabase, reachable, freePort }
