@@ -12,7 +12,7 @@ const NAPI_INPUT_ERRORS = new Set([
   'BooleanExpected', 'ArrayExpected', 'BigintExpected', 'DateExpected',
 ])
 // Methods that return a value rather than a Promise.
-const SYNC_METHODS = new Set(['progress'])
+const SYNC_METHODS = new Set(['progress', 'shiftClockForTesting'])
 
 function withCode(err, fallback) {
   if (err instanceof Error) {

@@ -365,6 +365,13 @@ export interface SchemaOptions {
   calcom?: boolean
 }
 
+/**
+ * Shifts calsync's clock by `offsetMs` milliseconds for every instance in this process (0 restores
+ * the system clock). For simulations and tests in which weeks must pass — the providers (or the
+ * emulator: `emulator.setClock`) must be shifted alike. Never use it in production.
+ */
+export declare function shiftClockForTesting(offsetMs: number): void
+
 /** What `subscribe` did. */
 export interface SubscribeResult {
   /** The new channel's id. */

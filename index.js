@@ -837,3 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.CalendarSync = nativeBinding.CalendarSync
 module.exports.applySchema = nativeBinding.applySchema
+module.exports.shiftClockForTesting = nativeBinding.shiftClockForTesting

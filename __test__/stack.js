@@ -34,6 +34,9 @@ function connectOptions(env, emu, receiverUrl, extra = {}) {
 async function startStack(options = {}, { googleOptions = { waitForSync: true }, microsoftOptions, database } = {}) {
   const env = await freshDatabase(database)
   const emu = await startEmulator()
+  const opts = connectOptions(env, emu, 'http://unused', options)
+  emu.google.registerClient(opts.googleClientId, opts.googleClientSecret)
+  emu.microsoft.registerClient(opts.microsoftClientId, opts.microsoftClientSecret)
   let sync
   const receiver = await startReceiver(() => sync, { googleOptions, microsoftOptions })
   sync = await calsync.CalendarSync.connect(connectOptions(env, emu, receiver.url, options))

@@ -49,7 +49,8 @@ class GoogleEmulator {
     this.calendars = new Map()
     this.channels = new Map()
     this.accessTokens = new Map() // token -> expiry ms
-    this.refreshTokens = new Map() // token -> { revoked }
+    this.refreshTokens = new Map() // token -> { revoked, email, clientId }
+    this.clients = new Map() // OAuth client id -> secret; none registered: any client is accepted
     this.pages = new Map()
     this.tokenEpoch = 0
     this.delivery = { dropNext: 0, duplicateNext: 0, delayMs: 0, hold: false }
@@ -60,14 +61,20 @@ class GoogleEmulator {
   // ---------------------------------------------------------------- control API (test setup) --
 
   /** Registers an account; returns a credential key as Cal.com stores it. */
+  /** Registers an OAuth client; from then on the token endpoint checks the client of every request. */
+  registerClient(id, secret) {
+    this.clients.set(id, secret)
+  }
+
   addAccount({ email = `user-${crypto.randomUUID()}@example.com`, accessTokenTtlMs = 3600 * 1000 } = {}) {
     const refreshToken = `1//rt-${crypto.randomBytes(12).toString('hex')}`
-    this.refreshTokens.set(refreshToken, { revoked: false, email })
+    // A grant belongs to the client the user consented to (the first one registered).
+    this.refreshTokens.set(refreshToken, { revoked: false, email, clientId: this.clients.keys().next().value })
     const accessToken = this.issueAccessToken(accessTokenTtlMs)
     return {
       access_token: accessToken,
       refresh_token: refreshToken,
-      expiry_date: Date.now() + accessTokenTtlMs,
+      expiry_date: this.host.now() + accessTokenTtlMs,
       scope: 'https://www.googleapis.com/auth/calendar.readonly https://www.googleapis.com/auth/calendar.events',
       token_type: 'Bearer',
     }
@@ -75,7 +82,7 @@ class GoogleEmulator {
 
   issueAccessToken(ttlMs = 3600 * 1000) {
     const token = `ya29.${crypto.randomBytes(16).toString('hex')}`
-    this.accessTokens.set(token, Date.now() + ttlMs)
+    this.accessTokens.set(token, this.host.now() + ttlMs)
     return token
   }
 
@@ -102,7 +109,7 @@ class GoogleEmulator {
   /** Inserts an event (Google's resource shape); returns it. Notifies watchers. */
   async insertEvent(calendarId, event, { notify = true } = {}) {
     const cal = this.calendar(calendarId)
-    const now = Date.now()
+    const now = this.host.now()
     const id = event.id ?? crypto.randomBytes(13).toString('hex')
     const stored = {
       kind: 'calendar#event',
@@ -126,9 +133,9 @@ class GoogleEmulator {
     const cal = this.calendar(calendarId)
     const ev = cal.events.get(eventId)
     if (!ev) throw new Error(`no event ${eventId}`)
-    const horizon = Date.now() + HORIZON_FUTURE
+    const horizon = this.host.now() + HORIZON_FUTURE
     const before = ev.recurrence ? this.occurrences(cal, ev, horizon) : []
-    Object.assign(ev, structuredClone(patch), { etag: etag(), sequence: ev.sequence + 1, updated: rfc3339(Date.now()) })
+    Object.assign(ev, structuredClone(patch), { etag: etag(), sequence: ev.sequence + 1, updated: rfc3339(this.host.now()) })
     this.changed(cal, eventId)
     // Occurrences a series no longer has (its times or rule changed) are reported as cancelled.
     if (before.length) {
@@ -161,7 +168,7 @@ class GoogleEmulator {
     const inst = this.instanceAt(cal, master, originalStart)
     const existing = cal.events.get(inst.id)
     const base = existing ?? { ...inst, created: master.created }
-    const next = { ...base, ...structuredClone(patch), etag: etag(), sequence: (base.sequence ?? 0) + 1, updated: rfc3339(Date.now()) }
+    const next = { ...base, ...structuredClone(patch), etag: etag(), sequence: (base.sequence ?? 0) + 1, updated: rfc3339(this.host.now()) }
     delete next.recurrence
     cal.events.set(inst.id, next)
     this.changed(cal, inst.id)
@@ -291,7 +298,7 @@ class GoogleEmulator {
   authorized(req) {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
     const exp = m && this.accessTokens.get(m[1])
-    return exp && exp > Date.now()
+    return exp && exp > this.host.now()
   }
 
   /** Routes a request under /calendar/v3 or /token; returns { status, body, headers } or null. */
@@ -327,13 +334,26 @@ class GoogleEmulator {
   async token(req) {
     const fault = await this.host.fault('google.token', req)
     if (fault) return fault
+    this.host.count('google.token.requests')
     const form = new URLSearchParams(req.body)
     if (form.get('grant_type') !== 'refresh_token') {
       return { status: 400, body: { error: 'unsupported_grant_type', error_description: 'Invalid grant_type' } }
     }
+    // Google checks the client first: unknown → "not found", wrong secret → "Unauthorized" (both
+    // 401 invalid_client); a grant issued to another client → 400 unauthorized_client.
+    const clientId = form.get('client_id') ?? ''
+    if (this.clients.size > 0 && !this.clients.has(clientId)) {
+      return { status: 401, body: { error: 'invalid_client', error_description: 'The OAuth client was not found.' } }
+    }
+    if (this.clients.size > 0 && this.clients.get(clientId) !== form.get('client_secret')) {
+      return { status: 401, body: { error: 'invalid_client', error_description: 'Unauthorized' } }
+    }
     const rt = this.refreshTokens.get(form.get('refresh_token') ?? '')
     if (!rt || rt.revoked) {
       return { status: 400, body: { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' } }
+    }
+    if (rt.clientId && rt.clientId !== clientId) {
+      return { status: 400, body: { error: 'unauthorized_client', error_description: 'Unauthorized' } }
     }
     const ttl = 3599
     return {
@@ -369,7 +389,7 @@ class GoogleEmulator {
       window = tok.window
       items = this.changesSince(cal, tok.seq, window, singleEvents)
     } else {
-      const now = Date.now()
+      const now = this.host.now()
       const minMs = q.has('timeMin') ? Date.parse(q.get('timeMin')) : now - HORIZON_PAST
       const maxMs = q.has('timeMax') ? Date.parse(q.get('timeMax')) : now + HORIZON_FUTURE
       if (Number.isNaN(minMs) || Number.isNaN(maxMs)) return ERRORS[400]('Bad Request')
@@ -403,7 +423,7 @@ class GoogleEmulator {
       kind: 'calendar#events',
       etag: etag(),
       summary: cal.id,
-      updated: rfc3339(Date.now()),
+      updated: rfc3339(this.host.now()),
       timeZone: cal.timeZone,
       accessRole: 'owner',
       defaultReminders: [],
@@ -432,7 +452,7 @@ class GoogleEmulator {
     const ttlSec = Math.min(parseInt(b.params?.ttl ?? '604800', 10) || 604800, 30 * 24 * 3600)
     const ch = {
       id: b.id, calendarId, resourceId: cal.resourceId, address: b.address, token: b.token ?? null,
-      expiration: Date.now() + ttlSec * 1000, messageNumber: 0, stopped: false,
+      expiration: this.host.now() + ttlSec * 1000, messageNumber: 0, stopped: false,
       resourceUri: `${this.host.url}/calendar/v3/calendars/${encodeURIComponent(calendarId)}/events?alt=json`,
     }
     this.channels.set(ch.id, ch)
@@ -476,7 +496,7 @@ class GoogleEmulator {
   // ----------------------------------------------------------------------- notifications --
 
   liveChannels(calendarId) {
-    const now = Date.now()
+    const now = this.host.now()
     return [...this.channels.values()].filter((c) => c.calendarId === calendarId && !c.stopped && c.expiration > now)
   }
 

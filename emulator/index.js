@@ -17,6 +17,16 @@ class Emulator {
     this.microsoft = new MicrosoftEmulator(this)
   }
 
+  /** The emulator's clock: the system clock shifted by `setClock` (simulations of weeks passing). */
+  now() {
+    return Date.now() + (this.clockOffsetMs ?? 0)
+  }
+
+  /** Shifts the emulator's clock by `offsetMs` (0: the system clock), as calsync's `shiftClockForTesting`. */
+  setClock(offsetMs) {
+    this.clockOffsetMs = offsetMs
+  }
+
   /** Adds `n` to the counter `name`. */
   count(name, n = 1) {
     this.counts[name] = (this.counts[name] ?? 0) + n

@@ -61,6 +61,7 @@ class MicrosoftEmulator {
     this.subscriptions = new Map()
     this.accessTokens = new Map()
     this.refreshTokens = new Map()
+    this.clients = new Map() // app (client) id -> secret; none registered: any client is accepted
     this.pages = new Map()
     this.delivery = { dropNext: 0, duplicateNext: 0, hold: false }
     this.held = []
@@ -71,12 +72,17 @@ class MicrosoftEmulator {
   // ---------------------------------------------------------------- control API (test setup) --
 
   /** Registers an account; returns a credential key as Cal.com stores it (expiry in seconds). */
+  /** Registers an app (client); from then on the token endpoint checks the client of every request. */
+  registerClient(id, secret) {
+    this.clients.set(id, secret)
+  }
+
   addAccount({ email = `user-${crypto.randomUUID()}@contoso.example`, accessTokenTtlMs = 3600 * 1000 } = {}) {
     const refreshToken = this.issueRefreshToken(email)
     return {
       access_token: this.issueAccessToken(accessTokenTtlMs),
       refresh_token: refreshToken,
-      expiry_date: Math.floor((Date.now() + accessTokenTtlMs) / 1000),
+      expiry_date: Math.floor((this.host.now() + accessTokenTtlMs) / 1000),
       token_type: 'Bearer',
       scope: 'User.Read Calendars.Read Calendars.ReadWrite offline_access',
       email,
@@ -85,7 +91,7 @@ class MicrosoftEmulator {
 
   issueAccessToken(ttlMs = 3600 * 1000) {
     const token = `eyJ0eXAi.${crypto.randomBytes(24).toString('base64url')}`
-    this.accessTokens.set(token, Date.now() + ttlMs)
+    this.accessTokens.set(token, this.host.now() + ttlMs)
     return token
   }
 
@@ -147,7 +153,7 @@ class MicrosoftEmulator {
     const cal = this.calendar(calendarId)
     const ev = cal.events.get(eventId)
     if (!ev) throw new Error(`no event ${eventId}`)
-    const horizon = Date.now() + 2 * 366 * DAY
+    const horizon = this.host.now() + 2 * 366 * DAY
     const before = ev.rrule ? this.occurrences(cal, ev, horizon) : []
     Object.assign(ev, structuredClone(patch), { changeKey: changeKey(), '@odata.etag': `W/"${changeKey()}"`, lastModifiedDateTime: new Date().toISOString() })
     if (before.length) {
@@ -168,7 +174,7 @@ class MicrosoftEmulator {
     const cal = this.calendar(calendarId)
     const ev = cal.events.get(eventId)
     if (!ev) throw new Error(`no event ${eventId}`)
-    const gone = ev.rrule ? this.occurrences(cal, ev, Date.now() + 2 * 366 * DAY).map((o) => o.id) : []
+    const gone = ev.rrule ? this.occurrences(cal, ev, this.host.now() + 2 * 366 * DAY).map((o) => o.id) : []
     cal.events.delete(eventId)
     for (const id of [eventId, ...gone]) {
       cal.events.delete(id)
@@ -185,7 +191,7 @@ class MicrosoftEmulator {
   async updateOccurrence(calendarId, masterId, originalStart, patch, { notify = true } = {}) {
     const cal = this.calendar(calendarId)
     const master = cal.events.get(masterId)
-    const occ = this.occurrences(cal, master, Date.now() + 2 * 366 * DAY).find((o) => o.originalStart === new Date(originalStart).toISOString().replace('.000Z', 'Z'))
+    const occ = this.occurrences(cal, master, this.host.now() + 2 * 366 * DAY).find((o) => o.originalStart === new Date(originalStart).toISOString().replace('.000Z', 'Z'))
     if (!occ) throw new Error(`no occurrence of ${masterId} at ${originalStart}`)
     if (patch.deleted) {
       cal.events.delete(occ.id)
@@ -299,7 +305,7 @@ class MicrosoftEmulator {
   authorized(req) {
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
     const exp = m && this.accessTokens.get(m[1])
-    return exp && exp > Date.now()
+    return exp && exp > this.host.now()
   }
 
   async handle(req) {
@@ -339,7 +345,21 @@ class MicrosoftEmulator {
       status: 400,
       body: { error: 'invalid_grant', error_description: "AADSTS70000: The provided value for the 'refresh_token' is not valid.", error_codes: [70000], timestamp: new Date().toISOString(), trace_id: crypto.randomUUID(), correlation_id: crypto.randomUUID() },
     }
+    this.host.count('microsoft.token.requests')
     if (form.get('grant_type') !== 'refresh_token') return { status: 400, body: { error: 'unsupported_grant_type', error_description: 'AADSTS70003' } }
+    // Entra ID checks the app first: unknown → 400 unauthorized_client (AADSTS700016), wrong secret
+    // → 401 invalid_client (AADSTS7000215).
+    const clientId = form.get('client_id') ?? ''
+    const aad = (status, error, code, text) => ({
+      status,
+      body: { error, error_description: `AADSTS${code}: ${text}`, error_codes: [code], timestamp: new Date().toISOString(), trace_id: crypto.randomUUID(), correlation_id: crypto.randomUUID() },
+    })
+    if (this.clients.size > 0 && !this.clients.has(clientId)) {
+      return aad(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory.`)
+    }
+    if (this.clients.size > 0 && this.clients.get(clientId) !== form.get('client_secret')) {
+      return aad(401, 'invalid_client', 7000215, 'Invalid client secret provided.')
+    }
     const old = form.get('refresh_token') ?? ''
     const rt = this.refreshTokens.get(old)
     if (!rt || rt.revoked || rt.used) return invalid
@@ -434,10 +454,10 @@ class MicrosoftEmulator {
   checkExpiration(value) {
     const exp = Date.parse(value)
     if (Number.isNaN(exp)) return ERRORS[400]('Invalid expirationDateTime.')
-    if (exp > Date.now() + MAX_SUBSCRIPTION_MINUTES * 60000 + 60000) {
+    if (exp > this.host.now() + MAX_SUBSCRIPTION_MINUTES * 60000 + 60000) {
       return ERRORS[400](`Subscription expiration can only be ${MAX_SUBSCRIPTION_MINUTES} minutes in the future.`)
     }
-    if (exp < Date.now()) return ERRORS[400]('Subscription expiration must be in the future.')
+    if (exp < this.host.now()) return ERRORS[400]('Subscription expiration must be in the future.')
     return null
   }
 
@@ -523,7 +543,7 @@ class MicrosoftEmulator {
   // ----------------------------------------------------------------------- notifications --
 
   liveSubscriptions(calendarId) {
-    const now = Date.now()
+    const now = this.host.now()
     return [...this.subscriptions.values()].filter((s) => s.calendarId === calendarId && !s.deleted && Date.parse(s.expirationDateTime) > now)
   }
 
@@ -578,7 +598,7 @@ class MicrosoftEmulator {
     const value = items.map(({ _url, ...rest }) => rest)
     this.host.count('microsoft.notifications.sent', value.length)
     let status = 0
-    const started = Date.now()
+    const started = this.host.now()
     try {
       const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ value }) })
       status = res.status
@@ -586,7 +606,7 @@ class MicrosoftEmulator {
     } catch {
       status = 0
     }
-    this.deliveries.push({ status, items: value.length, ms: Date.now() - started })
+    this.deliveries.push({ status, items: value.length, ms: this.host.now() - started })
     return status
   }
 }

@@ -213,8 +213,11 @@ pub fn classify(
     if now.signed_duration_since(confirmed) > stale_after {
         return Err(Uncached::Stale);
     }
+    // The window must cover the range, except for a part before the window that lies wholly in
+    // the past (cleanup moves window starts up to now): time before now is never bookable, so that
+    // part is answered with what the cache still has.
     match (row.window_start, row.window_end) {
-        (Some(ws), Some(we)) if ws <= min && max <= we => Ok(()),
+        (Some(ws), Some(we)) if (ws <= min || ws <= now) && max <= we => Ok(()),
         _ => Err(Uncached::OutOfWindow),
     }
 }

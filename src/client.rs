@@ -95,7 +95,9 @@ impl Calsync {
 
     /// Deletes what the cache no longer needs, in batches.
     pub async fn cleanup(&self, cutoff: NaiveDateTime, batch_size: i64) -> Result<CleanupReport> {
-        cron::cleanup::run(&self.engine.pool, cutoff, now_db(), batch_size).await
+        // Events that have not ended yet stay, whatever `cutoff` says: the cache keeps vouching for now on.
+        let now = now_db();
+        cron::cleanup::run(&self.engine.pool, cutoff.min(now), now, batch_size).await
     }
 
     /// Calendars counted by provider and health.

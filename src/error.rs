@@ -18,6 +18,9 @@ pub enum Error {
     /// The provider refused the stored credentials.
     #[error("provider rejected the credentials: {0}")]
     ProviderAuth(String),
+    /// The provider refused calsync's own OAuth client: a configuration error, not the user's.
+    #[error("provider configuration: {0}")]
+    ProviderConfig(String),
     /// The provider could not be reached or kept failing.
     #[error("provider unavailable: {0}")]
     ProviderUnavailable(String),
@@ -41,6 +44,7 @@ impl Error {
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::NotFound(_) => "NOT_FOUND",
             Error::ProviderAuth(_) => "PROVIDER_AUTH",
+            Error::ProviderConfig(_) => "PROVIDER_CONFIG",
             Error::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
             Error::Closed => "CLOSED",
             Error::Database(_) => "DB_ERROR",

@@ -1,6 +1,8 @@
 //! Timestamp conventions at the boundary: ISO-8601 in, ISO-8601 UTC with milliseconds out.
 //! The database holds `TIMESTAMP(3)` without time zone in UTC, i.e. [`NaiveDateTime`] values.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::error::{Error, Result};
@@ -21,9 +23,23 @@ pub fn format_utc(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// How far calsync's clock is shifted from the system's, in milliseconds (simulations and tests).
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Shifts the clock of every calsync instance in this process by `ms` (0: the system clock). For
+/// simulations and tests that need weeks to pass; providers and the emulator must be shifted alike.
+pub fn set_offset_ms(ms: i64) {
+    OFFSET_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The current time: the system clock plus the offset (see [`set_offset_ms`]).
+pub fn now_utc() -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::milliseconds(OFFSET_MS.load(Ordering::Relaxed))
+}
+
 /// The current time truncated to milliseconds, as `TIMESTAMP(3)` stores it.
 pub fn now_db() -> NaiveDateTime {
-    let now = Utc::now().naive_utc();
+    let now = now_utc().naive_utc();
     now - chrono::Duration::nanoseconds(now.and_utc().timestamp_subsec_nanos() as i64 % 1_000_000)
 }
 

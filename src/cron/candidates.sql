@@ -4,6 +4,7 @@
 SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", sc."channelId",
        sc."channelExpiration", sc."syncSubscribedErrorCount" AS sub_errors, sc."syncSubscribedErrorAt" AS sub_error_at,
        sc."syncedAt", sc."syncErrorAt", sc."syncSubscribedAt",
+       COALESCE(sc."syncErrorCount", 0) AS sync_errors, st."windowEnd" AS window_end,
        (cr.id IS NOT NULL AND cr.invalid IS NOT TRUE) AS credential_ok
 FROM "SelectedCalendar" sc
 LEFT JOIN "Credential" cr ON cr.id = sc."credentialId"

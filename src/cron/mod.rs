@@ -130,6 +130,8 @@ pub async fn candidates(pool: &PgPool, ids: Option<&[String]>) -> Result<Vec<Cal
             sync_error_at: r.try_get("syncErrorAt")?,
             subscribed_at: r.try_get("syncSubscribedAt")?,
             credential_ok: r.try_get("credential_ok")?,
+            sync_errors: r.try_get("sync_errors")?,
+            window_end: r.try_get("window_end")?,
         });
     }
     Ok(group(out))
@@ -307,11 +309,18 @@ impl Engine {
     async fn safety_net(&self, after: Duration, opts: &RenewOptions, tally: &Tally) -> Result<()> {
         let all = candidates(&self.pool, None).await?;
         let flags = self.cache_flags(&all).await?;
-        let cutoff = now_db() - chrono::Duration::from_std(after).unwrap_or_default();
+        let now = now_db();
+        let cutoff = now - chrono::Duration::from_std(after).unwrap_or_default();
+        // Calendars not synced for a while, and those whose window runs short (a full resync then
+        // slides it forward).
         let due: Vec<String> = all
             .iter()
             .filter(|c| plan::should_watch(c, flags.get(&c.owner().user_id).copied().unwrap_or(false)))
-            .filter(|c| c.channel().is_some() && c.owner().synced_at.is_none_or(|t| t <= cutoff))
+            .filter(|c| {
+                let o = c.owner();
+                c.channel().is_some()
+                    && (o.synced_at.is_none_or(|t| t <= cutoff) || self.window_due(&o.id, o.window_end, now))
+            })
             .map(|c| c.owner().id.clone())
             .collect();
         stream::iter(due)

@@ -20,6 +20,10 @@ pub struct Row {
     pub sync_error_at: Option<NaiveDateTime>,
     pub subscribed_at: Option<NaiveDateTime>,
     pub credential_ok: bool,
+    /// Consecutive failed syncs.
+    pub sync_errors: i32,
+    /// The end of the window the last full sync covered (owner rows only).
+    pub window_end: Option<NaiveDateTime>,
 }
 
 /// The rows of one provider calendar for one user, owner first.
@@ -183,6 +187,8 @@ mod tests {
             sync_error_at: None,
             subscribed_at: None,
             credential_ok: true,
+            sync_errors: 0,
+            window_end: None,
         }
     }
 

@@ -28,12 +28,14 @@ pub struct Group {
     pub sync_token: Option<String>,
     pub sync_error_count: i32,
     pub has_state: bool,
+    /// The end of the window the last full sync covered.
+    pub window_end: Option<NaiveDateTime>,
 }
 
 const GROUP_SQL: &str = r#"
 SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", sc."channelId",
        sc."channelResourceId", sc."channelExpiration", sc."syncToken", COALESCE(sc."syncErrorCount", 0) AS errors,
-       (st."selectedCalendarId" IS NOT NULL) AS has_state
+       (st."selectedCalendarId" IS NOT NULL) AS has_state, st."windowEnd" AS window_end
 FROM "SelectedCalendar" sc
 LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
 WHERE (sc."userId", sc.integration, sc."externalId") IN (
@@ -59,6 +61,7 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
         sync_token: first.try_get("syncToken")?,
         sync_error_count: first.try_get("errors")?,
         has_state: first.try_get("has_state")?,
+        window_end: first.try_get("window_end")?,
     };
     for r in &rows {
         g.row_ids.push(r.try_get("id")?);

@@ -243,6 +243,14 @@ fn build_query(args: AvailabilityArgs, max_calendars: usize) -> crate::Result<Qu
     Query::new(selection, time_min, time_max, max_calendars)
 }
 
+/// Shifts calsync's clock by `offsetMs` milliseconds for every instance in this process (0 restores
+/// the system clock). For simulations and tests in which weeks must pass — the providers (or the
+/// emulator: `emulator.setClock`) must be shifted alike. Never use it in production.
+#[napi]
+pub fn shift_clock_for_testing(offset_ms: i64) {
+    crate::time::set_offset_ms(offset_ms);
+}
+
 /// Applies calsync's own tables, and the Cal.com subset unless `calcom: false` — only into a
 /// database that has none of Cal.com's tables yet: against a real Cal.com database it creates,
 /// alters, indexes and inserts nothing in Cal.com's tables. Idempotent. Resolves to what it did

@@ -34,6 +34,47 @@ pub enum ProviderError {
     /// Missing configuration (client id, webhook URL, ...).
     #[error("{0}")]
     Config(String),
+    /// The token endpoint refused calsync's OAuth client (`invalid_client`, `unauthorized_client`):
+    /// calsync is misconfigured; no user's grant is in question.
+    #[error("the provider refused calsync's OAuth client ({0}); check the client id and secret")]
+    ClientRejected(String),
+}
+
+/// A client-level refusal pauses every token request to that provider for this long: a
+/// misconfiguration is reported once per pause, and nothing spins while it lasts.
+pub const CLIENT_PAUSE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Remembers a client-level refusal of a provider's token endpoint (see [`CLIENT_PAUSE`]).
+/// Clones share the pause.
+#[derive(Debug, Default, Clone)]
+pub struct ClientPause(std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>);
+
+impl ClientPause {
+    /// The refusal still in force, if any.
+    pub fn active(&self) -> Option<ProviderError> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &*guard {
+            Some((until, reason)) if std::time::Instant::now() < *until => {
+                Some(ProviderError::ClientRejected(reason.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Records a refusal; logs it when it starts a pause (once per pause, not once per calendar).
+    pub fn refused(&self, provider: &str, reason: &str) -> ProviderError {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if guard.as_ref().is_none_or(|(until, _)| now >= *until) {
+            tracing::error!(
+                provider,
+                reason,
+                "the token endpoint refused calsync's OAuth client: check its configuration; token requests pause for 5 minutes"
+            );
+        }
+        *guard = Some((now + CLIENT_PAUSE, reason.to_string()));
+        ProviderError::ClientRejected(reason.to_string())
+    }
 }
 
 impl From<ProviderError> for Error {
@@ -42,6 +83,7 @@ impl From<ProviderError> for Error {
             ProviderError::InvalidGrant | ProviderError::Unauthorized => Error::ProviderAuth(e.to_string()),
             ProviderError::NotFound => Error::NotFound(e.to_string()),
             ProviderError::Config(m) => Error::InvalidArgument(m),
+            ProviderError::ClientRejected(_) => Error::ProviderConfig(e.to_string()),
             other => Error::ProviderUnavailable(other.to_string()),
         }
     }

@@ -118,7 +118,7 @@ pub async fn access_token(
 
 /// The stored access token, if it can be used: fresh, and not the one the provider just refused.
 fn usable(source: &TokenSource<'_>, key: &Value, rejected: Option<&str>) -> Option<String> {
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::time::now_utc().timestamp_millis();
     match rejected {
         None => fresh_token(source, key, now_ms),
         Some(bad) => key
@@ -136,7 +136,7 @@ async fn refresh(pool: &PgPool, source: TokenSource<'_>, cred: &credentials::Cre
         credentials::mark_invalid(pool, id, None).await?;
         return Err(Error::ProviderAuth(format!("credential {id} has no refresh token")));
     };
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = crate::time::now_utc().timestamp_millis();
     match source.refresh(refresh_token).await {
         Ok(tok) => {
             let mut patch = json!({

@@ -132,7 +132,7 @@ impl Engine {
 
     fn graph_expiration(&self) -> String {
         let ttl = chrono::Duration::from_std(self.cfg.microsoft.subscription_ttl).unwrap_or_default();
-        (chrono::Utc::now() + ttl).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        (crate::time::now_utc() + ttl).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
     /// Extends a Graph subscription in place; recreates it when Graph no longer knows it.

@@ -247,6 +247,8 @@ impl Engine {
             Some("repeated_failures")
         } else if group.sync_token.is_none() || !group.has_state {
             Some("first_sync")
+        } else if self.window_due(&group.owner_id, group.window_end, now_db()) {
+            Some("window_refresh")
         } else {
             None
         };
@@ -480,11 +482,29 @@ impl Engine {
     }
 
     async fn record_failure(&self, group: &Group, e: &Error) {
+        if matches!(e, Error::ProviderConfig(_)) {
+            // calsync's own configuration is wrong, not this calendar: nothing is written to Cal.com's
+            // tables (the provider's refusal was reported once, and token requests pause).
+            return;
+        }
         let drop_token = group.sync_error_count + 1 >= self.cfg.sync.failures_before_full_resync;
         if let Err(db) = calendars::record_sync_failure(&self.pool, &group.row_ids, now_db(), drop_token).await {
             tracing::error!(calendar = %group.owner_id, error = %db, "could not record a sync failure");
         }
         tracing::warn!(calendar = %group.owner_id, code = e.code(), error = %e, "sync failed");
+    }
+
+    /// Whether the window of calendar `owner` runs short enough to slide it forward with a full
+    /// resync: when less than two thirds of `syncWindowFutureDays` are left, less a share of up to a
+    /// sixth that depends on the calendar, so calendars synced together (a rollout wave) resync on
+    /// different days. With the default 180 days, a window is refreshed 90–120 days before its end,
+    /// so the next 3 months are always inside it.
+    pub fn window_due(&self, owner: &str, window_end: Option<NaiveDateTime>, now: NaiveDateTime) -> bool {
+        let Some(end) = window_end else { return false };
+        let future = chrono::Duration::from_std(self.cfg.sync.window_future).unwrap_or_default();
+        let spread_ms = (future.num_milliseconds() / 6).max(1) as u64;
+        let jitter = chrono::Duration::milliseconds((stable_hash(owner) % spread_ms) as i64);
+        end - now < future * 2 / 3 - jitter
     }
 
     /// The window a full sync starting at `now` covers.
@@ -580,6 +600,12 @@ impl From<ProviderError> for Restart {
     fn from(e: ProviderError) -> Self {
         Restart::Failed(e.into())
     }
+}
+
+/// A hash of `s` that is the same in every process and release (FNV-1a).
+fn stable_hash(s: &str) -> u64 {
+    s.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn not_found(id: &str) -> Error {

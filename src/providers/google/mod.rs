@@ -24,12 +24,17 @@ pub enum ListQuery<'a> {
 pub struct GoogleClient {
     http: Http,
     cfg: GoogleConfig,
+    client_pause: super::ClientPause,
 }
 
 impl GoogleClient {
     /// A client for the configured endpoints.
     pub fn new(http: Http, cfg: GoogleConfig) -> Self {
-        GoogleClient { http, cfg }
+        GoogleClient {
+            http,
+            cfg,
+            client_pause: Default::default(),
+        }
     }
 
     /// The configuration it runs with.
@@ -43,6 +48,9 @@ impl GoogleClient {
 
     /// Exchanges a refresh token for a new access token. `invalid_grant` means the credential is dead.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
+        if let Some(paused) = self.client_pause.active() {
+            return Err(paused);
+        }
         let client = OAuthClient {
             id: self.cfg.client_id.as_deref(),
             secret: self.cfg.client_secret.as_ref(),
@@ -56,7 +64,10 @@ impl GoogleClient {
             return decode(&reply);
         }
         match error_reason(&reply.body).as_deref() {
-            Some("invalid_grant") | Some("unauthorized_client") => Err(ProviderError::InvalidGrant),
+            Some("invalid_grant") => Err(ProviderError::InvalidGrant),
+            // The client itself is wrong (unknown, bad secret, or not the client the grant was
+            // issued to): calsync's configuration, not the user's grant.
+            Some(reason @ ("invalid_client" | "unauthorized_client")) => Err(self.client_pause.refused("google", reason)),
             reason => Err(rejected(&reply, reason)),
         }
     }

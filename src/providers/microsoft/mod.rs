@@ -17,6 +17,7 @@ use wire::{error_code, DeltaPage, Subscription};
 pub struct MicrosoftClient {
     http: Http,
     cfg: MicrosoftConfig,
+    client_pause: super::ClientPause,
 }
 
 /// What one subscription request asks for.
@@ -31,7 +32,11 @@ pub struct NewSubscription<'a> {
 impl MicrosoftClient {
     /// A client for the configured endpoints.
     pub fn new(http: Http, cfg: MicrosoftConfig) -> Self {
-        MicrosoftClient { http, cfg }
+        MicrosoftClient {
+            http,
+            cfg,
+            client_pause: Default::default(),
+        }
     }
 
     /// The configuration it runs with.
@@ -45,6 +50,9 @@ impl MicrosoftClient {
 
     /// Exchanges a refresh token; the answer carries the rotated refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
+        if let Some(paused) = self.client_pause.active() {
+            return Err(paused);
+        }
         let client = OAuthClient {
             id: self.cfg.client_id.as_deref(),
             secret: self.cfg.client_secret.as_ref(),
@@ -63,8 +71,10 @@ impl MicrosoftClient {
             return decode(&reply);
         }
         match error_code(&reply.body).as_deref() {
-            Some("invalid_grant") | Some("interaction_required") | Some("unauthorized_client") => {
-                Err(ProviderError::InvalidGrant)
+            // interaction_required: the user must sign in again, as good as a dead grant (SPEC §5).
+            Some("invalid_grant") | Some("interaction_required") => Err(ProviderError::InvalidGrant),
+            Some(code @ ("invalid_client" | "unauthorized_client")) => {
+                Err(self.client_pause.refused("microsoft", code))
             }
             code => Err(rejected(&reply, code)),
         }
