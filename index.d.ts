@@ -252,6 +252,12 @@ export interface ConnectOptions {
    * calendar size). Default 5000.
    */
   syncBufferEvents?: number
+  /**
+   * A read that finds a calendar `stale`, `never_synced`, `out_of_window` or `sync_failed` (past
+   * its backoff) schedules one background sync for it, deduplicated across reads and processes;
+   * the read never waits for it. Default true.
+   */
+  syncOnRead?: boolean
 }
 
 /** Whom `isFeatureEnabled` evaluates a flag for: exactly one of `userId` or `teamId`. */

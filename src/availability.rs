@@ -34,7 +34,15 @@ pub const READ_FUNCTIONS: &[(&str, &str, &str)] = &[
 /// The columns every read function returns (one row per requested calendar).
 pub const READ_COLUMNS: &str = "req_id text, user_id int4, integration text, owner_id text, channel_id text, \
     channel_expiration timestamp, subscribed_at timestamp, synced_at timestamp, sync_error_at timestamp, \
-    window_start timestamp, window_end timestamp, credential_invalid bool, starts timestamp[], ends timestamp[]";
+    window_start timestamp, window_end timestamp, sync_errors int4, credential_invalid bool, starts timestamp[], ends timestamp[]";
+
+/// How long after a failed sync the next attempt is due: a minute after the first failure, doubling
+/// with each further one, at most 12 hours. A transient failure is retried within minutes, a
+/// permanent one ever more rarely.
+pub fn retry_after(errors: i32) -> Duration {
+    let doublings = errors.clamp(1, 16) as u32 - 1;
+    Duration::from_secs(60u64 << doublings).min(Duration::from_secs(12 * 3600))
+}
 
 /// Provider integrations calsync syncs.
 pub const SUPPORTED: &[&str] = &["google_calendar", "office365_calendar"];
@@ -154,6 +162,7 @@ pub struct CalendarRow {
     pub sync_error_at: Option<NaiveDateTime>,
     pub window_start: Option<NaiveDateTime>,
     pub window_end: Option<NaiveDateTime>,
+    pub sync_errors: i32,
     pub credential_invalid: bool,
     pub starts: Option<Vec<NaiveDateTime>>,
     pub ends: Option<Vec<NaiveDateTime>>,
@@ -173,6 +182,7 @@ impl<'r> FromRow<'r, PgRow> for CalendarRow {
             sync_error_at: r.try_get("sync_error_at")?,
             window_start: r.try_get("window_start")?,
             window_end: r.try_get("window_end")?,
+            sync_errors: r.try_get("sync_errors")?,
             credential_invalid: r.try_get("credential_invalid")?,
             starts: r.try_get("starts")?,
             ends: r.try_get("ends")?,
@@ -258,6 +268,9 @@ pub struct Answer {
     pub busy: Vec<Busy>,
     pub served: Vec<String>,
     pub uncached: Vec<(String, Uncached)>,
+    /// Requested rows whose calendar a sync would make servable again (`stale`, `never_synced`,
+    /// `out_of_window`, or `sync_failed` past its backoff): what sync-on-read schedules.
+    pub repairable: Vec<String>,
 }
 
 /// Turns the query rows into an answer: classification, one set of blocks per provider calendar.
@@ -292,6 +305,16 @@ pub fn assemble(
         };
         let flag_on = flags.get(&row.user_id).copied().unwrap_or(false);
         if let Err(reason) = classify(row, flag_on, now, stale_after, min, max) {
+            let repairable = match reason {
+                Uncached::Stale | Uncached::NeverSynced | Uncached::OutOfWindow => true,
+                Uncached::SyncFailed => row
+                    .sync_error_at
+                    .is_none_or(|at| now >= at + chrono::Duration::from_std(retry_after(row.sync_errors)).unwrap_or_default()),
+                _ => false,
+            };
+            if repairable {
+                answer.repairable.push(id.clone());
+            }
             answer.uncached.push((id, reason));
             continue;
         }
@@ -419,6 +442,7 @@ mod tests {
             sync_error_at: None,
             window_start: Some(t(0, 0)),
             window_end: Some(t(23, 59)),
+            sync_errors: 0,
             credential_invalid: false,
             // Unsorted, as the query returns them.
             starts: Some(vec![t(13, 0), t(10, 0), t(10, 30)]),

@@ -46,6 +46,9 @@ pub struct Config {
     pub flag_cache_ttl: Duration,
     /// A calendar with neither a successful sync nor a channel confirmation for this long is stale.
     pub stale_after: Duration,
+    /// Whether a read that finds a calendar it could serve after a sync (`stale`, `never_synced`,
+    /// `out_of_window`, `sync_failed` past its backoff) schedules one background sync for it.
+    pub sync_on_read: bool,
     /// The most calendars one `getCachedAvailability` call may name.
     pub max_calendars_per_read: usize,
     /// Google Calendar and OAuth settings.
@@ -249,6 +252,7 @@ impl Config {
             flag_cache_ttl: Duration::from_secs(30),
             stale_after: Duration::from_secs(24 * 3600),
             max_calendars_per_read: 1000,
+            sync_on_read: true,
             google: GoogleConfig::from_lookup(&get),
             microsoft: MicrosoftConfig::from_lookup(&get),
             http: HttpConfig::default(),

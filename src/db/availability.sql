@@ -11,7 +11,8 @@
   CROSS JOIN LATERAL (
     SELECT sc.id AS owner_id, sc."channelId" AS channel_id, sc."channelExpiration" AS channel_expiration,
            sc."syncSubscribedAt" AS subscribed_at, sc."syncedAt" AS synced_at,
-           sc."syncErrorAt" AS sync_error_at, st."windowStart" AS window_start, st."windowEnd" AS window_end
+           sc."syncErrorAt" AS sync_error_at, st."windowStart" AS window_start, st."windowEnd" AS window_end,
+           COALESCE(sc."syncErrorCount", 0) AS sync_errors
     FROM "SelectedCalendar" sc
     LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
     WHERE sc."userId" = r."userId" AND sc.integration = r.integration AND sc."externalId" = r."externalId"
@@ -33,6 +34,6 @@
 )
 SELECT cal.req_id, cal.user_id, cal.integration, cal.owner_id, cal.channel_id, cal.channel_expiration,
        cal.subscribed_at, cal.synced_at, cal.sync_error_at, cal.window_start, cal.window_end,
-       cal.credential_invalid, ev.starts, ev.ends
+       cal.sync_errors, cal.credential_invalid, ev.starts, ev.ends
 FROM cal
 LEFT JOIN ev ON ev.owner_id = cal.owner_id

@@ -89,8 +89,9 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
 pub fn read_functions_sql() -> String {
     let mut out = String::new();
     for (name, args, body) in crate::availability::READ_FUNCTIONS {
+        // Dropped first: CREATE OR REPLACE cannot change the columns a function returns.
         out.push_str(&format!(
-            "CREATE OR REPLACE FUNCTION {name}({args}) RETURNS TABLE ({cols}) LANGUAGE plpgsql STABLE AS $calsync$\n\
+            "DROP FUNCTION IF EXISTS {name}({args});\nCREATE FUNCTION {name}({args}) RETURNS TABLE ({cols}) LANGUAGE plpgsql STABLE AS $calsync$\n\
              #variable_conflict use_column\nBEGIN\nRETURN QUERY\n{body};\nEND\n$calsync$;\n",
             cols = crate::availability::READ_COLUMNS,
             body = body.trim_end().trim_end_matches(';'),

@@ -95,6 +95,10 @@ pub struct ConnectOptions {
     /// Events a sync keeps in memory before staging them in the database (bounds memory on any
     /// calendar size). Default 5000.
     pub sync_buffer_events: Option<u32>,
+    /// A read that finds a calendar `stale`, `never_synced`, `out_of_window` or `sync_failed` (past
+    /// its backoff) schedules one background sync for it, deduplicated across reads and processes;
+    /// the read never waits for it. Default true.
+    pub sync_on_read: Option<bool>,
 }
 
 impl ConnectOptions {
@@ -203,6 +207,9 @@ impl ConnectOptions {
         }
         if let Some(v) = self.sync_buffer_events {
             cfg.sync.buffer_events = v as usize;
+        }
+        if let Some(v) = self.sync_on_read {
+            cfg.sync_on_read = v;
         }
         cfg
     }

@@ -90,6 +90,8 @@ pub struct Engine {
     pub microsoft: MicrosoftClient,
     gates: Gates,
     background: background::Tasks,
+    /// Rows whose sync-on-read is scheduled or running in this process.
+    read_syncs: std::sync::Mutex<HashSet<String>>,
     sync_slots: tokio::sync::Semaphore,
 }
 
@@ -107,6 +109,7 @@ impl Engine {
             pooled: std::sync::atomic::AtomicBool::new(cfg.behind_pooler()),
             cfg,
             background: background::Tasks::default(),
+            read_syncs: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
     }
@@ -140,6 +143,33 @@ impl Engine {
     /// Runs `task` after the current request has been answered; `settle()` waits for it.
     pub fn in_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.background.spawn(task);
+    }
+
+    /// Schedules one background sync for each of these rows (sync-on-read, SPEC §4) and returns at
+    /// once. A row already scheduled in this process is skipped; across processes, a calendar gets at
+    /// most one such sync per minute (a `read-sync:<id>` claim that is left to expire).
+    pub fn sync_on_read(engine: &std::sync::Arc<Engine>, ids: &[String]) {
+        for id in ids {
+            if !engine.read_syncs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone()) {
+                continue;
+            }
+            let (engine, id) = (engine.clone(), id.clone());
+            let task_engine = engine.clone();
+            engine.in_background(async move {
+                let e = &task_engine;
+                let key = format!("read-sync:{id}");
+                match lease::try_take(&e.pool, &key, std::time::Duration::from_secs(60)).await {
+                    Ok(Some(_claim)) => {
+                        if let Err(err) = e.sync_notified(&id).await {
+                            tracing::debug!(calendar = %id, code = err.code(), "sync-on-read failed");
+                        }
+                    }
+                    Ok(None) => {} // another process synced it for a read within the last minute
+                    Err(err) => tracing::debug!(calendar = %id, error = %err, "sync-on-read not scheduled"),
+                }
+                e.read_syncs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            });
+        }
     }
 
     /// Resolves once every background sync started so far has finished.
