@@ -338,6 +338,12 @@ export interface RenewReport {
   peakGoogleConcurrency: number
   /** Highest number of concurrent Microsoft operations. */
   peakMicrosoftConcurrency: number
+  /** Calendars left for the next run because the time budget ran out. */
+  deferred: number
+  /** Batches that failed as a whole (a database error); the run went on. */
+  batchErrors: number
+  /** Whether the run did everything it had to (false when the budget ran out). */
+  complete: boolean
 }
 
 /** Options of `renewWatches`. */
@@ -358,6 +364,12 @@ export interface RenewWatchesOptions {
   maxFailures?: number
   /** How long such a pause lasts, in milliseconds. Default 86400000 (24 h). */
   pauseMs?: number
+  /**
+   * Start no new work after this many milliseconds (a serverless route's time limit, less what
+   * the route needs to answer: 250000 under Vercel's 300 s). Work left over is reported in
+   * `deferred`, `complete` is false, and the next run continues with it. Default: no limit.
+   */
+  budgetMs?: number
 }
 
 /** Options of `applySchema`. */

@@ -222,3 +222,53 @@ test('with notifications dropped, the safety net restores parity within one inte
   assert.deepEqual(await read(m.rows[0]), spans(s.emu.microsoft.scheduleOf(m.externalId, range.timeMin, range.timeMax)))
   assert.equal((await read(m.rows[0])).length, 1)
 })
+
+test('a rollout that does not fit one run\'s time budget completes over successive runs, nothing done twice', { timeout: 300_000 }, async () => {
+  const fresh = await populate(240)
+  for (const g of fresh) if (g.kind === 'enabledTeam') g.expected = false
+  s.emu.inject({ endpoint: 'google.events.watch', latencyMs: 150, times: 1e6 })
+  s.emu.inject({ endpoint: 'microsoft.subscriptions.create', latencyMs: 150, times: 1e6 })
+  const reports = []
+  try {
+    for (let run = 0; run < 40; run++) {
+      const r = await s.sync.renewWatches({ ...NO_SAFETY_NET, budgetMs: 300, concurrency: 2, batchSize: 20 })
+      reports.push(r)
+      if (r.complete) break
+    }
+  } finally {
+    s.emu.clearFaults()
+  }
+  assert.equal(reports[0].complete, false, 'the first run ran out of budget')
+  assert.ok(reports[0].deferred > 0)
+  assert.ok(reports.length > 2, `${reports.length} runs`)
+  assert.equal(reports.at(-1).complete, true, 'the rollout finished')
+  assert.equal(reports.reduce((n, r) => n + r.created, 0), fresh.filter((g) => g.expected).length)
+  await assertWatched(fresh, { createdOnce: true })
+})
+
+test('the safety net backs off a failing calendar instead of resyncing it on every run', async () => {
+  const g = groups.find((x) => x.expected && x.integration === 'google_calendar')
+  const lists = () => s.emu.counter('google.events.list.sequence')
+  s.emu.inject({ endpoint: 'google.events.list', status: 400, reason: 'badRequest', times: 1e6 })
+  try {
+    const first = await s.sync.renewWatches({ resyncAfterMs: 0 })
+    assert.ok(first.failed >= 1)
+    const { rows: [row] } = await s.db.query('SELECT "syncErrorCount" FROM "SelectedCalendar" WHERE id = $1', [g.rows[0]])
+    assert.ok(row.syncErrorCount >= 1)
+    const before = lists()
+    await s.sync.renewWatches({ resyncAfterMs: 0 })
+    await s.sync.renewWatches({ resyncAfterMs: 0 })
+    const { rows: [again] } = await s.db.query('SELECT "syncErrorCount" FROM "SelectedCalendar" WHERE id = $1', [g.rows[0]])
+    assert.equal(again.syncErrorCount, row.syncErrorCount, 'not retried within its backoff')
+    // Once the backoff (1 minute after one failure, doubling) is over, the next run retries.
+    await s.db.query(`UPDATE "SelectedCalendar" SET "syncErrorAt" = "syncErrorAt" - interval '1 day' WHERE id = ANY($1)`, [g.rows])
+    s.emu.clearFaults()
+    const retried = await s.sync.renewWatches({ resyncAfterMs: 0 })
+    assert.ok(retried.resynced >= 1)
+    assert.ok(lists() > before)
+    const { rows: [healed] } = await s.db.query('SELECT "syncErrorCount" FROM "SelectedCalendar" WHERE id = $1', [g.rows[0]])
+    assert.equal(healed.syncErrorCount, 0)
+  } finally {
+    s.emu.clearFaults()
+  }
+})

@@ -20,6 +20,7 @@ use sqlx::{PgPool, Row as _};
 
 use crate::db::calendars;
 use crate::db::lease;
+use crate::availability::retry_after;
 use crate::db::sql::stmt;
 use crate::error::Result;
 use crate::flags::SUBSCRIPTION_CACHE;
@@ -41,6 +42,9 @@ pub struct RenewOptions {
     pub batch_size: usize,
     /// Resync watched calendars whose last successful sync is older than this (`None`: skip).
     pub resync_after: Option<Duration>,
+    /// Stop starting new work once the run has lasted this long (a serverless route's time limit,
+    /// less what the route needs to answer); the next run continues where this one stopped.
+    pub budget: Option<Duration>,
 }
 
 impl Default for RenewOptions {
@@ -50,6 +54,7 @@ impl Default for RenewOptions {
             concurrency: 8,
             batch_size: 500,
             resync_after: Some(Duration::from_secs(6 * 3600)),
+            budget: None,
         }
     }
 }
@@ -78,6 +83,12 @@ pub struct RenewReport {
     /// Highest number of concurrent provider operations seen, per provider.
     pub peak_google: u64,
     pub peak_microsoft: u64,
+    /// Calendars left for the next run because the time budget ran out.
+    pub deferred: u64,
+    /// Batches that failed as a whole (a database error); the run went on with the next.
+    pub batch_errors: u64,
+    /// Whether the run looked at everything it had to (false: the budget ran out).
+    pub complete: bool,
 }
 
 /// Live progress of the current long run, for CLIs.
@@ -97,6 +108,8 @@ struct Tally {
     skipped: AtomicU64,
     paused: AtomicU64,
     resynced: AtomicU64,
+    deferred: AtomicU64,
+    batch_errors: AtomicU64,
     inflight: [AtomicUsize; 2],
     peak: [AtomicUsize; 2],
 }
@@ -146,8 +159,10 @@ impl Engine {
         self.flags.for_users(&self.pool, SUBSCRIPTION_CACHE, &users).await
     }
 
-    /// One renewal run (SPEC §7) followed by the safety net.
+    /// One renewal run (SPEC §7) followed by the safety net. An error in one batch is counted and
+    /// the run goes on; with a budget, no new work starts once it is spent.
     pub async fn renew(&self, opts: &RenewOptions, progress: &Progress) -> Result<RenewReport> {
+        let deadline = opts.budget.map(|b| Instant::now() + b);
         let all = candidates(&self.pool, None).await?;
         let flags = self.cache_flags(&all).await?;
         let now = now_db();
@@ -168,10 +183,20 @@ impl Engine {
         progress.total.store(work.len() as u64, Ordering::Relaxed);
         progress.done.store(0, Ordering::Relaxed);
         for batch in work.chunks(opts.batch_size.max(1)) {
-            self.renew_batch(batch, &flags, opts, &tally, progress).await?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                tally.deferred.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            if let Err(e) = self.renew_batch(batch, &flags, opts, &tally, progress, deadline).await {
+                tally.count(&tally.batch_errors);
+                tracing::warn!(code = e.code(), error = %e, "a renewal batch failed; going on with the next");
+            }
         }
         if let Some(after) = opts.resync_after {
-            self.safety_net(after, opts, &tally).await?;
+            if let Err(e) = self.safety_net(after, opts, &tally, deadline).await {
+                tally.count(&tally.batch_errors);
+                tracing::warn!(code = e.code(), error = %e, "the safety net failed");
+            }
         }
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Ok(RenewReport {
@@ -186,6 +211,9 @@ impl Engine {
             resynced: get(&tally.resynced),
             peak_google: tally.peak[0].load(Ordering::Relaxed) as u64,
             peak_microsoft: tally.peak[1].load(Ordering::Relaxed) as u64,
+            deferred: get(&tally.deferred),
+            batch_errors: get(&tally.batch_errors),
+            complete: get(&tally.deferred) == 0,
         })
     }
 
@@ -196,6 +224,7 @@ impl Engine {
         opts: &RenewOptions,
         tally: &Tally,
         progress: &Progress,
+        deadline: Option<Instant>,
     ) -> Result<()> {
         // Claim every owner of the batch that no other process has claimed, in one statement.
         let keys: Vec<String> = batch.iter().map(|c| format!("renew:{}", c.owner().id)).collect();
@@ -249,6 +278,11 @@ impl Engine {
         let run = |slot: usize, list: Vec<(Plan, Calendar)>| {
             stream::iter(list)
                 .map(move |(p, cal)| async move {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        tally.count(&tally.deferred); // the claim ends with the batch; the next run does it
+                        progress.done.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                     let now_running = tally.inflight[slot].fetch_add(1, Ordering::SeqCst) + 1;
                     tally.peak[slot].fetch_max(now_running, Ordering::SeqCst);
                     self.act(p, &cal, tally).await;
@@ -306,25 +340,42 @@ impl Engine {
 
     /// Resyncs watched calendars whose last successful sync is older than `after`, however healthy
     /// their channel looks: notifications are not 100% reliable.
-    async fn safety_net(&self, after: Duration, opts: &RenewOptions, tally: &Tally) -> Result<()> {
+    async fn safety_net(
+        &self,
+        after: Duration,
+        opts: &RenewOptions,
+        tally: &Tally,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
         let all = candidates(&self.pool, None).await?;
         let flags = self.cache_flags(&all).await?;
         let now = now_db();
         let cutoff = now - chrono::Duration::from_std(after).unwrap_or_default();
-        // Calendars not synced for a while, and those whose window runs short (a full resync then
-        // slides it forward).
+        // Calendars not synced for a while, those whose window runs short (a full resync then
+        // slides it forward), and failing ones whose backoff is over — but never a failing one
+        // before its backoff is over, so the safety net does not spin on a broken calendar.
         let due: Vec<String> = all
             .iter()
             .filter(|c| plan::should_watch(c, flags.get(&c.owner().user_id).copied().unwrap_or(false)))
             .filter(|c| {
                 let o = c.owner();
-                c.channel().is_some()
-                    && (o.synced_at.is_none_or(|t| t <= cutoff) || self.window_due(&o.id, o.window_end, now))
+                let failing = o.sync_error_at.filter(|e| o.synced_at.is_none_or(|s| *e >= s));
+                match failing {
+                    Some(at) => now >= at + chrono::Duration::from_std(retry_after(o.sync_errors)).unwrap_or_default(),
+                    None => {
+                        o.synced_at.is_none_or(|t| t <= cutoff) || self.window_due(&o.id, o.window_end, now)
+                    }
+                }
             })
+            .filter(|c| c.channel().is_some())
             .map(|c| c.owner().id.clone())
             .collect();
         stream::iter(due)
             .map(|id| async move {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    tally.count(&tally.deferred);
+                    return;
+                }
                 match self.sync_notified(&id).await {
                     Ok(_) => tally.count(&tally.resynced),
                     Err(e) => {

@@ -471,6 +471,10 @@ pub struct RenewWatchesOptions {
     pub max_failures: Option<u32>,
     /// How long such a pause lasts, in milliseconds. Default 86400000 (24 h).
     pub pause_ms: Option<f64>,
+    /// Start no new work after this many milliseconds (a serverless route's time limit, less what
+    /// the route needs to answer: 250000 under Vercel's 300 s). Work left over is reported in
+    /// `deferred`, `complete` is false, and the next run continues with it. Default: no limit.
+    pub budget_ms: Option<f64>,
 }
 
 impl RenewWatchesOptions {
@@ -495,6 +499,9 @@ impl RenewWatchesOptions {
         }
         if let Some(v) = self.resync_after_ms {
             o.resync_after = (v >= 0.0).then(|| ms(v));
+        }
+        if let Some(v) = self.budget_ms {
+            o.budget = Some(ms(v));
         }
         o
     }
@@ -525,6 +532,12 @@ pub struct RenewReport {
     pub peak_google_concurrency: i64,
     /// Highest number of concurrent Microsoft operations.
     pub peak_microsoft_concurrency: i64,
+    /// Calendars left for the next run because the time budget ran out.
+    pub deferred: i64,
+    /// Batches that failed as a whole (a database error); the run went on.
+    pub batch_errors: i64,
+    /// Whether the run did everything it had to (false when the budget ran out).
+    pub complete: bool,
 }
 
 impl From<crate::cron::RenewReport> for RenewReport {
@@ -542,6 +555,9 @@ impl From<crate::cron::RenewReport> for RenewReport {
             resynced: i(r.resynced),
             peak_google_concurrency: i(r.peak_google),
             peak_microsoft_concurrency: i(r.peak_microsoft),
+            deferred: i(r.deferred),
+            batch_errors: i(r.batch_errors),
+            complete: r.complete,
         }
     }
 }
