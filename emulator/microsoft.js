@@ -138,6 +138,10 @@ class MicrosoftEmulator {
       ...structuredClone(event),
       id,
       type: event.rrule ? 'seriesMaster' : 'singleInstance',
+      // Graph reports the zones the event was created in; with Prefer outlook.timezone, start and
+      // end are in the requested zone instead.
+      originalStartTimeZone: event.start?.timeZone ?? 'UTC',
+      originalEndTimeZone: event.end?.timeZone ?? event.start?.timeZone ?? 'UTC',
       iCalUId: event.iCalUId ?? `040000008200E00074C5B7101A82E008${crypto.randomBytes(16).toString('hex').toUpperCase()}`,
       changeKey: changeKey(),
       createdDateTime: now,
@@ -287,11 +291,18 @@ class MicrosoftEmulator {
     return this.busy(this.calendar(calendarId), Date.parse(timeMin), Date.parse(timeMax), options).map(([s, e]) => ({ start: iso(s), end: iso(e) }))
   }
 
-  /** An instance as Graph sends it, in UTC when the client asked with Prefer outlook.timezone. */
+  /**
+   * An instance as Graph sends it, in UTC when the client asked with Prefer outlook.timezone. All-day
+   * events are floating dates: Graph sends their local midnights unconverted, labelled with the
+   * requested zone ("2026-05-15T00:00:00.0000000", "UTC"), whatever zone the event is in.
+   */
   present(ev, utc) {
     const out = structuredClone(ev)
     delete out.rrule
-    if (utc) {
+    if (utc && ev.isAllDay) {
+      out.start = { dateTime: `${ev.start.dateTime.slice(0, 10)}T00:00:00.0000000`, timeZone: 'UTC' }
+      out.end = { dateTime: `${ev.end.dateTime.slice(0, 10)}T00:00:00.0000000`, timeZone: 'UTC' }
+    } else if (utc) {
       const [s, e] = this.span(ev)
       out.start = { dateTime: graphDateTime(s, 'UTC'), timeZone: 'UTC' }
       out.end = { dateTime: graphDateTime(e, 'UTC'), timeZone: 'UTC' }

@@ -24,6 +24,17 @@ pub struct CacheEvent {
     pub external_updated: Option<NaiveDateTime>,
 }
 
+/// A provider event whose times calsync cannot read. It is never taken as free: the sync fails, and
+/// the message names what was wrong, never the event's contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable(pub &'static str);
+
+impl From<Unreadable> for crate::providers::ProviderError {
+    fn from(u: Unreadable) -> Self {
+        crate::providers::ProviderError::Decode(u.0.to_string())
+    }
+}
+
 /// What a provider event means for the cache.
 // Changes live for one page and are mostly upserts: boxing them would cost an allocation per event.
 #[allow(clippy::large_enum_variant)]

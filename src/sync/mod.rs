@@ -420,7 +420,12 @@ impl Engine {
             if let Some(z) = page.time_zone.as_deref().and_then(|z| z.parse::<Tz>().ok()) {
                 tz = z;
             }
-            let changes: Vec<Change> = page.items.iter().map(|ev| map_event(ev, tz, rules)).collect();
+            let changes = page
+                .items
+                .iter()
+                .map(|ev| map_event(ev, tz, rules))
+                .collect::<Result<Vec<Change>, _>>()
+                .map_err(ProviderError::from)?;
             self.apply(run, changes).await?;
             match (page.next_page_token, page.next_sync_token) {
                 (Some(next), _) => page_token = Some(next),
@@ -453,11 +458,12 @@ impl Engine {
                 Err(e) => return Err(Restart::Failed(e.into())),
             };
             run.report.pages += 1;
-            let changes: Vec<Change> = page
+            let changes = page
                 .value
                 .iter()
                 .map(|ev| microsoft::map::map_event(ev, rules))
-                .collect();
+                .collect::<Result<Vec<Change>, _>>()
+                .map_err(ProviderError::from)?;
             self.apply(run, changes).await?;
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => url = next,

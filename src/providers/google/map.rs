@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::wire::{Event, EventTime};
-use crate::model::{CacheEvent, Change};
+use crate::model::{CacheEvent, Change, Unreadable};
 
 /// Options of the busy rules.
 #[derive(Debug, Clone, Copy)]
@@ -18,14 +18,17 @@ pub struct Rules {
 }
 
 /// Maps one event of a calendar whose time zone is `calendar_tz`.
-pub fn map_event(ev: &Event, calendar_tz: Tz, rules: Rules) -> Change {
+///
+/// An event whose times cannot be read is never called free: it is an error (the sync fails and the
+/// calendar reads `sync_failed`).
+pub fn map_event(ev: &Event, calendar_tz: Tz, rules: Rules) -> Result<Change, Unreadable> {
     let remove = |cancelled| Change::Remove {
         external_id: ev.id.clone(),
         cancelled,
         ical_uid: ev.ical_uid.clone(),
     };
     if ev.status.as_deref() == Some("cancelled") {
-        return remove(true);
+        return Ok(remove(true));
     }
     let free = ev.transparency.as_deref() == Some("transparent")
         || ev.event_type.as_deref() == Some("workingLocation")
@@ -35,18 +38,18 @@ pub fn map_event(ev: &Event, calendar_tz: Tz, rules: Rules) -> Change {
                 .iter()
                 .any(|a| a.is_self && a.response_status.as_deref() == Some("declined")));
     if free {
-        return remove(false);
+        return Ok(remove(false));
     }
     let (Some(start), Some(end)) = (ev.start.as_ref(), ev.end.as_ref()) else {
-        return remove(false);
+        return Err(Unreadable("a Google event without start or end"));
     };
     let (Some(s), Some(e)) = (to_utc(start, calendar_tz), to_utc(end, calendar_tz)) else {
-        return remove(false);
+        return Err(Unreadable("a Google event time or time zone calsync cannot read"));
     };
     if e <= s {
-        return remove(false); // zero-length events block nothing
+        return Ok(remove(false)); // zero-length events block nothing
     }
-    Change::Upsert(CacheEvent {
+    Ok(Change::Upsert(CacheEvent {
         external_id: ev.id.clone(),
         etag: ev.etag.clone().unwrap_or_default(),
         ical_uid: ev.ical_uid.clone(),
@@ -67,7 +70,7 @@ pub fn map_event(ev: &Event, calendar_tz: Tz, rules: Rules) -> Change {
         original_start: ev.original_start_time.as_ref().and_then(|t| to_utc(t, calendar_tz)),
         external_created: ev.created.as_deref().and_then(parse_instant),
         external_updated: ev.updated.as_deref().and_then(parse_instant),
-    })
+    }))
 }
 
 /// A Google time as a UTC timestamp: `dateTime` with its offset (or, without one, in its `timeZone`),
@@ -78,11 +81,11 @@ pub fn to_utc(t: &EventTime, calendar_tz: Tz) -> Option<NaiveDateTime> {
             return Some(x);
         }
         let naive = NaiveDateTime::parse_from_str(dt, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
-        let tz = t
-            .time_zone
-            .as_deref()
-            .and_then(|z| z.parse::<Tz>().ok())
-            .unwrap_or(calendar_tz);
+        // A named zone calsync does not know is unreadable, not the calendar's zone.
+        let tz = match t.time_zone.as_deref() {
+            Some(z) => z.parse::<Tz>().ok()?,
+            None => calendar_tz,
+        };
         return Some(local_to_utc(tz, naive));
     }
     let date = NaiveDate::parse_from_str(t.date.as_deref()?, "%Y-%m-%d").ok()?;
@@ -115,6 +118,42 @@ pub fn parse_instant(s: &str) -> Option<NaiveDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The mapping of a readable event.
+    fn map_event(ev: &Event, tz: Tz, rules: Rules) -> Change {
+        super::map_event(ev, tz, rules).expect("readable")
+    }
+
+    #[test]
+    fn unreadable_times_or_zones_are_errors_not_free() {
+        let ev = |start: EventTime| Event {
+            id: "x".into(),
+            start: Some(start),
+            end: Some(EventTime {
+                date_time: Some("2026-05-15T10:00:00Z".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        for start in [
+            EventTime {
+                date_time: Some("15/05/2026 09:00".into()),
+                ..Default::default()
+            },
+            EventTime {
+                date_time: Some("2026-05-15T09:00:00".into()),
+                time_zone: Some("Mars/Olympus_Mons".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(super::map_event(&ev(start), Tz::UTC, RULES).is_err());
+        }
+        let no_end = Event {
+            id: "x".into(),
+            ..Default::default()
+        };
+        assert!(super::map_event(&no_end, Tz::UTC, RULES).is_err());
+    }
     use crate::providers::google::wire::Attendee;
 
     const RULES: Rules = Rules { declined_is_free: true };

@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::wire::{DateTimeZone, Event};
-use crate::model::{CacheEvent, Change};
+use crate::model::{CacheEvent, Change, Unreadable};
 use crate::providers::google::map::{local_to_utc, parse_instant};
 
 /// Options of the busy rules.
@@ -56,32 +56,40 @@ pub fn to_utc(t: &DateTimeZone) -> Option<NaiveDateTime> {
     Some(utc - chrono::Duration::nanoseconds(extra as i64))
 }
 
-/// Maps one delta item.
-pub fn map_event(ev: &Event, rules: Rules) -> Change {
+/// Maps one delta item. An event whose times cannot be read is never called free: it is an error
+/// (the sync fails and the calendar reads `sync_failed`) — except an all-day event whose zone is
+/// unknown, which is stored conservatively, busy across every zone's reading of its dates.
+pub fn map_event(ev: &Event, rules: Rules) -> Result<Change, Unreadable> {
     let remove = |cancelled| Change::Remove {
         external_id: ev.id.clone(),
         cancelled,
         ical_uid: ev.ical_uid.clone(),
     };
     if ev.removed.is_some() || ev.is_cancelled == Some(true) {
-        return remove(true);
+        return Ok(remove(true));
     }
     let tentative = match ev.show_as.as_deref() {
-        Some("free") => return remove(false),
-        Some("workingElsewhere") if !rules.working_elsewhere_is_busy => return remove(false),
+        Some("free") => return Ok(remove(false)),
+        Some("workingElsewhere") if !rules.working_elsewhere_is_busy => return Ok(remove(false)),
         Some("tentative") => true,
         _ => false,
     };
     let (Some(start), Some(end)) = (ev.start.as_ref(), ev.end.as_ref()) else {
-        return remove(false);
+        return Err(Unreadable("an Outlook event without start or end"));
     };
-    let (Some(s), Some(e)) = (to_utc(start), to_utc(end)) else {
-        return remove(false);
+    let all_day = ev.is_all_day == Some(true);
+    let (s, e) = if all_day {
+        all_day_span(start, end, ev.original_start_time_zone.as_deref(), ev.original_end_time_zone.as_deref())?
+    } else {
+        match (to_utc(start), to_utc(end)) {
+            (Some(s), Some(e)) => (s, e),
+            _ => return Err(Unreadable("an Outlook event time or time zone calsync cannot read")),
+        }
     };
     if e <= s {
-        return remove(false);
+        return Ok(remove(false));
     }
-    Change::Upsert(CacheEvent {
+    Ok(Change::Upsert(CacheEvent {
         external_id: ev.id.clone(),
         etag: ev.change_key.clone().unwrap_or_default(),
         ical_uid: ev.ical_uid.clone(),
@@ -92,18 +100,111 @@ pub fn map_event(ev: &Event, rules: Rules) -> Change {
         start: s,
         end: e,
         is_all_day: ev.is_all_day.unwrap_or(false),
-        time_zone: start.time_zone.clone(),
+        time_zone: if all_day {
+            ev.original_start_time_zone.clone()
+        } else {
+            start.time_zone.clone()
+        },
         status: if tentative { "tentative" } else { "confirmed" },
         recurring_event_id: ev.series_master_id.clone(),
         original_start: ev.original_start.as_deref().and_then(parse_instant),
         external_created: ev.created_date_time.as_deref().and_then(parse_instant),
         external_updated: ev.last_modified_date_time.as_deref().and_then(parse_instant),
-    })
+    }))
+}
+
+/// An all-day event's span. Graph sends all-day events as floating dates — local midnights,
+/// unconverted, labelled with whatever zone was asked for — so they are placed on the midnights of
+/// the zone the event was created in (`originalStartTimeZone`). When that zone is unknown (a custom
+/// `tzone://` zone), the span covers every reading of the dates: from the start date's midnight at
+/// UTC+14 to the end date's midnight at UTC−12.
+fn all_day_span(
+    start: &DateTimeZone,
+    end: &DateTimeZone,
+    start_zone: Option<&str>,
+    end_zone: Option<&str>,
+) -> Result<(NaiveDateTime, NaiveDateTime), Unreadable> {
+    let midnight = |t: &DateTimeZone| {
+        chrono::NaiveDate::parse_from_str(t.date_time.get(..10).unwrap_or(""), "%Y-%m-%d")
+            .map(|d| d.and_time(chrono::NaiveTime::MIN))
+            .map_err(|_| Unreadable("an Outlook all-day event's dates calsync cannot read"))
+    };
+    let (s, e) = (midnight(start)?, midnight(end)?);
+    match (start_zone.and_then(zone), end_zone.or(start_zone).and_then(zone)) {
+        (Some(sz), Some(ez)) => Ok((local_to_utc(sz, s), local_to_utc(ez, e))),
+        _ => Ok((s - chrono::Duration::hours(14), e + chrono::Duration::hours(12))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The mapping of a readable event.
+    fn map_event(ev: &Event, rules: Rules) -> Change {
+        super::map_event(ev, rules).expect("readable")
+    }
+
+    fn all_day(zone: Option<&str>) -> Event {
+        Event {
+            id: "a".into(),
+            is_all_day: Some(true),
+            start: Some(dt("2026-05-15T00:00:00.0000000", "UTC")),
+            end: Some(dt("2026-05-16T00:00:00.0000000", "UTC")),
+            original_start_time_zone: zone.map(str::to_string),
+            original_end_time_zone: zone.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    fn span(c: Change) -> (NaiveDateTime, NaiveDateTime) {
+        match c {
+            Change::Upsert(e) => (e.start, e.end),
+            other => panic!("not busy: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn all_day_events_sit_on_the_midnights_of_their_own_zone() {
+        let rules = Rules {
+            working_elsewhere_is_busy: true,
+        };
+        // Graph labels the floating dates with the requested zone (UTC); the event is Pacific.
+        assert_eq!(
+            span(map_event(&all_day(Some("Pacific Standard Time")), rules)),
+            (utc("2026-05-15T07:00:00Z"), utc("2026-05-16T07:00:00Z"))
+        );
+        assert_eq!(
+            span(map_event(&all_day(Some("India Standard Time")), rules)),
+            (utc("2026-05-14T18:30:00Z"), utc("2026-05-15T18:30:00Z"))
+        );
+        // An unknown zone: busy across every zone's reading of the date, never less.
+        assert_eq!(
+            span(map_event(&all_day(Some("tzone://Microsoft/Custom")), rules)),
+            (utc("2026-05-14T10:00:00Z"), utc("2026-05-16T12:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn unreadable_timed_events_are_errors_not_free() {
+        let rules = Rules {
+            working_elsewhere_is_busy: true,
+        };
+        let ev = Event {
+            id: "t".into(),
+            start: Some(dt("2026-05-15T09:00:00.0000000", "tzone://Microsoft/Custom")),
+            end: Some(dt("2026-05-15T10:00:00.0000000", "tzone://Microsoft/Custom")),
+            ..Default::default()
+        };
+        assert!(super::map_event(&ev, rules).is_err());
+        let garbled = Event {
+            id: "t".into(),
+            start: Some(dt("tomorrow", "UTC")),
+            end: Some(dt("2026-05-15T10:00:00.0000000", "UTC")),
+            ..Default::default()
+        };
+        assert!(super::map_event(&garbled, rules).is_err());
+    }
 
     fn dt(s: &str, tz: &str) -> DateTimeZone {
         DateTimeZone {

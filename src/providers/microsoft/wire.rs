@@ -26,6 +26,9 @@ pub struct Event {
     pub start: Option<DateTimeZone>,
     pub end: Option<DateTimeZone>,
     pub is_all_day: Option<bool>,
+    /// The zone the event was created in (all-day events are placed on its midnights).
+    pub original_start_time_zone: Option<String>,
+    pub original_end_time_zone: Option<String>,
     pub is_cancelled: Option<bool>,
     pub show_as: Option<String>,
     #[serde(rename = "iCalUId")]
