@@ -46,6 +46,7 @@ export type CalsyncErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NOT_FOUND'
   | 'PROVIDER_AUTH'
+  | 'PROVIDER_CONFIG'
   | 'PROVIDER_UNAVAILABLE'
   | 'CLOSED'
   | 'DB_ERROR'
