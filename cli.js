@@ -75,7 +75,7 @@ async function main(argv) {
     case 'status':
       return withSync(async (sync) => {
         const rows = await sync.status()
-        print(json, rows, (r) => (r.length ? table(r, ['integration', 'health', 'calendars']) : 'no Google or Outlook calendars selected'))
+        print(json, rows, (r) => (r.length ? table(r.map((x) => ({ ...x, reason: x.reason ?? '' })), ['integration', 'health', 'reason', 'calendars']) : 'no Google or Outlook calendars selected'))
         return 0
       })
     case 'sync': {

@@ -278,6 +278,12 @@ export interface HealthCount {
    * `unsubscribed`.
    */
   health: 'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed'
+  /**
+   * For `failing` calendars: the error code of their last sync failure (`PROVIDER_UNAVAILABLE`,
+   * `PROVIDER_AUTH`, …), when a sync failed. Failing calendars back off (a minute after the first
+   * failure, doubling up to 12 hours).
+   */
+  reason?: string
   /** Number of calendars. */
   calendars: number
 }

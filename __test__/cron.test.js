@@ -255,6 +255,8 @@ test('the safety net backs off a failing calendar instead of resyncing it on eve
     assert.ok(first.failed >= 1)
     const { rows: [row] } = await s.db.query('SELECT "syncErrorCount" FROM "SelectedCalendar" WHERE id = $1', [g.rows[0]])
     assert.ok(row.syncErrorCount >= 1)
+    const failing = (await s.sync.status()).filter((h) => h.integration === 'google_calendar' && h.health === 'failing')
+    assert.ok(failing.some((h) => h.reason === 'PROVIDER_UNAVAILABLE' && h.calendars >= 1), JSON.stringify(failing))
     const before = lists()
     await s.sync.renewWatches({ resyncAfterMs: 0 })
     await s.sync.renewWatches({ resyncAfterMs: 0 })
@@ -268,6 +270,8 @@ test('the safety net backs off a failing calendar instead of resyncing it on eve
     assert.ok(lists() > before)
     const { rows: [healed] } = await s.db.query('SELECT "syncErrorCount" FROM "SelectedCalendar" WHERE id = $1', [g.rows[0]])
     assert.equal(healed.syncErrorCount, 0)
+    const { rows: why } = await s.db.query('SELECT 1 FROM "CalendarSyncFailure" WHERE "selectedCalendarId" = ANY($1)', [g.rows])
+    assert.equal(why.length, 0, 'a success clears the reason')
   } finally {
     s.emu.clearFaults()
   }

@@ -47,6 +47,14 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncStage" (
   PRIMARY KEY ("runId", "id")
 );
 
+-- Why the last sync of a calendar failed (an error code, never a message with contents), for
+-- status(); removed by the next successful sync.
+CREATE TABLE IF NOT EXISTS "CalendarSyncFailure" (
+  "selectedCalendarId" TEXT PRIMARY KEY REFERENCES "SelectedCalendar" ("id") ON DELETE CASCADE,
+  "code" TEXT NOT NULL,
+  "failedAt" TIMESTAMP(3) NOT NULL
+);
+
 -- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v1 and
 -- calsync_read_by_user_v1 from the read statements in src/db/ (availability::READ_FUNCTIONS): a
 -- read through any pooler is then one short call whose plan the server session keeps.

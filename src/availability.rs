@@ -307,9 +307,9 @@ pub fn assemble(
         if let Err(reason) = classify(row, flag_on, now, stale_after, min, max) {
             let repairable = match reason {
                 Uncached::Stale | Uncached::NeverSynced | Uncached::OutOfWindow => true,
-                Uncached::SyncFailed => row
-                    .sync_error_at
-                    .is_none_or(|at| now >= at + chrono::Duration::from_std(retry_after(row.sync_errors)).unwrap_or_default()),
+                Uncached::SyncFailed => row.sync_error_at.is_none_or(|at| {
+                    now >= at + chrono::Duration::from_std(retry_after(row.sync_errors)).unwrap_or_default()
+                }),
                 _ => false,
             };
             if repairable {

@@ -105,7 +105,7 @@ impl Calsync {
     }
 
     /// Calendars counted by provider and health.
-    pub async fn status(&self, margin: Duration) -> Result<Vec<(String, &'static str, u64)>> {
+    pub async fn status(&self, margin: Duration) -> Result<Vec<cron::Health>> {
         self.engine.status(margin).await
     }
 

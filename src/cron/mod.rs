@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use sqlx::{PgPool, Row as _};
 
+use crate::availability::retry_after;
 use crate::db::calendars;
 use crate::db::lease;
-use crate::availability::retry_after;
 use crate::db::sql::stmt;
 use crate::error::Result;
 use crate::flags::SUBSCRIPTION_CACHE;
@@ -89,6 +89,18 @@ pub struct RenewReport {
     pub batch_errors: u64,
     /// Whether the run looked at everything it had to (false: the budget ran out).
     pub complete: bool,
+}
+
+/// One line of `status()`: how many calendars of a provider are in one health (and, for failing
+/// ones, failed for one reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub integration: String,
+    pub health: &'static str,
+    /// The error code of the last sync failure (`failing` only; `None` when a subscribe failed or
+    /// the credential is invalid).
+    pub reason: Option<String>,
+    pub calendars: u64,
 }
 
 /// Live progress of the current long run, for CLIs.
@@ -318,17 +330,31 @@ impl Engine {
         }
     }
 
-    /// Calendars counted by provider and health (`healthy`, `expiring`, `failing`, `stale`,
-    /// `unsubscribed`), sorted.
-    pub async fn status(&self, margin: Duration) -> Result<Vec<(String, &'static str, u64)>> {
+    /// Calendars counted by provider, health (`healthy`, `expiring`, `failing`, `stale`,
+    /// `unsubscribed`) and, for failing ones, the code of their last sync failure; sorted.
+    pub async fn status(&self, margin: Duration) -> Result<Vec<Health>> {
         let now = now_db();
-        let mut counts: HashMap<(String, &'static str), u64> = HashMap::new();
-        for cal in candidates(&self.pool, None).await? {
+        let why: HashMap<String, String> = stmt(r#"SELECT "selectedCalendarId", "code" FROM "CalendarSyncFailure""#)
+            .fetch_as::<(String, String)>(&self.front)
+            .await?
+            .into_iter()
+            .collect();
+        let mut counts: HashMap<(String, &'static str, Option<String>), u64> = HashMap::new();
+        for cal in candidates(&self.front, None).await? {
             let h = plan::health(&cal, now, margin, self.cfg.stale_after);
-            *counts.entry((cal.owner().integration.clone(), h)).or_default() += 1;
+            let reason = (h == "failing").then(|| why.get(&cal.owner().id).cloned()).flatten();
+            *counts.entry((cal.owner().integration.clone(), h, reason)).or_default() += 1;
         }
-        let mut out: Vec<(String, &'static str, u64)> = counts.into_iter().map(|((i, h), n)| (i, h, n)).collect();
-        out.sort();
+        let mut out: Vec<Health> = counts
+            .into_iter()
+            .map(|((integration, health, reason), calendars)| Health {
+                integration,
+                health,
+                reason,
+                calendars,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.integration, a.health, &a.reason).cmp(&(&b.integration, b.health, &b.reason)));
         Ok(out)
     }
 
@@ -362,9 +388,7 @@ impl Engine {
                 let failing = o.sync_error_at.filter(|e| o.synced_at.is_none_or(|s| *e >= s));
                 match failing {
                     Some(at) => now >= at + chrono::Duration::from_std(retry_after(o.sync_errors)).unwrap_or_default(),
-                    None => {
-                        o.synced_at.is_none_or(|t| t <= cutoff) || self.window_due(&o.id, o.window_end, now)
-                    }
+                    None => o.synced_at.is_none_or(|t| t <= cutoff) || self.window_due(&o.id, o.window_end, now),
                 }
             })
             .filter(|c| c.channel().is_some())

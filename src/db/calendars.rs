@@ -255,6 +255,10 @@ pub async fn record_sync_success(
     sync_token: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<()> {
+    query(r#"DELETE FROM "CalendarSyncFailure" WHERE "selectedCalendarId" = ANY($1)"#)
+        .bind(row_ids)
+        .execute(&mut *conn)
+        .await?;
     query(
         r#"UPDATE "SelectedCalendar" SET "syncToken" = $2, "syncedAt" = $3, "syncErrorCount" = 0 WHERE id = ANY($1)"#,
     )
@@ -288,21 +292,31 @@ pub async fn store_window(
     Ok(())
 }
 
-/// Records a failed sync; with `drop_token` the next sync is a full one. Returns the new error count.
+/// Records a failed sync (and its error code, for `status()`) in one statement; with `drop_token`
+/// the next sync is a full one. Returns the new error count.
 pub async fn record_sync_failure(
     pool: &PgPool,
     row_ids: &[String],
     now: NaiveDateTime,
     drop_token: bool,
+    code: &str,
 ) -> Result<i32> {
     let count: Option<i32> = stmt(
-        r#"UPDATE "SelectedCalendar" SET "syncErrorCount" = COALESCE("syncErrorCount", 0) + 1, "syncErrorAt" = $2,
-             "syncToken" = CASE WHEN $3 THEN NULL ELSE "syncToken" END
-           WHERE id = ANY($1) RETURNING "syncErrorCount""#,
+        r#"WITH failed AS (
+             UPDATE "SelectedCalendar" SET "syncErrorCount" = COALESCE("syncErrorCount", 0) + 1, "syncErrorAt" = $2,
+               "syncToken" = CASE WHEN $3 THEN NULL ELSE "syncToken" END
+             WHERE id = ANY($1) RETURNING id, "syncErrorCount"
+           ), why AS (
+             INSERT INTO "CalendarSyncFailure" ("selectedCalendarId", "code", "failedAt")
+             SELECT id, $4, $2 FROM failed
+             ON CONFLICT ("selectedCalendarId") DO UPDATE SET "code" = EXCLUDED."code", "failedAt" = EXCLUDED."failedAt"
+           )
+           SELECT max("syncErrorCount") FROM failed"#,
     )
     .texts(row_ids)
     .ts(now)
     .bool(drop_token)
+    .text(code)
     .scalar(pool)
     .await?;
     Ok(count.unwrap_or(0))

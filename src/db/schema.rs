@@ -21,6 +21,7 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("Credential", &["id", "type", "key", "userId", "invalid"]),
     ("CalendarSyncLease", &["key", "holder", "expiresAt"]),
     ("CalendarSyncStage", &["id", "runId", "externalId"]),
+    ("CalendarSyncFailure", &["selectedCalendarId", "code", "failedAt"]),
     (
         "SelectedCalendar",
         &[

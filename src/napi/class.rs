@@ -199,10 +199,11 @@ impl CalendarSync {
             .map_err(js_error)?;
         Ok(rows
             .into_iter()
-            .map(|(integration, health, n)| HealthCount {
-                integration,
-                health: health.to_string(),
-                calendars: n as i64,
+            .map(|h| HealthCount {
+                integration: h.integration,
+                health: h.health.to_string(),
+                reason: h.reason,
+                calendars: h.calendars as i64,
             })
             .collect())
     }

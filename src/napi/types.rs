@@ -609,6 +609,10 @@ pub struct HealthCount {
     /// `unsubscribed`.
     #[napi(ts_type = "'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed'")]
     pub health: String,
+    /// For `failing` calendars: the error code of their last sync failure (`PROVIDER_UNAVAILABLE`,
+    /// `PROVIDER_AUTH`, …), when a sync failed. Failing calendars back off (a minute after the first
+    /// failure, doubling up to 12 hours).
+    pub reason: Option<String>,
     /// Number of calendars.
     pub calendars: i64,
 }

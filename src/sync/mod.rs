@@ -150,7 +150,12 @@ impl Engine {
     /// most one such sync per minute (a `read-sync:<id>` claim that is left to expire).
     pub fn sync_on_read(engine: &std::sync::Arc<Engine>, ids: &[String]) {
         for id in ids {
-            if !engine.read_syncs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone()) {
+            if !engine
+                .read_syncs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone())
+            {
                 continue;
             }
             let (engine, id) = (engine.clone(), id.clone());
@@ -524,7 +529,9 @@ impl Engine {
             return;
         }
         let drop_token = group.sync_error_count + 1 >= self.cfg.sync.failures_before_full_resync;
-        if let Err(db) = calendars::record_sync_failure(&self.pool, &group.row_ids, now_db(), drop_token).await {
+        if let Err(db) =
+            calendars::record_sync_failure(&self.pool, &group.row_ids, now_db(), drop_token, e.code()).await
+        {
             tracing::error!(calendar = %group.owner_id, error = %db, "could not record a sync failure");
         }
         tracing::warn!(calendar = %group.owner_id, code = e.code(), error = %e, "sync failed");
@@ -640,8 +647,9 @@ impl From<ProviderError> for Restart {
 
 /// A hash of `s` that is the same in every process and release (FNV-1a).
 fn stable_hash(s: &str) -> u64 {
-    s.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn not_found(id: &str) -> Error {

@@ -67,7 +67,9 @@ impl GoogleClient {
             Some("invalid_grant") => Err(ProviderError::InvalidGrant),
             // The client itself is wrong (unknown, bad secret, or not the client the grant was
             // issued to): calsync's configuration, not the user's grant.
-            Some(reason @ ("invalid_client" | "unauthorized_client")) => Err(self.client_pause.refused("google", reason)),
+            Some(reason @ ("invalid_client" | "unauthorized_client")) => {
+                Err(self.client_pause.refused("google", reason))
+            }
             reason => Err(rejected(&reply, reason)),
         }
     }

@@ -79,7 +79,12 @@ pub fn map_event(ev: &Event, rules: Rules) -> Result<Change, Unreadable> {
     };
     let all_day = ev.is_all_day == Some(true);
     let (s, e) = if all_day {
-        all_day_span(start, end, ev.original_start_time_zone.as_deref(), ev.original_end_time_zone.as_deref())?
+        all_day_span(
+            start,
+            end,
+            ev.original_start_time_zone.as_deref(),
+            ev.original_end_time_zone.as_deref(),
+        )?
     } else {
         match (to_utc(start), to_utc(end)) {
             (Some(s), Some(e)) => (s, e),
