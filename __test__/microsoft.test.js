@@ -245,3 +245,22 @@ test('unsubscribe deletes the Graph subscription and the cached rows', async () 
   assert.equal(ms().liveSubscriptions(cal.externalId).length, 0)
   assert.deepEqual(await rows(cal.id), [])
 })
+
+test('events in a custom time zone: timed ones exact (Graph converts them), all-day ones conservatively busy, never free', async () => {
+  const CUSTOM = 'tzone://Microsoft/Custom'
+  const user = await s.microsoftUser()
+  const cal = await s.outlookCalendar(user)
+  // An all-day out-of-office day whose zone is really Kathmandu (UTC+5:45), and a meeting at 09:00
+  // in a zone that is really St. John's (UTC−3:30 or −2:30).
+  await ms().insertEvent(cal.externalId, { subject: 'offsite', isAllDay: true, showAs: 'oof', start: { dateTime: `${iso(48).slice(0, 10)}T00:00:00.0000000`, timeZone: CUSTOM }, end: { dateTime: `${iso(72).slice(0, 10)}T00:00:00.0000000`, timeZone: CUSTOM }, customTimeZone: 'Asia/Kathmandu' }, { notify: false })
+  await ms().insertEvent(cal.externalId, { subject: 'call', start: { dateTime: local(24 * 5 + 9), timeZone: CUSTOM }, end: { dateTime: local(24 * 5 + 10), timeZone: CUSTOM }, customTimeZone: 'America/St_Johns' }, { notify: false })
+  await s.sync.subscribe(cal.id)
+  const got = await cached(cal.id)
+  const want = truth(cal.externalId)
+  assert.equal(want.length, 2)
+  // Every busy instant of the truth is busy in the cache.
+  for (const [a, b] of want) assert.ok(got.some(([x, y]) => x <= a && b <= y), `${new Date(a).toISOString()} not covered`)
+  // The meeting is exact; the day is busy from its midnight at UTC+14 to the next at UTC−12.
+  assert.ok(got.some(([x, y]) => x === want[1][0] && y === want[1][1]))
+  assert.ok(got.some(([x, y]) => x === Date.parse(iso(48 - 14)) && y === Date.parse(iso(72 + 12))))
+})
