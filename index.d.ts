@@ -258,6 +258,12 @@ export interface ConnectOptions {
    * the read never waits for it. Default true.
    */
   syncOnRead?: boolean
+  /**
+   * Milliseconds a change announced by a webhook may wait for its sync before reads report the
+   * calendar `stale` (a process that acknowledged it may have died; any process then re-drives
+   * it). Default 20000.
+   */
+  pendingGraceMs?: number
 }
 
 /** Whom `isFeatureEnabled` evaluates a flag for: exactly one of `userId` or `teamId`. */

@@ -55,6 +55,16 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncFailure" (
   "failedAt" TIMESTAMP(3) NOT NULL
 );
 
+-- Changes a provider announced that no sync has covered yet (SPEC §6.10): written by the webhook
+-- before it answers, removed by the first sync that started after the last one ("last", database
+-- clock). A mark older than `pendingGraceMs` makes reads report the calendar `stale`, and any
+-- process (cron, a read, the next webhook) re-drives it.
+CREATE TABLE IF NOT EXISTS "CalendarSyncPending" (
+  "selectedCalendarId" TEXT PRIMARY KEY REFERENCES "SelectedCalendar" ("id") ON DELETE CASCADE,
+  "since" TIMESTAMP(3) NOT NULL,
+  "last" TIMESTAMP(3) NOT NULL
+);
+
 -- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v1 and
 -- calsync_read_by_user_v1 from the read statements in src/db/ (availability::READ_FUNCTIONS): a
 -- read through any pooler is then one short call whose plan the server session keeps.

@@ -34,7 +34,7 @@ pub const READ_FUNCTIONS: &[(&str, &str, &str)] = &[
 /// The columns every read function returns (one row per requested calendar).
 pub const READ_COLUMNS: &str = "req_id text, user_id int4, integration text, owner_id text, channel_id text, \
     channel_expiration timestamp, subscribed_at timestamp, synced_at timestamp, sync_error_at timestamp, \
-    window_start timestamp, window_end timestamp, sync_errors int4, credential_invalid bool, starts timestamp[], ends timestamp[]";
+    window_start timestamp, window_end timestamp, sync_errors int4, pending_ms int8, credential_invalid bool, starts timestamp[], ends timestamp[]";
 
 /// How long after a failed sync the next attempt is due: a minute after the first failure, doubling
 /// with each further one, at most 12 hours. A transient failure is retried within minutes, a
@@ -163,6 +163,8 @@ pub struct CalendarRow {
     pub window_start: Option<NaiveDateTime>,
     pub window_end: Option<NaiveDateTime>,
     pub sync_errors: i32,
+    /// Milliseconds since the oldest change announced for the calendar that no sync has covered.
+    pub pending_ms: Option<i64>,
     pub credential_invalid: bool,
     pub starts: Option<Vec<NaiveDateTime>>,
     pub ends: Option<Vec<NaiveDateTime>>,
@@ -183,6 +185,7 @@ impl<'r> FromRow<'r, PgRow> for CalendarRow {
             window_start: r.try_get("window_start")?,
             window_end: r.try_get("window_end")?,
             sync_errors: r.try_get("sync_errors")?,
+            pending_ms: r.try_get("pending_ms")?,
             credential_invalid: r.try_get("credential_invalid")?,
             starts: r.try_get("starts")?,
             ends: r.try_get("ends")?,
@@ -196,6 +199,7 @@ pub fn classify(
     flag_on: bool,
     now: NaiveDateTime,
     stale_after: Duration,
+    pending_grace: Duration,
     min: NaiveDateTime,
     max: NaiveDateTime,
 ) -> Result<(), Uncached> {
@@ -217,6 +221,11 @@ pub fn classify(
     };
     if row.sync_error_at.is_some_and(|err| err >= synced_at) {
         return Err(Uncached::SyncFailed);
+    }
+    // A change the provider announced that no sync has covered for longer than the grace period:
+    // the cache would answer with what came before it.
+    if row.pending_ms.is_some_and(|ms| ms > pending_grace.as_millis() as i64) {
+        return Err(Uncached::Stale);
     }
     let confirmed = row.subscribed_at.map_or(synced_at, |s| s.max(synced_at));
     let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
@@ -280,6 +289,7 @@ pub fn assemble(
     flags: &HashMap<i32, bool>,
     now: NaiveDateTime,
     stale_after: Duration,
+    pending_grace: Duration,
 ) -> Answer {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
     let mut answer = Answer::default();
@@ -304,7 +314,7 @@ pub fn assemble(
             continue;
         };
         let flag_on = flags.get(&row.user_id).copied().unwrap_or(false);
-        if let Err(reason) = classify(row, flag_on, now, stale_after, min, max) {
+        if let Err(reason) = classify(row, flag_on, now, stale_after, pending_grace, min, max) {
             let repairable = match reason {
                 Uncached::Stale | Uncached::NeverSynced | Uncached::OutOfWindow => true,
                 Uncached::SyncFailed => row.sync_error_at.is_none_or(|at| {
@@ -349,6 +359,7 @@ pub async fn read(
     flags: &Flags,
     query: &Query,
     stale_after: Duration,
+    pending_grace: Duration,
     pooled: &AtomicBool,
 ) -> Result<Answer> {
     let rows = if pooled.load(Ordering::Relaxed) {
@@ -372,7 +383,7 @@ pub async fn read(
     users.sort_unstable();
     users.dedup();
     let on = flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?;
-    Ok(assemble(query, rows, &on, crate::time::now_db(), stale_after))
+    Ok(assemble(query, rows, &on, crate::time::now_db(), stale_after, pending_grace))
 }
 
 /// Direct connection: the read statement, prepared once per connection (binary rows, a cached plan).
@@ -443,6 +454,7 @@ mod tests {
             window_start: Some(t(0, 0)),
             window_end: Some(t(23, 59)),
             sync_errors: 0,
+            pending_ms: None,
             credential_invalid: false,
             // Unsorted, as the query returns them.
             starts: Some(vec![t(13, 0), t(10, 0), t(10, 30)]),
@@ -477,39 +489,39 @@ mod tests {
     fn classify_reasons_in_order() {
         let (now, min, max) = (t(12, 0), t(10, 0), t(18, 0));
         let ok = healthy("a", "a");
-        assert_eq!(classify(&ok, true, now, DAY, min, max), Ok(()));
+        assert_eq!(classify(&ok, true, now, DAY, DAY, min, max), Ok(()));
         let mut r = ok.clone();
         r.integration = "apple_calendar".into();
         assert_eq!(
-            classify(&r, true, now, DAY, min, max),
+            classify(&r, true, now, DAY, DAY, min, max),
             Err(Uncached::UnsupportedProvider)
         );
-        assert_eq!(classify(&ok, false, now, DAY, min, max), Err(Uncached::FlagOff));
+        assert_eq!(classify(&ok, false, now, DAY, DAY, min, max), Err(Uncached::FlagOff));
         let mut r = ok.clone();
         r.credential_invalid = true;
-        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::CredentialInvalid));
+        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::CredentialInvalid));
         let mut r = ok.clone();
         r.channel_expiration = Some(t(11, 0));
-        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::NotSubscribed));
+        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::NotSubscribed));
         let mut r = ok.clone();
         r.synced_at = None;
-        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::NeverSynced));
+        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::NeverSynced));
         let mut r = ok.clone();
         r.sync_error_at = Some(t(9, 30));
-        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::SyncFailed));
+        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::SyncFailed));
         r.synced_at = Some(t(9, 45)); // a later success clears the failure
-        assert_eq!(classify(&r, true, now, DAY, min, max), Ok(()));
+        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Ok(()));
         assert_eq!(
-            classify(&ok, true, now, Duration::from_secs(3600), min, max),
+            classify(&ok, true, now, Duration::from_secs(3600), DAY, min, max),
             Err(Uncached::Stale)
         );
         assert_eq!(
-            classify(&ok, true, now, DAY, min, t(23, 59) + chrono::Duration::minutes(1)),
+            classify(&ok, true, now, DAY, DAY, min, t(23, 59) + chrono::Duration::minutes(1)),
             Err(Uncached::OutOfWindow)
         );
         let mut r = ok.clone();
         r.window_start = None;
-        assert_eq!(classify(&r, true, now, DAY, min, max), Err(Uncached::OutOfWindow));
+        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::OutOfWindow));
     }
 
     #[test]
@@ -523,7 +535,7 @@ mod tests {
         .unwrap();
         let rows = vec![healthy("a", "owner"), healthy("b", "owner")];
         let flags = HashMap::from([(1, true)]);
-        let ans = assemble(&q, rows, &flags, t(12, 0), DAY);
+        let ans = assemble(&q, rows, &flags, t(12, 0), DAY, DAY);
         assert_eq!(ans.served, vec!["a", "b"]);
         assert_eq!(ans.uncached, vec![("zz".to_string(), Uncached::NotFound)]);
         let blocks: Vec<(&str, &str)> = ans.busy.iter().map(|b| (b.start.as_str(), b.end.as_str())).collect();

@@ -46,6 +46,9 @@ pub struct Config {
     pub flag_cache_ttl: Duration,
     /// A calendar with neither a successful sync nor a channel confirmation for this long is stale.
     pub stale_after: Duration,
+    /// How long a change a provider announced may wait for its sync before reads report the
+    /// calendar `stale` rather than answer with what came before it.
+    pub pending_grace: Duration,
     /// Whether a read that finds a calendar it could serve after a sync (`stale`, `never_synced`,
     /// `out_of_window`, `sync_failed` past its backoff) schedules one background sync for it.
     pub sync_on_read: bool,
@@ -253,6 +256,7 @@ impl Config {
             stale_after: Duration::from_secs(24 * 3600),
             max_calendars_per_read: 1000,
             sync_on_read: true,
+            pending_grace: Duration::from_secs(20),
             google: GoogleConfig::from_lookup(&get),
             microsoft: MicrosoftConfig::from_lookup(&get),
             http: HttpConfig::default(),

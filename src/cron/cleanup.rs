@@ -39,6 +39,8 @@ const ADVANCE_WINDOWS: &str =
     r#"UPDATE "CalendarSyncState" SET "windowStart" = LEAST($1, "windowEnd") WHERE "windowStart" < $1"#;
 const UNWATCHED_STATE: &str = r#"DELETE FROM "CalendarSyncState" st USING "SelectedCalendar" sc
   WHERE sc.id = st."selectedCalendarId" AND sc."channelId" IS NULL"#;
+const UNWATCHED_PENDING: &str = r#"DELETE FROM "CalendarSyncPending" p USING "SelectedCalendar" sc
+  WHERE sc.id = p."selectedCalendarId" AND sc."channelId" IS NULL"#;
 
 /// Staged rows of sync runs that died (a live run stages and merges within minutes).
 const DEAD_STAGES: &str = r#"DELETE FROM "CalendarSyncStage" WHERE "createdAt" < $1"#;
@@ -52,6 +54,7 @@ pub async fn run(pool: &PgPool, cutoff: NaiveDateTime, now: NaiveDateTime, size:
     // One row per calendar: small tables, one statement each.
     timed(pool, &mut report, stmt(ADVANCE_WINDOWS).ts(cutoff)).await?;
     timed(pool, &mut report, stmt(UNWATCHED_STATE)).await?;
+    timed(pool, &mut report, stmt(UNWATCHED_PENDING)).await?;
     timed(
         pool,
         &mut report,

@@ -204,6 +204,10 @@ impl Engine {
                 tracing::warn!(code = e.code(), error = %e, "a renewal batch failed; going on with the next");
             }
         }
+        if let Err(e) = self.redrive_pending(opts, &tally, deadline).await {
+            tally.count(&tally.batch_errors);
+            tracing::warn!(code = e.code(), error = %e, "re-driving announced changes failed");
+        }
         if let Some(after) = opts.resync_after {
             if let Err(e) = self.safety_net(after, opts, &tally, deadline).await {
                 tally.count(&tally.batch_errors);
@@ -362,6 +366,30 @@ impl Engine {
         let Some(ch) = cal.channel() else { return Ok(()) };
         let ids: Vec<String> = cal.rows.iter().map(|r| r.id.clone()).collect();
         calendars::copy_channel(&self.pool, &ch.id, &ids).await
+    }
+
+    /// Syncs the calendars whose announced change has waited more than a few seconds (the process
+    /// that acknowledged it may have died before its sync finished).
+    async fn redrive_pending(&self, opts: &RenewOptions, tally: &Tally, deadline: Option<Instant>) -> Result<()> {
+        let ids = calendars::pending(&self.pool, 5_000).await?;
+        stream::iter(ids)
+            .map(|id| async move {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    tally.count(&tally.deferred);
+                    return;
+                }
+                match self.sync_notified(&id).await {
+                    Ok(_) => tally.count(&tally.resynced),
+                    Err(e) => {
+                        tally.count(&tally.failed);
+                        tracing::warn!(calendar = %id, code = e.code(), error = %e, "re-driving an announced change failed");
+                    }
+                }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect::<Vec<()>>()
+            .await;
+        Ok(())
     }
 
     /// Resyncs watched calendars whose last successful sync is older than `after`, however healthy

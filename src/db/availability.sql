@@ -6,7 +6,11 @@
 -- owner through a ("selectedCalendarId", …) index, unsorted (the caller sorts).
 , cal AS (
   SELECT r.id AS req_id, r."userId" AS user_id, r.integration, o.*,
-         COALESCE(cr.invalid, false) AS credential_invalid
+         COALESCE(cr.invalid, false) AS credential_invalid,
+         -- How long a change announced for any row of the calendar has waited for a sync.
+         (SELECT (extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - min(p.since)) * 1000)::int8
+          FROM "SelectedCalendar" g JOIN "CalendarSyncPending" p ON p."selectedCalendarId" = g.id
+          WHERE g."userId" = r."userId" AND g.integration = r.integration AND g."externalId" = r."externalId") AS pending_ms
   FROM req r
   CROSS JOIN LATERAL (
     SELECT sc.id AS owner_id, sc."channelId" AS channel_id, sc."channelExpiration" AS channel_expiration,
@@ -34,6 +38,6 @@
 )
 SELECT cal.req_id, cal.user_id, cal.integration, cal.owner_id, cal.channel_id, cal.channel_expiration,
        cal.subscribed_at, cal.synced_at, cal.sync_error_at, cal.window_start, cal.window_end,
-       cal.sync_errors, cal.credential_invalid, ev.starts, ev.ends
+       cal.sync_errors, cal.pending_ms, cal.credential_invalid, ev.starts, ev.ends
 FROM cal
 LEFT JOIN ev ON ev.owner_id = cal.owner_id

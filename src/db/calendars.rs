@@ -30,12 +30,15 @@ pub struct Group {
     pub has_state: bool,
     /// The end of the window the last full sync covered.
     pub window_end: Option<NaiveDateTime>,
+    /// When this was read, on the database's clock: a sync clears the pending marks written before.
+    pub read_at: NaiveDateTime,
 }
 
 const GROUP_SQL: &str = r#"
 SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", sc."channelId",
        sc."channelResourceId", sc."channelExpiration", sc."syncToken", COALESCE(sc."syncErrorCount", 0) AS errors,
-       (st."selectedCalendarId" IS NOT NULL) AS has_state, st."windowEnd" AS window_end
+       (st."selectedCalendarId" IS NOT NULL) AS has_state, st."windowEnd" AS window_end,
+       (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3) AS read_at
 FROM "SelectedCalendar" sc
 LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
 WHERE (sc."userId", sc.integration, sc."externalId") IN (
@@ -62,6 +65,7 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
         sync_error_count: first.try_get("errors")?,
         has_state: first.try_get("has_state")?,
         window_end: first.try_get("window_end")?,
+        read_at: first.try_get("read_at")?,
     };
     for r in &rows {
         g.row_ids.push(r.try_get("id")?);
@@ -227,6 +231,10 @@ pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    query(r#"DELETE FROM "CalendarSyncPending" WHERE "selectedCalendarId" = ANY($1)"#)
+        .bind(row_ids)
+        .execute(&mut *tx)
+        .await?;
     query(r#"DELETE FROM "CalendarSyncState" WHERE "selectedCalendarId" = ANY($1)"#)
         .bind(row_ids)
         .execute(&mut *tx)
@@ -248,13 +256,58 @@ pub async fn lock_token(conn: &mut PgConnection, owner_id: &str) -> Result<Optio
     })
 }
 
-/// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction.
+/// Records that the provider announced a change to the calendars of these rows, before the webhook
+/// answers (one short write; SPEC §6.10). The sync that covers it removes the mark. Gives up after
+/// `within` (a locked table, an overloaded server): the webhook then answers 503 and the provider
+/// retries, rather than hang.
+pub async fn mark_pending(pool: &PgPool, row_ids: &[String], within: std::time::Duration) -> Result<()> {
+    let write = stmt(
+        r#"INSERT INTO "CalendarSyncPending" ("selectedCalendarId", "since", "last")
+           SELECT id, t, t FROM unnest($1) AS id, (SELECT (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3) AS t) now
+           ON CONFLICT ("selectedCalendarId") DO UPDATE SET "last" = EXCLUDED."last""#,
+    )
+    .texts(row_ids)
+    .execute(pool);
+    match tokio::time::timeout(within, write).await {
+        Ok(done) => done.map(|_| ()),
+        Err(_) => Err(crate::error::Error::DbUnavailable(
+            "timed out recording a notification".into(),
+        )),
+    }
+}
+
+/// The rows with a change announced longer than `older_than_ms` ago that no sync has covered.
+pub async fn pending(pool: &PgPool, older_than_ms: i64) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = stmt(
+        r#"SELECT p."selectedCalendarId" FROM "CalendarSyncPending" p
+           JOIN "SelectedCalendar" sc ON sc.id = p."selectedCalendarId"
+           WHERE p."since" < (clock_timestamp() AT TIME ZONE 'UTC') - $1 * interval '1 millisecond'
+             AND sc."channelId" IS NOT NULL
+             -- a calendar whose sync just failed waits for its backoff (the safety net retries it)
+             AND (sc."syncErrorAt" IS NULL OR sc."syncErrorAt" < sc."syncedAt"
+                  OR sc."syncErrorAt" < (clock_timestamp() AT TIME ZONE 'UTC') - interval '1 minute')"#,
+    )
+    .bigint(older_than_ms)
+    .fetch_as(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction:
+/// the token, the success, and the pending marks written before `read_at` (the sync started after
+/// them, so it covered their changes).
 pub async fn record_sync_success(
     conn: &mut PgConnection,
     row_ids: &[String],
     sync_token: Option<&str>,
     now: NaiveDateTime,
+    read_at: NaiveDateTime,
 ) -> Result<()> {
+    query(r#"DELETE FROM "CalendarSyncPending" WHERE "selectedCalendarId" = ANY($1) AND "last" <= $2"#)
+        .bind(row_ids)
+        .bind(read_at)
+        .execute(&mut *conn)
+        .await?;
     query(r#"DELETE FROM "CalendarSyncFailure" WHERE "selectedCalendarId" = ANY($1)"#)
         .bind(row_ids)
         .execute(&mut *conn)

@@ -22,6 +22,7 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("CalendarSyncLease", &["key", "holder", "expiresAt"]),
     ("CalendarSyncStage", &["id", "runId", "externalId"]),
     ("CalendarSyncFailure", &["selectedCalendarId", "code", "failedAt"]),
+    ("CalendarSyncPending", &["selectedCalendarId", "since", "last"]),
     (
         "SelectedCalendar",
         &[

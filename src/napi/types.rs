@@ -99,6 +99,10 @@ pub struct ConnectOptions {
     /// its backoff) schedules one background sync for it, deduplicated across reads and processes;
     /// the read never waits for it. Default true.
     pub sync_on_read: Option<bool>,
+    /// Milliseconds a change announced by a webhook may wait for its sync before reads report the
+    /// calendar `stale` (a process that acknowledged it may have died; any process then re-drives
+    /// it). Default 20000.
+    pub pending_grace_ms: Option<u32>,
 }
 
 impl ConnectOptions {
@@ -210,6 +214,9 @@ impl ConnectOptions {
         }
         if let Some(v) = self.sync_on_read {
             cfg.sync_on_read = v;
+        }
+        if let Some(v) = self.pending_grace_ms {
+            cfg.pending_grace = ms(v);
         }
         cfg
     }

@@ -360,7 +360,7 @@ impl Engine {
             let (start, end) = self.window(run.stamp);
             calendars::store_window(&mut tx, owner, start, end, run.stamp).await?;
         }
-        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp).await?;
+        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp, group.read_at).await?;
         tx.commit().await.map_err(Error::from)?;
         run.report.upserted = upserted;
         run.report.deleted = if run.full {

@@ -107,6 +107,11 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         Ok(id) => id,
         Err(resp) => return resp,
     };
+    // Durable before acknowledged (SPEC §6.10): if this process dies after answering, the mark
+    // makes any other process sync the calendar; if it cannot be written, Google retries.
+    if let Err(e) = calendars::mark_pending(&engine.front, std::slice::from_ref(&id), engine.cfg.connect_timeout).await {
+        return unavailable(&e);
+    }
     if wait {
         let outcome = engine.coalesce(ticket, || engine.sync(&id, false)).await;
         return outcome.map_or_else(|| Response::json(200, "coalesced", None), synced);
