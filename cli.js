@@ -94,8 +94,8 @@ async function main(argv) {
       console.log(
         {
           created: "Created the Cal.com tables calsync uses (empty database) and calsync's own tables.",
-          existing: "Found Cal.com's tables and left them untouched; created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure) where missing, and its read functions.",
-          not_requested: "Created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure) where missing, and its read functions.",
+          existing: "Found Cal.com's tables and left them untouched; created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending) where missing, and its read functions.",
+          not_requested: "Created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending) where missing, and its read functions.",
         }[calcomTables],
       )
       return 0

@@ -383,7 +383,14 @@ pub async fn read(
     users.sort_unstable();
     users.dedup();
     let on = flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?;
-    Ok(assemble(query, rows, &on, crate::time::now_db(), stale_after, pending_grace))
+    Ok(assemble(
+        query,
+        rows,
+        &on,
+        crate::time::now_db(),
+        stale_after,
+        pending_grace,
+    ))
 }
 
 /// Direct connection: the read statement, prepared once per connection (binary rows, a cached plan).
@@ -499,10 +506,16 @@ mod tests {
         assert_eq!(classify(&ok, false, now, DAY, DAY, min, max), Err(Uncached::FlagOff));
         let mut r = ok.clone();
         r.credential_invalid = true;
-        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::CredentialInvalid));
+        assert_eq!(
+            classify(&r, true, now, DAY, DAY, min, max),
+            Err(Uncached::CredentialInvalid)
+        );
         let mut r = ok.clone();
         r.channel_expiration = Some(t(11, 0));
-        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::NotSubscribed));
+        assert_eq!(
+            classify(&r, true, now, DAY, DAY, min, max),
+            Err(Uncached::NotSubscribed)
+        );
         let mut r = ok.clone();
         r.synced_at = None;
         assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::NeverSynced));

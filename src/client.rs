@@ -48,7 +48,15 @@ impl Calsync {
     /// Busy blocks from the cache, plus the calendars it cannot answer for and why.
     pub async fn availability(&self, query: &Query) -> Result<Answer> {
         let e = &self.engine;
-        let answer = availability::read(&e.front, &e.flags, query, e.cfg.stale_after, e.cfg.pending_grace, &e.pooled).await?;
+        let answer = availability::read(
+            &e.front,
+            &e.flags,
+            query,
+            e.cfg.stale_after,
+            e.cfg.pending_grace,
+            &e.pooled,
+        )
+        .await?;
         if e.cfg.sync_on_read && !answer.repairable.is_empty() {
             Engine::sync_on_read(&self.engine, &answer.repairable);
         }

@@ -244,9 +244,11 @@ pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64
 }
 
 /// Locks the owner row of a calendar until the transaction ends and returns its sync token: the
-/// final write of a sync checks that no other sync committed since it started.
+/// final write of a sync checks that no other sync committed since it started. `NO KEY UPDATE`:
+/// webhooks writing pending marks (whose foreign key takes a key-share lock on the row) never wait
+/// for a sync's commit.
 pub async fn lock_token(conn: &mut PgConnection, owner_id: &str) -> Result<Option<Option<String>>> {
-    let row = query(r#"SELECT "syncToken" FROM "SelectedCalendar" WHERE id = $1 FOR UPDATE"#)
+    let row = query(r#"SELECT "syncToken" FROM "SelectedCalendar" WHERE id = $1 FOR NO KEY UPDATE"#)
         .bind(owner_id)
         .fetch_optional(conn)
         .await?;
@@ -293,21 +295,25 @@ pub async fn pending(pool: &PgPool, older_than_ms: i64) -> Result<Vec<String>> {
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction:
-/// the token, the success, and the pending marks written before `read_at` (the sync started after
-/// them, so it covered their changes).
+/// Removes the pending marks a committed sync covered: those written before `read_at` (the sync
+/// started reading after them). Run after the sync's commit, so webhooks marking the calendar never
+/// wait for it; should the process die in between, the mark only causes one more sync.
+pub async fn clear_pending(pool: &PgPool, row_ids: &[String], read_at: NaiveDateTime) -> Result<()> {
+    stmt(r#"DELETE FROM "CalendarSyncPending" WHERE "selectedCalendarId" = ANY($1) AND "last" <= $2"#)
+        .texts(row_ids)
+        .ts(read_at)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction.
 pub async fn record_sync_success(
     conn: &mut PgConnection,
     row_ids: &[String],
     sync_token: Option<&str>,
     now: NaiveDateTime,
-    read_at: NaiveDateTime,
 ) -> Result<()> {
-    query(r#"DELETE FROM "CalendarSyncPending" WHERE "selectedCalendarId" = ANY($1) AND "last" <= $2"#)
-        .bind(row_ids)
-        .bind(read_at)
-        .execute(&mut *conn)
-        .await?;
     query(r#"DELETE FROM "CalendarSyncFailure" WHERE "selectedCalendarId" = ANY($1)"#)
         .bind(row_ids)
         .execute(&mut *conn)

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod background;
 pub mod channels;
 pub mod gate;
+pub mod marks;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -90,6 +91,8 @@ pub struct Engine {
     pub microsoft: MicrosoftClient,
     gates: Gates,
     background: background::Tasks,
+    /// Pending marks written before webhooks answer, group-committed per calendar.
+    pub marks: marks::Marks,
     /// Rows whose sync-on-read is scheduled or running in this process.
     read_syncs: std::sync::Mutex<HashSet<String>>,
     sync_slots: tokio::sync::Semaphore,
@@ -110,6 +113,7 @@ impl Engine {
             cfg,
             background: background::Tasks::default(),
             read_syncs: Default::default(),
+            marks: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
     }
@@ -360,8 +364,12 @@ impl Engine {
             let (start, end) = self.window(run.stamp);
             calendars::store_window(&mut tx, owner, start, end, run.stamp).await?;
         }
-        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp, group.read_at).await?;
+        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp).await?;
         tx.commit().await.map_err(Error::from)?;
+        if let Err(e) = calendars::clear_pending(&self.pool, &group.row_ids, group.read_at).await {
+            // Committed all the same: the mark only causes one more sync later.
+            tracing::warn!(calendar = %group.owner_id, error = %e, "could not clear a covered pending mark");
+        }
         run.report.upserted = upserted;
         run.report.deleted = if run.full {
             replaced.saturating_sub(upserted)

@@ -109,7 +109,7 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
     };
     // Durable before acknowledged (SPEC §6.10): if this process dies after answering, the mark
     // makes any other process sync the calendar; if it cannot be written, Google retries.
-    if let Err(e) = calendars::mark_pending(&engine.front, std::slice::from_ref(&id), engine.cfg.connect_timeout).await {
+    if let Err(e) = engine.marks.mark(&engine.front, &id, engine.cfg.connect_timeout).await {
         return unavailable(&e);
     }
     if wait {

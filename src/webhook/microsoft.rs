@@ -125,12 +125,19 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         }
     }
     // Durable before acknowledged (SPEC §6.10): one short write marks every calendar of the batch.
-    let marked: Vec<String> = work.iter().map(|(_, id, _)| id.clone()).collect();
-    if !marked.is_empty() {
-        if let Err(e) = calendars::mark_pending(&engine.front, &marked, engine.cfg.connect_timeout).await {
-            tracing::error!(error = %e, "could not record a Graph notification");
-            return Response::json(503, "unavailable", Some(e.code()));
-        }
+    let mut marked: Vec<&str> = work.iter().map(|(_, id, _)| id.as_str()).collect();
+    marked.sort_unstable();
+    marked.dedup();
+    let marks = marked
+        .into_iter()
+        .map(|id| engine.marks.mark(&engine.front, id, engine.cfg.connect_timeout));
+    if let Some(Err(e)) = futures_util::future::join_all(marks)
+        .await
+        .into_iter()
+        .find(|r| r.is_err())
+    {
+        tracing::error!(error = %e, "could not record a Graph notification");
+        return Response::json(503, "unavailable", Some(e.code()));
     }
     let run = {
         let engine = engine.clone();
