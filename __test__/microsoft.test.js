@@ -264,3 +264,9 @@ test('events in a custom time zone: timed ones exact (Graph converts them), all-
   assert.ok(got.some(([x, y]) => x === want[1][0] && y === want[1][1]))
   assert.ok(got.some(([x, y]) => x === Date.parse(iso(48 - 14)) && y === Date.parse(iso(72 + 12))))
 })
+
+test('an oversized notification body is refused with 413 before it is parsed', async () => {
+  const body = JSON.stringify({ value: [{ subscriptionId: 'x', clientState: 'y', padding: 'z'.repeat(2 << 20) }] })
+  const res = await s.sync.handleMicrosoftWebhook({ body })
+  assert.equal(res.status, 413)
+})

@@ -72,6 +72,10 @@ pub fn triage(items: &[serde_json::Value], secret: &str) -> (BTreeMap<String, Ac
     (todo, tally)
 }
 
+/// The largest notification body calsync parses. Graph batches are far smaller (a few hundred bytes
+/// an item); anything bigger is refused before any parsing, unauthenticated as it is.
+pub const MAX_BODY: usize = 1 << 20;
+
 /// Handles one Graph request end to end; never fails. With `wait`, the syncs finish before it answers.
 pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response {
     if let Some(token) = validation_token(&req.query) {
@@ -84,6 +88,13 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
     let Some(secret) = engine.cfg.microsoft.webhook_token.as_ref() else {
         return Response::json(503, "unconfigured", Some("MICROSOFT_WEBHOOK_TOKEN is not configured"));
     };
+    if req.body.len() > MAX_BODY {
+        return Response::json(
+            413,
+            "rejected",
+            Some("the body is larger than a Graph notification batch can be"),
+        );
+    }
     let items = match serde_json::from_str::<serde_json::Value>(&req.body) {
         Ok(v) => match v.get("value").and_then(|x| x.as_array()) {
             Some(items) => items.clone(),
