@@ -5,7 +5,7 @@
 //! - [`Stmt`]: one statement outside any transaction, sent as a single simple-protocol message with
 //!   its values written in as escaped literals. One round trip, no prepared statement at all, and
 //!   Postgres plans it for the actual values (as an unnamed statement would be).
-//! - [`query`] / [`query_scalar`] / [`query_as`]: unnamed extended-protocol statements for use inside
+//! - [`query`] / [`query_scalar`]: unnamed extended-protocol statements for use inside
 //!   a transaction only (the pooler pins a transaction to one server session). Bulk binary
 //!   parameters (`UNNEST` arrays) and `COPY` go this way.
 //! - [`prepared_as`]: the read path's named statement, on direct connections only.
@@ -34,14 +34,6 @@ where
     (T,): for<'r> FromRow<'r, PgRow>,
 {
     sqlx::query_scalar(sql).persistent(false)
-}
-
-/// An unnamed statement mapped to rows of `T`, for use inside a transaction.
-pub fn query_as<T>(sql: &'static str) -> sqlx::query::QueryAs<'static, Postgres, T, PgArguments>
-where
-    T: for<'r> FromRow<'r, PgRow>,
-{
-    sqlx::query_as(sql).persistent(false)
 }
 
 /// A named prepared statement, cached per connection: for the read path on a direct connection
