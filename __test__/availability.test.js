@@ -23,7 +23,8 @@ const ids = {}
 test.before(async () => {
   env = await freshDatabase()
   db = env.pg
-  sync = await calsync.CalendarSync.connect({ databaseUrl: env.url, maxCalendarsPerRead: 20 })
+  // These tests classify a fixed database state: no background sync may change it under them.
+  sync = await calsync.CalendarSync.connect({ databaseUrl: env.url, maxCalendarsPerRead: 20, syncOnRead: false })
   await seed.setGlobalFlag(db, FLAG, true)
   user = await seed.createUser(db, { email: 'ada@example.com' })
   otherUser = await seed.createUser(db, { email: 'flagless@example.com' })
@@ -153,7 +154,7 @@ test('every calendar the cache cannot answer for is listed with its reason, neve
 })
 
 test('a flag flip is honoured on the next read after the flag cache expires', async () => {
-  const fresh = await calsync.CalendarSync.connect({ databaseUrl: env.url, flagCacheTtlMs: 0 })
+  const fresh = await calsync.CalendarSync.connect({ databaseUrl: env.url, flagCacheTtlMs: 0, syncOnRead: false })
   try {
     const before = await fresh.getCachedAvailability({ ...range, selectedCalendarIds: [ids.flagOff] })
     assert.deepEqual(before.uncached, [{ id: ids.flagOff, reason: 'flag_off' }])
