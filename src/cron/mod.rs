@@ -372,6 +372,21 @@ impl Engine {
     /// that acknowledged it may have died before its sync finished).
     async fn redrive_pending(&self, opts: &RenewOptions, tally: &Tally, deadline: Option<Instant>) -> Result<()> {
         let ids = calendars::pending(&self.pool, 5_000).await?;
+        self.resync(ids, opts, tally, deadline, "re-driving an announced change failed")
+            .await;
+        Ok(())
+    }
+
+    /// Syncs `ids` with bounded concurrency, counting each as resynced or failed; none starts after
+    /// `deadline` (those count as deferred).
+    async fn resync(
+        &self,
+        ids: Vec<String>,
+        opts: &RenewOptions,
+        tally: &Tally,
+        deadline: Option<Instant>,
+        what: &str,
+    ) {
         stream::iter(ids)
             .map(|id| async move {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -382,14 +397,13 @@ impl Engine {
                     Ok(_) => tally.count(&tally.resynced),
                     Err(e) => {
                         tally.count(&tally.failed);
-                        tracing::warn!(calendar = %id, code = e.code(), error = %e, "re-driving an announced change failed");
+                        tracing::warn!(calendar = %id, code = e.code(), error = %e, "{what}");
                     }
                 }
             })
             .buffer_unordered(opts.concurrency.max(1))
             .collect::<Vec<()>>()
             .await;
-        Ok(())
     }
 
     /// Resyncs watched calendars whose last successful sync is older than `after`, however healthy
@@ -422,22 +436,7 @@ impl Engine {
             .filter(|c| c.channel().is_some())
             .map(|c| c.owner().id.clone())
             .collect();
-        stream::iter(due)
-            .map(|id| async move {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    tally.count(&tally.deferred);
-                    return;
-                }
-                match self.sync_notified(&id).await {
-                    Ok(_) => tally.count(&tally.resynced),
-                    Err(e) => {
-                        tally.count(&tally.failed);
-                        tracing::warn!(calendar = %id, code = e.code(), error = %e, "safety-net resync failed");
-                    }
-                }
-            })
-            .buffer_unordered(opts.concurrency.max(1))
-            .collect::<Vec<()>>()
+        self.resync(due, opts, tally, deadline, "safety-net resync failed")
             .await;
         Ok(())
     }
