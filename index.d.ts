@@ -264,6 +264,12 @@ export interface ConnectOptions {
    * it). Default 20000.
    */
   pendingGraceMs?: number
+  /**
+   * Milliseconds a claim (a sync, a token refresh or a channel change of one calendar) lasts
+   * unless its process renews it: a process that dies holding one delays the next such work by
+   * at most this. Default 30000.
+   */
+  claimTtlMs?: number
 }
 
 /** Whom `isFeatureEnabled` evaluates a flag for: exactly one of `userId` or `teamId`. */
@@ -346,6 +352,11 @@ export interface RenewReport {
   paused: number
   /** Calendars resynced by the safety net. */
   resynced: number
+  /**
+   * Leaked channels stopped: opened by a process that failed or died before storing them, or
+   * replaced and not stopped then (the channel ledger).
+   */
+  orphansStopped: number
   /** Highest number of concurrent Google operations. */
   peakGoogleConcurrency: number
   /** Highest number of concurrent Microsoft operations. */

@@ -323,7 +323,9 @@ class GoogleEmulator {
     const fault = await this.host.fault(endpoint, req)
     if (fault) return fault
     if (!this.authorized(req)) return ERRORS[401]()
-    return fn()
+    const out = await fn()
+    await this.host.answerDelay(endpoint)
+    return out
   }
 
   faultResponse(status, reason) {

@@ -44,10 +44,12 @@ class Emulator {
   /**
    * Injects a fault on an endpoint (for example `google.events.list`): after `skip` matching
    * requests pass, the next `times` get `status` (with `retryAfter` as the Retry-After header and
-   * `reason` for 403s), or only `latencyMs` of delay when no status is given.
+   * `reason` for 403s), or only `latencyMs` of delay when no status is given. `answerDelayMs`
+   * instead delays the answer of a request that was carried out: the provider acted, the client
+   * hears of it late or (after its timeout) never.
    */
-  inject({ endpoint, status, times = 1, skip = 0, retryAfter, reason, latencyMs = 0 }) {
-    const fault = { endpoint, status, times, skip, retryAfter, reason, latencyMs }
+  inject({ endpoint, status, times = 1, skip = 0, retryAfter, reason, latencyMs = 0, answerDelayMs = 0 }) {
+    const fault = { endpoint, status, times, skip, retryAfter, reason, latencyMs, answerDelayMs }
     this.faults.push(fault)
     return fault
   }
@@ -56,10 +58,19 @@ class Emulator {
     this.faults = []
   }
 
+  /** Waits out an `answerDelayMs` fault on `endpoint`, after the request was carried out. */
+  async answerDelay(endpoint) {
+    const f = this.faults.find((x) => x.endpoint === endpoint && x.answerDelayMs && x.times > 0)
+    if (!f) return
+    f.times--
+    this.count(`${endpoint}.answer_delayed`)
+    await new Promise((r) => setTimeout(r, f.answerDelayMs))
+  }
+
   /** The response a fault dictates for this request, or null; applies latency either way. */
   async fault(endpoint, _req) {
     for (const f of this.faults) {
-      if (f.endpoint !== endpoint || f.times <= 0) continue
+      if (f.endpoint !== endpoint || f.times <= 0 || f.answerDelayMs) continue
       if (f.skip > 0) {
         f.skip--
         continue

@@ -63,6 +63,7 @@ class MicrosoftEmulator {
     this.calendars = new Map()
     this.subscriptions = new Map()
     this.accessTokens = new Map()
+    this.tokenOwners = new Map() // access token -> the account (email) it was issued to
     this.refreshTokens = new Map()
     this.clients = new Map() // app (client) id -> secret; none registered: any client is accepted
     this.pages = new Map()
@@ -83,7 +84,7 @@ class MicrosoftEmulator {
   addAccount({ email = `user-${crypto.randomUUID()}@contoso.example`, accessTokenTtlMs = 3600 * 1000 } = {}) {
     const refreshToken = this.issueRefreshToken(email)
     return {
-      access_token: this.issueAccessToken(accessTokenTtlMs),
+      access_token: this.issueAccessToken(accessTokenTtlMs, email),
       refresh_token: refreshToken,
       expiry_date: Math.floor((this.host.now() + accessTokenTtlMs) / 1000),
       token_type: 'Bearer',
@@ -92,9 +93,10 @@ class MicrosoftEmulator {
     }
   }
 
-  issueAccessToken(ttlMs = 3600 * 1000) {
+  issueAccessToken(ttlMs = 3600 * 1000, email = null) {
     const token = `eyJ0eXAi.${crypto.randomBytes(24).toString('base64url')}`
     this.accessTokens.set(token, this.host.now() + ttlMs)
+    this.tokenOwners.set(token, email)
     return token
   }
 
@@ -338,6 +340,7 @@ class MicrosoftEmulator {
     if (method === 'GET' && (m = /^\/me\/calendars\/([^/]+)\/calendarView\/delta$/.exec(rest))) {
       return this.guard(req, 'microsoft.delta', () => this.delta(decodeURIComponent(m[1]), req))
     }
+    if (method === 'GET' && rest === '/subscriptions') return this.guard(req, 'microsoft.subscriptions.list', () => this.listSubscriptions(req))
     if (method === 'POST' && rest === '/subscriptions') return this.guard(req, 'microsoft.subscriptions.create', () => this.subscribe(req))
     if ((m = /^\/subscriptions\/([^/]+)$/.exec(rest))) {
       if (method === 'PATCH') return this.guard(req, 'microsoft.subscriptions.update', () => this.renew(decodeURIComponent(m[1]), req))
@@ -351,7 +354,9 @@ class MicrosoftEmulator {
     const fault = await this.host.fault(endpoint, req)
     if (fault) return fault
     if (!this.authorized(req)) return ERRORS[401]()
-    return fn()
+    const out = await fn()
+    await this.host.answerDelay(endpoint)
+    return out
   }
 
   faultResponse(status) {
@@ -389,7 +394,7 @@ class MicrosoftEmulator {
     const ttl = 3599
     return {
       status: 200,
-      body: { token_type: 'Bearer', scope: 'User.Read Calendars.Read Calendars.ReadWrite', expires_in: ttl, ext_expires_in: ttl, access_token: this.issueAccessToken(ttl * 1000), refresh_token: this.issueRefreshToken(rt.email) },
+      body: { token_type: 'Bearer', scope: 'User.Read Calendars.Read Calendars.ReadWrite', expires_in: ttl, ext_expires_in: ttl, access_token: this.issueAccessToken(ttl * 1000, rt.email), refresh_token: this.issueRefreshToken(rt.email) },
     }
   }
 
@@ -517,14 +522,32 @@ class MicrosoftEmulator {
       id: crypto.randomUUID(), resource: b.resource, calendarId: decodeURIComponent(m[1]), applicationId: crypto.randomUUID(),
       changeType: b.changeType, clientState: b.clientState ?? null, notificationUrl: b.notificationUrl,
       lifecycleNotificationUrl: b.lifecycleNotificationUrl ?? null, expirationDateTime: new Date(Date.parse(b.expirationDateTime)).toISOString(),
-      creatorId: crypto.randomUUID(), includeResourceData: false, latestSupportedTlsVersion: 'v1_2', deleted: false,
+      creatorId: crypto.randomUUID(), owner: this.ownerOf(req), includeResourceData: false, latestSupportedTlsVersion: 'v1_2', deleted: false,
     }
     this.subscriptions.set(sub.id, sub)
     return { status: 201, body: this.subscriptionBody(sub) }
   }
 
+  ownerOf(req) {
+    return this.tokenOwners.get(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]) ?? null
+  }
+
+  /**
+   * GET /subscriptions: with delegated permissions Graph lists the subscriptions the app created
+   * for the signed-in user (paged like every Graph collection; here in pages of 100).
+   */
+  listSubscriptions(req) {
+    const owner = this.ownerOf(req)
+    const mine = [...this.subscriptions.values()].filter((s) => !s.deleted && s.owner === owner)
+    const skip = parseInt(req.query.get('$skiptoken') ?? '0', 10) || 0
+    const body = { '@odata.context': `${this.host.url}/v1.0/$metadata#subscriptions`, value: mine.slice(skip, skip + 100).map((s) => this.subscriptionBody(s)) }
+    for (const v of body.value) delete v['@odata.context']
+    if (skip + 100 < mine.length) body['@odata.nextLink'] = `${this.host.url}/v1.0/subscriptions?$skiptoken=${skip + 100}`
+    return { status: 200, body }
+  }
+
   subscriptionBody(sub) {
-    const { deleted, calendarId, ...rest } = sub
+    const { deleted, calendarId, owner, ...rest } = sub
     return { '@odata.context': `${this.host.url}/v1.0/$metadata#subscriptions/$entity`, ...rest }
   }
 

@@ -68,3 +68,24 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncPending" (
 -- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v1 and
 -- calsync_read_by_user_v1 from the read statements in src/db/ (availability::READ_FUNCTIONS): a
 -- read through any pooler is then one short call whose plan the server session keeps.
+
+-- Every push channel calsync opened that may still be live at the provider (SPEC §6, channel
+-- changes). A row is written *before* the provider is asked for the channel, so a process killed
+-- between the provider's answer and the write that stores the channel on "SelectedCalendar" leaves
+-- a trace: renewWatches stops every channel recorded here that no calendar row carries any more
+-- (after the claim time of the change that opened it), and forgets rows once stopped or expired.
+-- "id" is calsync's own id: a Google channel's id (calsync chooses it), or for Graph an id for the
+-- attempt, "channelId" then being the subscription id once Graph granted it.
+CREATE TABLE IF NOT EXISTS "CalendarSyncChannel" (
+  "id" TEXT PRIMARY KEY,
+  "channelId" TEXT,
+  "selectedCalendarId" TEXT NOT NULL,
+  "userId" INTEGER NOT NULL,
+  "integration" TEXT NOT NULL,
+  "externalId" TEXT NOT NULL,
+  "credentialId" INTEGER,
+  "resourceId" TEXT,
+  "expiresAt" TIMESTAMP(3),
+  "openedAt" TIMESTAMP(3) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS "CalendarSyncChannel_channelId_idx" ON "CalendarSyncChannel" ("channelId");

@@ -80,6 +80,8 @@ pub struct RenewReport {
     pub paused: u64,
     /// Calendars resynced by the safety net.
     pub resynced: u64,
+    /// Leaked channels stopped (see [`Engine::stop_orphans`]).
+    pub orphans_stopped: u64,
     /// Highest number of concurrent provider operations seen, per provider.
     pub peak_google: u64,
     pub peak_microsoft: u64,
@@ -204,6 +206,14 @@ impl Engine {
                 tracing::warn!(code = e.code(), error = %e, "a renewal batch failed; going on with the next");
             }
         }
+        let orphans_stopped = match self.stop_orphans().await {
+            Ok(n) => n,
+            Err(e) => {
+                tally.count(&tally.batch_errors);
+                tracing::warn!(code = e.code(), error = %e, "stopping leaked channels failed");
+                0
+            }
+        };
         if let Err(e) = self.redrive_pending(opts, &tally, deadline).await {
             tally.count(&tally.batch_errors);
             tracing::warn!(code = e.code(), error = %e, "re-driving announced changes failed");
@@ -225,6 +235,7 @@ impl Engine {
             skipped: get(&tally.skipped),
             paused: get(&tally.paused),
             resynced: get(&tally.resynced),
+            orphans_stopped,
             peak_google: tally.peak[0].load(Ordering::Relaxed) as u64,
             peak_microsoft: tally.peak[1].load(Ordering::Relaxed) as u64,
             deferred: get(&tally.deferred),

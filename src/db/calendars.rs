@@ -96,12 +96,22 @@ pub struct ChannelRow {
     pub selected_calendar_id: String,
     pub resource_id: Option<String>,
     pub integration: String,
+    /// Known only from the channel ledger: being opened (not stored yet) or replaced but still live.
+    pub from_ledger: bool,
 }
 
-/// Finds the calendar row carrying channel `channel_id`.
+/// Finds the calendar row carrying channel `channel_id`, else the calendar the channel ledger
+/// records it for (a channel whose opening has not stored it yet, or an old one not yet stopped).
 pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<ChannelRow>> {
     let row = stmt(
-        r#"SELECT id, "channelResourceId", integration FROM "SelectedCalendar" WHERE "channelId" = $1 ORDER BY id LIMIT 1"#,
+        r#"SELECT id, resource, integration, from_ledger FROM (
+             SELECT sc.id, sc."channelResourceId" AS resource, sc.integration, false AS from_ledger
+             FROM "SelectedCalendar" sc WHERE sc."channelId" = $1
+             UNION ALL
+             SELECT sc.id, l."resourceId", sc.integration, true
+             FROM "CalendarSyncChannel" l JOIN "SelectedCalendar" sc ON sc.id = l."selectedCalendarId"
+             WHERE l."channelId" = $1
+           ) x ORDER BY from_ledger, id LIMIT 1"#,
     )
     .text(channel_id)
     .fetch_optional(pool)
@@ -109,8 +119,9 @@ pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<Channe
     Ok(match row {
         Some(r) => Some(ChannelRow {
             selected_calendar_id: r.try_get("id")?,
-            resource_id: r.try_get("channelResourceId")?,
+            resource_id: r.try_get("resource")?,
             integration: r.try_get("integration")?,
+            from_ledger: r.try_get("from_ledger")?,
         }),
         None => None,
     })
@@ -133,6 +144,7 @@ pub async fn by_channels(pool: &PgPool, channel_ids: &[String]) -> Result<HashMa
                 selected_calendar_id: r.try_get("id")?,
                 resource_id: r.try_get("channelResourceId")?,
                 integration: r.try_get("integration")?,
+                from_ledger: false,
             },
         );
     }
@@ -141,6 +153,8 @@ pub async fn by_channels(pool: &PgPool, channel_ids: &[String]) -> Result<HashMa
 
 /// A new channel for every row of a group.
 pub struct NewChannel<'a> {
+    /// Its row in the channel ledger.
+    pub ledger_id: &'a str,
     pub id: &'a str,
     pub kind: &'a str,
     pub resource_id: &'a str,
@@ -148,10 +162,14 @@ pub struct NewChannel<'a> {
     pub expiration: Option<NaiveDateTime>,
 }
 
-/// Stores a channel on the rows and resets the subscription error count.
+/// Stores a channel on the rows, completes its ledger row, and resets the subscription error count
+/// (one statement: the ledger and the rows never disagree about a stored channel).
 pub async fn store_channel(pool: &PgPool, row_ids: &[String], ch: &NewChannel<'_>, now: NaiveDateTime) -> Result<()> {
     stmt(
-        r#"UPDATE "SelectedCalendar" SET "channelId" = $2, "channelKind" = $3, "channelResourceId" = $4,
+        r#"WITH ledger AS (
+             UPDATE "CalendarSyncChannel" SET "channelId" = $2, "resourceId" = $4, "expiresAt" = $6 WHERE "id" = $8
+           )
+           UPDATE "SelectedCalendar" SET "channelId" = $2, "channelKind" = $3, "channelResourceId" = $4,
              "channelResourceUri" = $5, "channelExpiration" = $6, "syncSubscribedAt" = $7,
              "syncSubscribedErrorCount" = 0, "syncSubscribedErrorAt" = NULL
            WHERE id = ANY($1)"#,
@@ -163,25 +181,29 @@ pub async fn store_channel(pool: &PgPool, row_ids: &[String], ch: &NewChannel<'_
     .text(ch.resource_uri)
     .ts(ch.expiration)
     .ts(now)
+    .text(ch.ledger_id)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Stores a renewed channel's new expiration on the rows.
+/// Stores a renewed channel's new expiration on the rows and in the ledger.
 pub async fn store_expiration(
     pool: &PgPool,
     row_ids: &[String],
+    channel_id: &str,
     expiration: Option<NaiveDateTime>,
     now: NaiveDateTime,
 ) -> Result<()> {
     stmt(
-        r#"UPDATE "SelectedCalendar" SET "channelExpiration" = $2, "syncSubscribedAt" = $3,
+        r#"WITH ledger AS (UPDATE "CalendarSyncChannel" SET "expiresAt" = $2 WHERE "channelId" = $4)
+           UPDATE "SelectedCalendar" SET "channelExpiration" = $2, "syncSubscribedAt" = $3,
              "syncSubscribedErrorCount" = 0, "syncSubscribedErrorAt" = NULL WHERE id = ANY($1)"#,
     )
     .texts(row_ids)
     .ts(expiration)
     .ts(now)
+    .text(channel_id)
     .execute(pool)
     .await?;
     Ok(())

@@ -3,6 +3,7 @@
 //! calsync working behind a transaction-mode pooler.
 
 pub mod calendars;
+pub mod channels;
 pub mod credentials;
 pub mod events;
 pub mod lease;

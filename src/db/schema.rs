@@ -24,6 +24,18 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("CalendarSyncFailure", &["selectedCalendarId", "code", "failedAt"]),
     ("CalendarSyncPending", &["selectedCalendarId", "since", "last"]),
     (
+        "CalendarSyncChannel",
+        &[
+            "id",
+            "channelId",
+            "selectedCalendarId",
+            "externalId",
+            "resourceId",
+            "expiresAt",
+            "openedAt",
+        ],
+    ),
+    (
         "SelectedCalendar",
         &[
             "id",

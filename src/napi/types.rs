@@ -103,6 +103,10 @@ pub struct ConnectOptions {
     /// calendar `stale` (a process that acknowledged it may have died; any process then re-drives
     /// it). Default 20000.
     pub pending_grace_ms: Option<u32>,
+    /// Milliseconds a claim (a sync, a token refresh or a channel change of one calendar) lasts
+    /// unless its process renews it: a process that dies holding one delays the next such work by
+    /// at most this. Default 30000.
+    pub claim_ttl_ms: Option<u32>,
 }
 
 impl ConnectOptions {
@@ -217,6 +221,9 @@ impl ConnectOptions {
         }
         if let Some(v) = self.pending_grace_ms {
             cfg.pending_grace = ms(v);
+        }
+        if let Some(v) = self.claim_ttl_ms {
+            cfg.sync.lease = ms(v.max(100));
         }
         cfg
     }
@@ -535,6 +542,9 @@ pub struct RenewReport {
     pub paused: i64,
     /// Calendars resynced by the safety net.
     pub resynced: i64,
+    /// Leaked channels stopped: opened by a process that failed or died before storing them, or
+    /// replaced and not stopped then (the channel ledger).
+    pub orphans_stopped: i64,
     /// Highest number of concurrent Google operations.
     pub peak_google_concurrency: i64,
     /// Highest number of concurrent Microsoft operations.
@@ -560,6 +570,7 @@ impl From<crate::cron::RenewReport> for RenewReport {
             skipped: i(r.skipped),
             paused: i(r.paused),
             resynced: i(r.resynced),
+            orphans_stopped: i(r.orphans_stopped),
             peak_google_concurrency: i(r.peak_google),
             peak_microsoft_concurrency: i(r.peak_microsoft),
             deferred: i(r.deferred),

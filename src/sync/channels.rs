@@ -1,13 +1,21 @@
 //! Push channels: `subscribe` opens a Google channel or a Graph subscription for a calendar (every
 //! row of it shares one) and syncs; `unsubscribe` stops it and forgets the calendar's cached rows.
-//! Replacing a channel creates the new one first, stores it, and only then stops the old one, so no
-//! change goes unannounced. Graph subscriptions are renewed in place (`PATCH`), recreated on 404.
+//!
+//! Every change to a calendar's channel — subscribe, renewal, a Graph lifecycle event, unsubscribe —
+//! runs under the calendar's `channel:` claim, so concurrent callers in any processes take turns and
+//! each sees what the previous one stored. A new channel is written to the channel ledger
+//! (`"CalendarSyncChannel"`) before the provider is asked for it, stored on the calendar's rows,
+//! and only then is the old one stopped: no change goes unannounced, and a channel whose opener
+//! failed or died at any step is found in the ledger and stopped by [`Engine::stop_orphans`].
+//! Graph subscriptions are renewed in place (`PATCH`), recreated on 404.
 
 use chrono::NaiveDateTime;
 
 use super::{not_found, Engine, SyncReport, GOOGLE, OFFICE365};
 use crate::config::Secret;
 use crate::db::calendars::{self, Group, NewChannel};
+use crate::db::channels::{self as ledger, Orphan};
+use crate::db::lease::{self, Lease};
 use crate::error::{Error, Result};
 use crate::providers::google::map::parse_instant;
 use crate::providers::microsoft::NewSubscription;
@@ -44,36 +52,94 @@ fn webhook_settings<'a>(token: &'a Option<Secret>, url: &'a Option<String>, what
 
 impl Engine {
     /// Opens a channel for the calendar of row `id`, stores it on every row of the calendar, stops
-    /// the previous channel, and syncs.
+    /// the previous channel, and syncs (the sync covers whatever changed while no channel was stored).
     pub async fn subscribe(&self, id: &str) -> Result<Subscribed> {
         let mut sub = self.open_channel(id).await?;
         sub.sync = Some(self.sync(id, false).await?);
         Ok(sub)
     }
 
-    /// Opens (or replaces) the channel of row `id`'s calendar without syncing.
-    pub async fn open_channel(&self, id: &str) -> Result<Subscribed> {
+    /// The calendar's `channel:` claim, waiting for another process's channel change to end, and
+    /// the calendar as it stands once the claim is held.
+    async fn claim_channel(&self, id: &str) -> Result<(Group, Lease)> {
         let group = calendars::group_of(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
-        let (_, access) = self.access_token(&group, None).await?;
-        let granted = match self.create_channel(&group, &access).await {
+        let key = format!("channel:{}:{}:{}", group.user_id, group.integration, group.external_id);
+        let ttl = self.cfg.sync.lease;
+        let claim = lease::take(&self.pool, &key, ttl, ttl + self.cfg.http.request_timeout).await?;
+        match calendars::group_of(&self.pool, id).await {
+            Ok(Some(group)) => Ok((group, claim)),
+            Ok(None) => {
+                claim.release(&self.pool).await;
+                Err(not_found(id))
+            }
+            Err(e) => {
+                claim.release(&self.pool).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens (or replaces) the channel of row `id`'s calendar without syncing.
+    pub async fn open_channel(&self, id: &str) -> Result<Subscribed> {
+        let (group, claim) = self.claim_channel(id).await?;
+        let out = self.open_claimed(&group, &claim).await;
+        claim.release(&self.pool).await;
+        out
+    }
+
+    async fn open_claimed(&self, group: &Group, claim: &Lease) -> Result<Subscribed> {
+        let (_, access) = self.access_token(group, None).await?;
+        let ledger_id = uuid::Uuid::new_v4().to_string();
+        let chosen = (group.integration == GOOGLE).then_some(ledger_id.as_str());
+        ledger::opening(&self.pool, &ledger_id, chosen, group).await?;
+        let granted = match self.create_channel(group, &access, &ledger_id).await {
             Ok(g) => g,
             Err(e) => {
+                // A refused credential or a missing setting opened nothing. Anything else may
+                // have (a timeout after Google acted, whose retry then hears `channelIdNotUnique`):
+                // the ledger row stays for the sweep, which stops the channel if it exists.
+                if matches!(
+                    e,
+                    Error::InvalidArgument(_) | Error::ProviderAuth(_) | Error::ProviderConfig(_)
+                ) {
+                    self.forget_ledger(&ledger_id).await;
+                }
                 calendars::record_subscribe_failure(&self.pool, &group.row_ids, now_db()).await?;
                 return Err(e);
             }
         };
+        // The claim may have run out while the provider was slow: another process may be changing
+        // this calendar's channel now. Never store over it; stop what this attempt opened instead.
         let new = NewChannel {
+            ledger_id: &ledger_id,
             id: &granted.id,
             kind: granted.kind,
             resource_id: &granted.resource_id,
             resource_uri: granted.resource_uri.as_deref(),
             expiration: granted.expiration,
         };
-        calendars::store_channel(&self.pool, &group.row_ids, &new, now_db()).await?;
-        if group.channel_id.as_deref().is_some_and(|old| old != granted.id) {
-            self.stop_channel(&group, &access).await;
+        let stored = match claim.renew(&self.pool, self.cfg.sync.lease).await {
+            Ok(true) => calendars::store_channel(&self.pool, &group.row_ids, &new, now_db()).await,
+            Ok(false) => Err(Error::Database(
+                "the calendar's channel claim ran out while its channel was opened; try again".into(),
+            )),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            let opened = (granted.id.as_str(), granted.resource_id.as_str());
+            if self.stop(&group.integration, &access, opened).await {
+                self.forget_ledger(&ledger_id).await;
+            }
+            return Err(e);
+        }
+        if let (Some(old), Some(resource)) = (group.channel_id.as_deref(), group.channel_resource_id.as_deref()) {
+            if old != granted.id && self.stop(&group.integration, &access, (old, resource)).await {
+                if let Err(e) = ledger::forget_channel(&self.pool, old).await {
+                    tracing::debug!(error = %e, "a stopped channel stays in the ledger until the sweep");
+                }
+            }
         }
         Ok(Subscribed {
             channel_id: granted.id,
@@ -82,17 +148,22 @@ impl Engine {
         })
     }
 
-    async fn create_channel(&self, group: &Group, access: &str) -> Result<Granted> {
+    async fn forget_ledger(&self, ledger_id: &str) {
+        if let Err(e) = ledger::forget(&self.pool, ledger_id).await {
+            tracing::debug!(error = %e, "a ledger row stays until the sweep");
+        }
+    }
+
+    async fn create_channel(&self, group: &Group, access: &str, channel_id: &str) -> Result<Granted> {
         match group.integration.as_str() {
             GOOGLE => {
                 let cfg = &self.cfg.google;
                 let (secret, address) = webhook_settings(&cfg.webhook_token, &cfg.webhook_url, "Google")?;
-                let channel_id = uuid::Uuid::new_v4().to_string();
-                let token = channel_token(secret, &channel_id);
+                let token = channel_token(secret, channel_id);
                 let ttl = cfg.channel_ttl.as_secs();
                 let ch = self
                     .google
-                    .watch(access, &group.external_id, &channel_id, &token, address, ttl)
+                    .watch(access, &group.external_id, channel_id, &token, address, ttl)
                     .await?;
                 Ok(Granted {
                     id: ch.id,
@@ -137,24 +208,28 @@ impl Engine {
 
     /// Extends a Graph subscription in place; recreates it when Graph no longer knows it.
     pub async fn renew_graph_subscription(&self, id: &str) -> Result<Subscribed> {
-        let group = calendars::group_of(&self.pool, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
+        let (group, claim) = self.claim_channel(id).await?;
+        let out = self.renew_claimed(&group, &claim).await;
+        claim.release(&self.pool).await;
+        out
+    }
+
+    async fn renew_claimed(&self, group: &Group, claim: &Lease) -> Result<Subscribed> {
         let Some(sub_id) = group.channel_id.clone() else {
-            return self.open_channel(id).await;
+            return self.open_claimed(group, claim).await;
         };
-        let (_, access) = self.access_token(&group, None).await?;
+        let (_, access) = self.access_token(group, None).await?;
         match self.microsoft.renew(&access, &sub_id, &self.graph_expiration()).await {
             Ok(s) => {
                 let expiration = s.expiration_date_time.as_deref().and_then(parse_instant);
-                calendars::store_expiration(&self.pool, &group.row_ids, expiration, now_db()).await?;
+                calendars::store_expiration(&self.pool, &group.row_ids, &sub_id, expiration, now_db()).await?;
                 Ok(Subscribed {
                     channel_id: s.id,
                     expiration,
                     sync: None,
                 })
             }
-            Err(ProviderError::NotFound) => self.open_channel(id).await,
+            Err(ProviderError::NotFound) => self.open_claimed(group, claim).await,
             Err(e) => {
                 calendars::record_subscribe_failure(&self.pool, &group.row_ids, now_db()).await?;
                 Err(e.into())
@@ -162,34 +237,125 @@ impl Engine {
         }
     }
 
-    /// Stops the group's current channel at the provider; failures are logged, not raised (an
-    /// unstopped channel expires on its own and its notifications are ignored).
-    async fn stop_channel(&self, group: &Group, access: &str) {
-        let (Some(ch), Some(resource)) = (group.channel_id.as_deref(), group.channel_resource_id.as_deref()) else {
-            return;
-        };
-        let result = match group.integration.as_str() {
+    /// Stops a channel (`(id, resource id)`) at the provider; true once it is gone (a channel the
+    /// provider no longer knows counts). A failure is logged, not raised: the channel stays in the
+    /// ledger and the sweep tries again.
+    async fn stop(&self, integration: &str, access: &str, (ch, resource): (&str, &str)) -> bool {
+        let result = match integration {
             GOOGLE => self.google.stop(access, ch, resource).await,
             OFFICE365 => self.microsoft.delete(access, ch).await,
             _ => Ok(()),
         };
-        if let Err(e) = result {
-            tracing::warn!(calendar = %group.owner_id, error = %e, "could not stop a channel");
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(integration, error = %e, "could not stop a channel; the sweep will retry");
+                false
+            }
         }
     }
 
     /// Stops the calendar's channel (if any) and deletes its cached rows and sync state.
     pub async fn unsubscribe(&self, id: &str) -> Result<u64> {
-        let group = calendars::group_of(&self.pool, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        if group.channel_id.is_some() {
-            // A dead credential cannot stop anything; the channel then simply expires.
+        let (group, claim) = self.claim_channel(id).await?;
+        if let (Some(ch), Some(resource)) = (group.channel_id.as_deref(), group.channel_resource_id.as_deref()) {
+            // A dead credential cannot stop anything; the ledger keeps the channel for the sweep,
+            // and it expires on its own.
             match self.access_token(&group, None).await {
-                Ok((_, access)) => self.stop_channel(&group, &access).await,
+                Ok((_, access)) => {
+                    if self.stop(&group.integration, &access, (ch, resource)).await {
+                        if let Err(e) = ledger::forget_channel(&self.pool, ch).await {
+                            tracing::debug!(error = %e, "a stopped channel stays in the ledger until the sweep");
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(calendar = %group.owner_id, error = %e, "no access token to stop the channel"),
             }
         }
-        calendars::clear_subscription(&self.pool, &group.row_ids).await
+        let out = calendars::clear_subscription(&self.pool, &group.row_ids).await;
+        claim.release(&self.pool).await;
+        out
+    }
+
+    /// Stops every channel in the ledger that no calendar carries any more — its opener failed or
+    /// died before storing it, or it was replaced and its stop failed — and forgets those stopped or
+    /// expired. Each calendar's channel claim is held meanwhile, so a channel being opened right now
+    /// is never taken for an orphan. Returns how many channels were stopped.
+    pub async fn stop_orphans(&self) -> Result<u64> {
+        let orphans = ledger::orphans(&self.pool, 500).await?;
+        let mut stopped = 0;
+        for o in orphans {
+            if o.expired {
+                self.forget_ledger(&o.id).await;
+                continue;
+            }
+            // The calendar's channel claim: a ledger row of an opening still in progress looks just
+            // like an orphan, and is left alone while its opener holds the claim.
+            let key = format!("channel:{}:{}:{}", o.user_id, o.integration, o.external_id);
+            let Some(claim) = lease::try_take(&self.pool, &key, self.cfg.sync.lease).await? else {
+                continue;
+            };
+            match self.stop_orphan(&o).await {
+                Ok(n) => stopped += n,
+                Err(e) => {
+                    tracing::warn!(code = e.code(), error = %e, "could not stop a leaked channel; next pass retries")
+                }
+            }
+            claim.release(&self.pool).await;
+        }
+        Ok(stopped)
+    }
+
+    async fn stop_orphan(&self, o: &Orphan) -> Result<u64> {
+        let Some(credential) = o.credential_id else {
+            self.forget_ledger(&o.id).await;
+            return Ok(0);
+        };
+        let source = self.tokens(&o.integration)?;
+        let access = super::auth::access_token(&self.pool, source, credential, None, self.refresh_claim()).await?;
+        let mut stopped = 0;
+        match (o.integration.as_str(), o.channel_id.as_deref()) {
+            (GOOGLE, Some(ch)) => {
+                // Without the resource id nothing can be stopped yet; the next channel opened on
+                // this calendar tells it.
+                let Some(resource) = o.resource_id.as_deref() else {
+                    return Ok(0);
+                };
+                if !self.stop(GOOGLE, &access, (ch, resource)).await {
+                    return Ok(0);
+                }
+                stopped += 1;
+            }
+            (OFFICE365, Some(sub)) => {
+                if !self.stop(OFFICE365, &access, (sub, "")).await {
+                    return Ok(0);
+                }
+                stopped += 1;
+            }
+            (OFFICE365, None) => {
+                // Graph named the subscription in an answer nobody stored: find it by calendar.
+                let ours = self.cfg.microsoft.webhook_url.as_deref();
+                let resource = format!("me/calendars/{}/events", o.external_id);
+                let subs = self.microsoft.list_subscriptions(&access).await?;
+                let candidates: Vec<String> = subs
+                    .iter()
+                    .filter(|s| {
+                        s.resource.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(&resource))
+                            && (ours.is_none() || s.notification_url.as_deref() == ours)
+                    })
+                    .map(|s| s.id.clone())
+                    .collect();
+                let stored = ledger::stored(&self.pool, &candidates).await?;
+                for sub in candidates.iter().filter(|s| !stored.contains(s)) {
+                    if !self.stop(OFFICE365, &access, (sub, "")).await {
+                        return Ok(stopped);
+                    }
+                    stopped += 1;
+                }
+            }
+            _ => {}
+        }
+        ledger::forget(&self.pool, &o.id).await?;
+        Ok(stopped)
     }
 }

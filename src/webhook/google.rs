@@ -139,7 +139,10 @@ async fn channel_calendar(engine: &Engine, channel_id: &str, resource_id: Option
         }
         Err(e) => return Err(unavailable(&e)),
     };
-    if row.resource_id.is_none() || row.resource_id.as_deref() != resource_id {
+    // A channel still being opened has no resource id on record yet; its token (derived from its
+    // id) already proved it is calsync's.
+    let unknown_yet = row.from_ledger && row.resource_id.is_none();
+    if !unknown_yet && (row.resource_id.is_none() || row.resource_id.as_deref() != resource_id) {
         tracing::warn!(channel = %channel_id, "notification with a resource id that does not match the channel");
         return Err(Response::json(
             403,

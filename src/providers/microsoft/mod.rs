@@ -10,7 +10,7 @@ use super::google::wire::Token;
 use super::http::{api_url, classify, decode, rejected, Http, OAuthClient};
 use super::ProviderError;
 use crate::config::MicrosoftConfig;
-use wire::{error_code, DeltaPage, Subscription};
+use wire::{error_code, DeltaPage, Subscription, SubscriptionPage};
 
 /// Graph client over the shared HTTP client.
 #[derive(Clone)]
@@ -172,6 +172,40 @@ impl MicrosoftClient {
             return decode(&reply);
         }
         Err(classify(&reply, error_code(&reply.body).as_deref()))
+    }
+
+    /// `GET /subscriptions`, every page: the subscriptions calsync's app holds for the signed-in
+    /// user (how a subscription whose creator died before storing its id is found again).
+    pub async fn list_subscriptions(&self, access_token: &str) -> Result<Vec<Subscription>, ProviderError> {
+        let base = self.url(&["subscriptions"])?;
+        let mut next = base.to_string();
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let target = Url::parse(&next).map_err(|_| ProviderError::Decode("a nextLink is not a URL".into()))?;
+            if target.origin() != base.origin() {
+                return Err(ProviderError::Decode("a nextLink points outside the Graph host".into()));
+            }
+            let reply = self
+                .http
+                .send(|| {
+                    self.http
+                        .request(Method::GET, target.as_str())
+                        .bearer_auth(access_token)
+                })
+                .await?;
+            if !reply.status.is_success() {
+                return Err(classify(&reply, error_code(&reply.body).as_deref()));
+            }
+            let page: SubscriptionPage = decode(&reply)?;
+            out.extend(page.value);
+            match page.next_link {
+                Some(link) => next = link,
+                None => return Ok(out),
+            }
+        }
+        Err(ProviderError::Decode(
+            "GET /subscriptions did not end after 100 pages".into(),
+        ))
     }
 
     /// `DELETE /subscriptions/{id}`; one that no longer exists counts as deleted.

@@ -62,6 +62,17 @@ pub struct Subscription {
     pub id: String,
     pub resource: Option<String>,
     pub expiration_date_time: Option<String>,
+    #[serde(default)]
+    pub notification_url: Option<String>,
+}
+
+/// A page of `GET /subscriptions`.
+#[derive(Debug, Deserialize)]
+pub struct SubscriptionPage {
+    #[serde(default)]
+    pub value: Vec<Subscription>,
+    #[serde(rename = "@odata.nextLink")]
+    pub next_link: Option<String>,
 }
 
 /// A change or lifecycle notification item.
