@@ -52,8 +52,13 @@ export declare class CalendarSync {
    * `waitUntil`), on hosts that freeze the process once the response is sent. Never throws.
    */
   handleMicrosoftWebhook(request: { headers?: Record<string, string | string[] | undefined>, query?: string, body?: string }, options?: WebhookOptions | undefined | null): Promise<WebhookResponse>
-  /** Resolves once every sync that webhooks started in the background so far has finished. */
-  settle(): Promise<void>
+  /**
+   * Waits for every sync started in the background so far (by webhooks, reads or renewals) to
+   * finish, for at most `timeoutMs` (default 30000). Resolves to `{ settled, running }`:
+   * `settled` false means `running` syncs were still going when the time ran out (their changes
+   * stay recorded as pending and any process re-drives them). Never waits forever.
+   */
+  settle(options?: { timeoutMs?: number } | undefined | null): Promise<Settled>
   /**
    * Opens a push channel for the calendar of `SelectedCalendar` row `selectedCalendarId` (shared
    * by every row that selects the same provider calendar), stops the previous one, and syncs.
@@ -404,6 +409,20 @@ export interface SchemaOptions {
    * true; pass false against a Cal.com database, where Prisma owns those tables.
    */
   calcom?: boolean
+}
+
+/** What `settle` saw. */
+export interface Settled {
+  /** True when every background sync had finished. */
+  settled: boolean
+  /** Background syncs still running when the time ran out. */
+  running: number
+}
+
+/** Options of `settle`. */
+export interface SettleOptions {
+  /** The longest to wait, in milliseconds. Default 30000. */
+  timeoutMs?: number
 }
 
 /**

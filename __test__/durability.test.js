@@ -113,3 +113,18 @@ test('a notification that cannot be recorded in time is answered 503, so the pro
     await app.close()
   }
 })
+
+test('settle() is bounded: it reports the syncs still running when its time runs out', async () => {
+  const user = await s.googleUser()
+  const cal = await s.googleCalendar(user)
+  const sub = await s.sync.subscribe(cal.id)
+  const { rows: [row] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
+  s.emu.inject({ endpoint: 'google.events.list', latencyMs: 2500, times: 1 })
+  const answer = await s.sync.handleGoogleWebhook({
+    headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': s.options.googleWebhookToken, 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '5' },
+  })
+  assert.equal(answer.status, 200)
+  assert.deepEqual(await s.sync.settle({ timeoutMs: 100 }), { settled: false, running: 1 })
+  await assert.rejects(s.sync.settle({ timeoutMs: -1 }), (e) => e.code === 'INVALID_ARGUMENT')
+  assert.deepEqual(await s.sync.settle(), { settled: true, running: 0 })
+})

@@ -80,9 +80,9 @@ impl Calsync {
         webhook::microsoft::handle(&self.engine, req, wait).await
     }
 
-    /// Resolves once every background sync started by webhooks so far has finished.
-    pub async fn settle(&self) {
-        self.engine.settle().await
+    /// Waits up to `limit` for every background sync started so far; returns how many still run.
+    pub async fn settle(&self, limit: std::time::Duration) -> usize {
+        self.engine.settle(limit).await
     }
 
     /// Watches the calendar of `SelectedCalendar` row `id` and syncs it.

@@ -10,7 +10,9 @@ use super::types::{
     AvailabilityArgs, ConnectOptions, FlagTarget, PackedAvailability, SchemaOptions, SubscribeResult, SyncOptions,
     SyncResult, WebhookOptions, WebhookResponse,
 };
-use super::types::{CleanupOptions, CleanupResult, HealthCount, RenewProgress, RenewReport, RenewWatchesOptions};
+use super::types::{
+    CleanupOptions, CleanupResult, HealthCount, RenewProgress, RenewReport, RenewWatchesOptions, SettleOptions, Settled,
+};
 use crate::availability::{Query, Selection};
 use crate::error::Error;
 use crate::flags::Subject;
@@ -120,11 +122,21 @@ impl CalendarSync {
             .into())
     }
 
-    /// Resolves once every sync that webhooks started in the background so far has finished.
-    #[napi]
-    pub async fn settle(&self) -> Result<()> {
-        self.core()?.settle().await;
-        Ok(())
+    /// Waits for every sync started in the background so far (by webhooks, reads or renewals) to
+    /// finish, for at most `timeoutMs` (default 30000). Resolves to `{ settled, running }`:
+    /// `settled` false means `running` syncs were still going when the time ran out (their changes
+    /// stay recorded as pending and any process re-drives them). Never waits forever.
+    #[napi(ts_args_type = "options?: { timeoutMs?: number } | undefined | null")]
+    pub async fn settle(&self, options: Option<SettleOptions>) -> Result<Settled> {
+        let limit = options.and_then(|o| o.timeout_ms).unwrap_or(30_000.0);
+        if !limit.is_finite() || limit < 0.0 {
+            return Err(js_error(Error::invalid("timeoutMs must be a non-negative number")));
+        }
+        let running = self.core()?.settle(std::time::Duration::from_secs_f64(limit / 1000.0)).await;
+        Ok(Settled {
+            settled: running == 0,
+            running: running as u32,
+        })
     }
 
     /// Opens a push channel for the calendar of `SelectedCalendar` row `selectedCalendarId` (shared

@@ -643,3 +643,19 @@ pub struct RenewProgress {
     /// Calendars that needed work.
     pub total: i64,
 }
+
+/// Options of `settle`.
+#[napi(object, object_to_js = false)]
+pub struct SettleOptions {
+    /// The longest to wait, in milliseconds. Default 30000.
+    pub timeout_ms: Option<f64>,
+}
+
+/// What `settle` saw.
+#[napi(object)]
+pub struct Settled {
+    /// True when every background sync had finished.
+    pub settled: bool,
+    /// Background syncs still running when the time ran out.
+    pub running: u32,
+}

@@ -32,6 +32,16 @@ impl Tasks {
         });
     }
 
+    /// Whether no task is running once `limit` has passed at the latest.
+    pub async fn idle_within(&self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, self.idle()).await.is_ok()
+    }
+
+    /// How many tasks are running.
+    pub fn running(&self) -> usize {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
     /// Resolves when no task is running.
     pub async fn idle(&self) {
         loop {
@@ -65,5 +75,14 @@ mod tests {
         tasks.idle().await;
         assert_eq!(done.load(Ordering::SeqCst), 5);
         tasks.idle().await; // nothing running: returns at once
+    }
+
+    #[tokio::test]
+    async fn idle_within_gives_up_on_a_task_that_hangs() {
+        let tasks = Tasks::default();
+        tasks.spawn(std::future::pending());
+        assert!(!tasks.idle_within(Duration::from_millis(20)).await);
+        assert_eq!(tasks.running(), 1);
+        assert!(Tasks::default().idle_within(Duration::from_millis(1)).await);
     }
 }

@@ -181,9 +181,11 @@ impl Engine {
         }
     }
 
-    /// Resolves once every background sync started so far has finished.
-    pub async fn settle(&self) {
-        self.background.idle().await
+    /// Waits up to `limit` for every background sync started so far; returns how many still run
+    /// (0: all finished).
+    pub async fn settle(&self, limit: std::time::Duration) -> usize {
+        self.background.idle_within(limit).await;
+        self.background.running()
     }
 
     /// Syncs the calendar of row `id` now (`full` forces a full sync), waiting for any sync of the
