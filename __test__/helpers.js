@@ -26,8 +26,8 @@ async function setTimeouts(serverUrl, name, value) {
   }
 }
 
-async function freshDatabase({ timeouts = dbTimeouts } = {}) {
-  const server = await startServer()
+async function freshDatabase({ timeouts = dbTimeouts, embedded = false } = {}) {
+  const server = await startServer({ embedded })
   let db
   let bouncer
   try {
@@ -49,6 +49,7 @@ async function freshDatabase({ timeouts = dbTimeouts } = {}) {
     directUrl: db.url,
     serverUrl: server.url,
     pooled: Boolean(bouncer),
+    server,
     pg,
     async teardown() {
       await pg.end().catch(() => {})

@@ -68,6 +68,9 @@ async function startPgBouncer(serverUrl, { poolSize = 20, port } = {}) {
       'pool_mode = transaction',
       `default_pool_size = ${poolSize}`,
       'max_client_conn = 500',
+      // After a failed server login PgBouncer waits server_login_retry (default 15 s) before it
+      // tries again: a restarted Postgres would stay unreachable that long through it.
+      'server_login_retry = 1',
       `logfile = ${path.join(dir, 'pgbouncer.log')}`,
       '',
     ].join('\n'),

@@ -43,12 +43,13 @@ function withDatabase(url, name) {
 }
 
 /**
- * Returns `{ url, embedded, stop() }` for a server to create databases on.
- * `log` receives progress lines (never the password).
+ * Returns `{ url, embedded, stop() }` for a server to create databases on; an embedded one also has
+ * `down()` and `up()` (stop and start the same cluster: a server restart). `embedded: true` starts
+ * one even when DATABASE_URL is set. `log` receives progress lines (never the password).
  */
-async function startServer({ log = () => {} } = {}) {
+async function startServer({ log = () => {}, embedded = false } = {}) {
   const envUrl = process.env.DATABASE_URL
-  if (envUrl) {
+  if (envUrl && !embedded) {
     if (await reachable(envUrl)) return { url: envUrl, embedded: false, stop: async () => {} }
     log('DATABASE_URL is set but not reachable; starting a throwaway Postgres instead')
   }
@@ -66,7 +67,7 @@ async function startServer({ log = () => {} } = {}) {
     port,
     user: 'postgres',
     password,
-    persistent: false,
+    persistent: true, // the data survives down()/up(); stop() removes it
     createPostgresUser: isRoot,
     onLog: (m) => messages.push(String(m)),
     onError: (m) => messages.push(String(m)),
@@ -82,6 +83,8 @@ async function startServer({ log = () => {} } = {}) {
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     embedded: true,
+    down: () => server.stop(),
+    up: () => server.start(),
     stop: async () => {
       await server.stop().catch(() => {})
       fs.rmSync(base, { recursive: true, force: true })

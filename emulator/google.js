@@ -530,7 +530,7 @@ class GoogleEmulator {
     for (const m of msgs) await this.send(m)
   }
 
-  async send({ ch, state, number }) {
+  async send({ ch, state, number }, attempt = 0) {
     if (this.delivery.delayMs) await new Promise((r) => setTimeout(r, this.delivery.delayMs))
     const headers = {
       'X-Goog-Channel-ID': ch.id,
@@ -551,6 +551,9 @@ class GoogleEmulator {
       status = 0
     }
     this.deliveries.push({ channelId: ch.id, state, number, status })
+    // Google retries a notification answered 500, 502, 503 or 504 with exponential backoff (here
+    // scaled down: `delivery.retryBaseMs`, doubling, `delivery.retries` attempts).
+    if ([0, 500, 502, 503, 504].includes(status)) this.host.retryLater('google', attempt, () => this.send({ ch, state, number }, attempt + 1))
     return status
   }
 }

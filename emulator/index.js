@@ -13,6 +13,8 @@ class Emulator {
     this.url = null
     this.counts = {}
     this.faults = []
+    this.retry = { baseMs: 100, attempts: 8 } // redelivery of notifications the receiver failed
+    this.retries = new Set()
     this.google = new GoogleEmulator(this)
     this.microsoft = new MicrosoftEmulator(this)
   }
@@ -25,6 +27,25 @@ class Emulator {
   /** Shifts the emulator's clock by `offsetMs` (0: the system clock), as calsync's `shiftClockForTesting`. */
   setClock(offsetMs) {
     this.clockOffsetMs = offsetMs
+  }
+
+  /**
+   * Schedules the redelivery of a notification that failed (attempt `attempt`, 0-based) after
+   * `retry.baseMs * 2^attempt`, up to `retry.attempts` attempts; `retrying()` says how many wait.
+   */
+  retryLater(provider, attempt, resend) {
+    if (attempt + 1 >= this.retry.attempts || !this.server) return
+    this.count(`${provider}.notifications.retried`)
+    const timer = setTimeout(() => {
+      this.retries.delete(timer)
+      resend().catch(() => {})
+    }, this.retry.baseMs * 2 ** attempt)
+    this.retries.add(timer)
+  }
+
+  /** How many failed notifications wait for their redelivery. */
+  retrying() {
+    return this.retries.size
   }
 
   /** Adds `n` to the counter `name`. */
@@ -143,6 +164,8 @@ class Emulator {
   }
 
   async close() {
+    for (const t of this.retries) clearTimeout(t)
+    this.retries.clear()
     if (!this.server) return
     this.server.closeAllConnections?.()
     await new Promise((r) => this.server.close(r))

@@ -638,7 +638,7 @@ class MicrosoftEmulator {
     return this.post(url, [{ subscriptionId: sub.id, subscriptionExpirationDateTime: sub.expirationDateTime, tenantId: this.tenantId, clientState: sub.clientState, lifecycleEvent }])
   }
 
-  async post(url, items) {
+  async post(url, items, attempt = 0) {
     const value = items.map(({ _url, ...rest }) => rest)
     this.host.count('microsoft.notifications.sent', value.length)
     let status = 0
@@ -651,6 +651,9 @@ class MicrosoftEmulator {
       status = 0
     }
     this.deliveries.push({ status, items: value.length, ms: this.host.now() - started })
+    // Graph retries a delivery that failed or was answered 5xx, with exponential backoff (for
+    // hours; here scaled down like Google's).
+    if (status === 0 || status >= 500) this.host.retryLater('microsoft', attempt, () => this.post(url, items, attempt + 1))
     return status
   }
 }

@@ -132,7 +132,10 @@ impl CalendarSync {
         if !limit.is_finite() || limit < 0.0 {
             return Err(js_error(Error::invalid("timeoutMs must be a non-negative number")));
         }
-        let running = self.core()?.settle(std::time::Duration::from_secs_f64(limit / 1000.0)).await;
+        let running = self
+            .core()?
+            .settle(std::time::Duration::from_secs_f64(limit / 1000.0))
+            .await;
         Ok(Settled {
             settled: running == 0,
             running: running as u32,
