@@ -22,7 +22,7 @@ test.after(async () => {
 })
 
 function worker() {
-  const child = fork(path.join(__dirname, 'fixtures', 'ack-worker.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(path.join(__dirname, 'fixtures', 'webhook-worker.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   let next = 0
   const call = (msg) => new Promise((resolve, reject) => {
     const id = ++next
@@ -56,8 +56,8 @@ test('a process killed after acknowledging a notification: reads report stale af
   try {
     await w.call({ type: 'connect', options: s.options })
     const answer = await w.call({
-      type: 'notify',
-      headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': s.options.googleWebhookToken, 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '2' },
+      type: 'google',
+      request: { headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': s.options.googleWebhookToken, 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '2' } },
     })
     assert.equal(answer.status, 200, answer.body)
     assert.equal(await pendingMarks(cal.id), 1, 'the change was recorded before the answer')

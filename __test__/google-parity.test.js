@@ -5,49 +5,13 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { startStack, assertParity } = require('./stack')
 const { prng } = require('./helpers')
+const { googleEvent: randomEvent, GOOGLE_ZONES: ZONES } = require('./random-events')
 
 const HOUR = 3600 * 1000
 const DAY = 24 * HOUR
-const ZONES = ['UTC', 'America/New_York', 'America/Los_Angeles', 'Europe/Berlin', 'Europe/London', 'Asia/Kolkata', 'Asia/Tokyo', 'Australia/Sydney', 'Pacific/Auckland', 'America/Sao_Paulo']
 const CALENDARS = 200
 
 const day0 = Math.ceil(Date.now() / DAY) * DAY
-const dateOf = (ms) => new Date(ms).toISOString().slice(0, 10)
-
-function randomEvent(rnd, tz) {
-  const pick = (xs) => xs[Math.floor(rnd() * xs.length)]
-  const startMs = day0 + Math.floor(rnd() * 40) * DAY + Math.floor(rnd() * 96) * 15 * 60000
-  const ev = { summary: 'e' }
-  const kind = rnd()
-  if (kind < 0.15) {
-    const d = day0 + Math.floor(rnd() * 40) * DAY
-    ev.start = { date: dateOf(d) }
-    ev.end = { date: dateOf(d + (1 + Math.floor(rnd() * 3)) * DAY) }
-    if (rnd() < 0.3) ev.recurrence = [`RRULE:FREQ=WEEKLY;COUNT=${2 + Math.floor(rnd() * 4)}`]
-  } else {
-    const dur = (1 + Math.floor(rnd() * 12)) * 15 * 60000
-    ev.start = { dateTime: new Date(startMs).toISOString(), timeZone: tz }
-    ev.end = { dateTime: new Date(startMs + dur).toISOString(), timeZone: tz }
-    if (kind < 0.45) {
-      ev.recurrence = [pick([
-        `RRULE:FREQ=DAILY;COUNT=${2 + Math.floor(rnd() * 10)}`,
-        'RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;COUNT=9',
-        `RRULE:FREQ=WEEKLY;UNTIL=${new Date(startMs + 30 * DAY).toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`,
-        'RRULE:FREQ=DAILY;INTERVAL=3',
-        'RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH',
-        'RRULE:FREQ=MONTHLY;COUNT=3',
-      ])]
-    }
-  }
-  const flavour = rnd()
-  if (flavour < 0.1) ev.transparency = 'transparent'
-  else if (flavour < 0.2) ev.status = 'tentative'
-  else if (flavour < 0.3) ev.attendees = [{ email: 'me@example.com', self: true, responseStatus: 'declined' }, { email: 'x@example.com', responseStatus: 'accepted' }]
-  else if (flavour < 0.35) ev.eventType = 'outOfOffice'
-  else if (flavour < 0.4) ev.eventType = 'focusTime'
-  else if (flavour < 0.45 && ev.start.dateTime) Object.assign(ev, { eventType: 'workingLocation', transparency: 'transparent' })
-  return ev
-}
 
 let s
 test.before(async () => {

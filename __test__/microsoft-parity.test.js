@@ -5,38 +5,14 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { startStack, assertParity } = require('./stack')
 const { prng } = require('./helpers')
+const { outlookEvent: randomEvent, OUTLOOK_ZONES: ZONES } = require('./random-events')
 
 const HOUR = 3600 * 1000
 const DAY = 24 * HOUR
-const ZONES = ['UTC', 'Pacific Standard Time', 'Eastern Standard Time', 'W. Europe Standard Time', 'GMT Standard Time', 'India Standard Time', 'Tokyo Standard Time', 'AUS Eastern Standard Time', 'New Zealand Standard Time', 'E. South America Standard Time', 'Europe/Berlin', 'America/Chicago']
-const SHOW_AS = ['busy', 'busy', 'busy', 'tentative', 'oof', 'free', 'workingElsewhere']
 const CALENDARS = 200
 
 const day0 = Math.ceil(Date.now() / DAY) * DAY
 const wall = (ms) => new Date(ms).toISOString().slice(0, 19) + '.0000000'
-
-function randomEvent(rnd, tz) {
-  const pick = (xs) => xs[Math.floor(rnd() * xs.length)]
-  const ev = { subject: 'e', showAs: pick(SHOW_AS), isCancelled: rnd() < 0.05 }
-  if (rnd() < 0.15) {
-    const d = day0 + Math.floor(rnd() * 40) * DAY
-    ev.isAllDay = true
-    ev.start = { dateTime: wall(d), timeZone: tz }
-    ev.end = { dateTime: wall(d + (1 + Math.floor(rnd() * 3)) * DAY), timeZone: tz }
-    if (rnd() < 0.3) ev.rrule = `RRULE:FREQ=WEEKLY;COUNT=${2 + Math.floor(rnd() * 4)}`
-    return ev
-  }
-  // A wall-clock time in the event's own zone, as Outlook stores it.
-  const start = day0 + Math.floor(rnd() * 40) * DAY + Math.floor(rnd() * 96) * 15 * 60000
-  const dur = (1 + Math.floor(rnd() * 12)) * 15 * 60000
-  ev.start = { dateTime: wall(start), timeZone: tz }
-  ev.end = { dateTime: wall(start + dur), timeZone: tz }
-  if (rnd() < 0.35) {
-    ev.rrule = pick(['RRULE:FREQ=DAILY;COUNT=7', 'RRULE:FREQ=WEEKLY;BYDAY=MO,TH;COUNT=8', 'RRULE:FREQ=DAILY;INTERVAL=2', 'RRULE:FREQ=MONTHLY;COUNT=3',
-      `RRULE:FREQ=WEEKLY;UNTIL=${new Date(start + 35 * DAY).toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`])
-  }
-  return ev
-}
 
 let s
 test.before(async () => {

@@ -31,14 +31,15 @@ function connectOptions(env, emu, receiverUrl, extra = {}) {
 
 // Google deliveries are answered once synced, so a test can check the cache as soon as the
 // emulator's call returns.
-async function startStack(options = {}, { googleOptions = { waitForSync: true }, microsoftOptions, database } = {}) {
+// `target()`, when given, picks what handles each webhook request instead of the stack's instance.
+async function startStack(options = {}, { googleOptions = { waitForSync: true }, microsoftOptions, database, target } = {}) {
   const env = await freshDatabase(database)
   const emu = await startEmulator()
   const opts = connectOptions(env, emu, 'http://unused', options)
   emu.google.registerClient(opts.googleClientId, opts.googleClientSecret)
   emu.microsoft.registerClient(opts.microsoftClientId, opts.microsoftClientSecret)
   let sync
-  const receiver = await startReceiver(() => sync, { googleOptions, microsoftOptions })
+  const receiver = await startReceiver(() => target?.() ?? sync, { googleOptions, microsoftOptions })
   sync = await calsync.CalendarSync.connect(connectOptions(env, emu, receiver.url, options))
   await seed.setGlobalFlag(env.pg, 'calendar-subscription-cache', true)
   const stack = {

@@ -379,10 +379,12 @@ impl Engine {
         calendars::copy_channel(&self.pool, &ch.id, &ids).await
     }
 
-    /// Syncs the calendars whose announced change has waited more than a few seconds (the process
-    /// that acknowledged it may have died before its sync finished).
+    /// Syncs the calendars whose announced change has waited more than a few seconds, or more than
+    /// the grace period if that is shorter (the process that acknowledged it may have died before
+    /// its sync finished; reads already call such a calendar stale).
     async fn redrive_pending(&self, opts: &RenewOptions, tally: &Tally, deadline: Option<Instant>) -> Result<()> {
-        let ids = calendars::pending(&self.pool, 5_000).await?;
+        let after = self.cfg.pending_grace.min(Duration::from_secs(5));
+        let ids = calendars::pending(&self.pool, after.as_millis() as i64).await?;
         self.resync(ids, opts, tally, deadline, "re-driving an announced change failed")
             .await;
         Ok(())

@@ -1,0 +1,16 @@
+'use strict'
+// A sample of the randomized fault matrix (fault-matrix.js); `npm run soak` runs the full one.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { runMatrix } = require('./fault-matrix')
+
+const scenarios = Number(process.env.FAULT_SCENARIOS ?? 20)
+const seed = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 1e9))
+
+test(`fault matrix sample: ${scenarios} scenarios end with zero divergences and no leaked channel (seed ${seed})`, { timeout: 900_000 }, async (t) => {
+  const figures = await runMatrix({ scenarios, seed, log: (l) => t.diagnostic(l) })
+  t.diagnostic(JSON.stringify(figures))
+  assert.equal(figures.scenarios, scenarios)
+  assert.equal(figures.divergences, 0, `seed ${seed}`)
+  assert.equal(figures.leakedChannels, 0, `seed ${seed}`)
+})
