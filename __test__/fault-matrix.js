@@ -310,4 +310,4 @@ async function divergence(s, cal) {
   return null
 }
 
-module.exports = { runMatrix }
+module.exports = { runMatrix, Worker }

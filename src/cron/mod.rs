@@ -29,8 +29,6 @@ use crate::time::now_db;
 use plan::{group, plan, Calendar, Plan, Policy, Row};
 
 const CANDIDATES_SQL: &str = include_str!("candidates.sql");
-/// How long a renewal claim lasts: a batch's provider calls, with room to spare.
-const CLAIM: Duration = Duration::from_secs(15 * 60);
 
 /// Options of one renewal run.
 #[derive(Debug, Clone)]
@@ -255,7 +253,10 @@ impl Engine {
     ) -> Result<()> {
         // Claim every owner of the batch that no other process has claimed, in one statement.
         let keys: Vec<String> = batch.iter().map(|c| format!("renew:{}", c.owner().id)).collect();
-        let claims = lease::try_take_many(&self.pool, &keys, CLAIM).await?;
+        // Long enough for a batch's provider calls; a process that died holding the claims delays
+        // these calendars' renewal by at most this (channels are renewed a day before they
+        // expire), and should a batch outlast it, each channel change still has its own claim.
+        let claims = lease::try_take_many(&self.pool, &keys, self.cfg.sync.lease * 10).await?;
         let claimed: Vec<String> = claims
             .iter()
             .filter_map(|l| l.key.strip_prefix("renew:").map(str::to_string))
