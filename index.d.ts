@@ -272,7 +272,8 @@ export interface ConnectOptions {
   /**
    * Milliseconds a claim (a sync, a token refresh or a channel change of one calendar) lasts
    * unless its process renews it: a process that dies holding one delays the next such work by
-   * at most this. Default 30000.
+   * at most this. A sync waits up to four times this for another process's sync of the same
+   * calendar before it fails (and records the failure). Default 30000.
    */
   claimTtlMs?: number
 }

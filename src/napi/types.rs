@@ -105,7 +105,8 @@ pub struct ConnectOptions {
     pub pending_grace_ms: Option<u32>,
     /// Milliseconds a claim (a sync, a token refresh or a channel change of one calendar) lasts
     /// unless its process renews it: a process that dies holding one delays the next such work by
-    /// at most this. Default 30000.
+    /// at most this. A sync waits up to four times this for another process's sync of the same
+    /// calendar before it fails (and records the failure). Default 30000.
     pub claim_ttl_ms: Option<u32>,
 }
 
@@ -224,6 +225,7 @@ impl ConnectOptions {
         }
         if let Some(v) = self.claim_ttl_ms {
             cfg.sync.lease = ms(v.max(100));
+            cfg.sync.lock_timeout = cfg.sync.lease * 4;
         }
         cfg
     }

@@ -539,8 +539,10 @@ impl Engine {
             return;
         }
         let drop_token = group.sync_error_count + 1 >= self.cfg.sync.failures_before_full_resync;
+        // Through the front pool: when the failure is the background pool's exhaustion, recording
+        // it there would fail the same way.
         if let Err(db) =
-            calendars::record_sync_failure(&self.pool, &group.row_ids, now_db(), drop_token, e.code()).await
+            calendars::record_sync_failure(&self.front, &group.row_ids, now_db(), drop_token, e.code()).await
         {
             tracing::error!(calendar = %group.owner_id, error = %db, "could not record a sync failure");
         }
