@@ -97,7 +97,7 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false })
   s.emu.retry.baseMs = 40
   const g = s.emu.google
   const m = s.emu.microsoft
-  const figures = { scenarios: 0, changes: 0, divergences: 0, kills: 0, renewalKills: 0, dropped: 0, duplicated: 0, reordered: 0, providerFaults: 0, expiredTokens: 0, timeouts: 0, races: 0, checks: 0 }
+  const figures = { scenarios: 0, changes: 0, divergences: 0, kills: 0, renewalKills: 0, dropped: 0, duplicated: 0, reordered: 0, providerFaults: 0, expiredTokens: 0, timeouts: 0, races: 0, checks: 0, retriedAfterBackoff: 0 }
   const failures = []
   const startedAt = Date.now()
   try {
@@ -233,6 +233,20 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false })
       else await sleep(OPTIONS.pendingGraceMs + 50)
       await A.renewWatches({})
       await A.settle()
+      // A sync that failed under the scenario's faults waits out its backoff (a minute at first)
+      // before any process retries it, and meanwhile reads report the calendar sync_failed. Let
+      // that minute pass for those calendars; then what production does after it.
+      const { rows: backingOff } = await s.db.query(
+        `UPDATE "SelectedCalendar" SET "syncErrorAt" = "syncErrorAt" - interval '2 minutes'
+         WHERE id = ANY($1) AND "syncErrorAt" IS NOT NULL AND ("syncedAt" IS NULL OR "syncErrorAt" > "syncedAt") RETURNING id`,
+        [touched.map((c) => c.id)])
+      if (backingOff.length) {
+        figures.retriedAfterBackoff += backingOff.length
+        await A.renewWatches({}) // re-drives the announced changes
+        // A read finds the others (their failure was not of an announced change) and syncs them.
+        await A.getCachedAvailability({ selectedCalendarIds: backingOff.map((r) => r.id), timeMin: RANGES[0][0], timeMax: RANGES[0][1] })
+        await A.settle()
+      }
       if (worker.dead) {
         worker = new Worker(s.options)
         await worker.ready
@@ -244,7 +258,10 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false })
         if (diff) {
           figures.divergences++
           const where = `scenario ${n} (seed ${seed}; reproduce: FAULT_SEED=${seed} FAULT_SCENARIOS=${n + 1})`
-          const detail = { where, mode, killPlan, ops: ops.map((o) => `${o.kind}${o.drop ? '/drop' : ''}${o.dup ? '/dup' : ''}`), hold, cal: cal.externalId, ...diff }
+          const { rows: [why] } = await s.db.query(`SELECT sc."syncErrorCount", sc."syncErrorAt", sc."syncedAt", f.code, p.since AS pending
+            FROM "SelectedCalendar" sc LEFT JOIN "CalendarSyncFailure" f ON f."selectedCalendarId" = sc.id
+            LEFT JOIN "CalendarSyncPending" p ON p."selectedCalendarId" = sc.id WHERE sc.id = $1`, [cal.id])
+          const detail = { where, mode, killPlan, ops: ops.map((o) => `${o.kind}${o.drop ? '/drop' : ''}${o.dup ? '/dup' : ''}`), hold, cal: cal.externalId, ...diff, state: why }
           failures.push(detail)
           if (!keepGoing) throw new Error(`divergence in ${where}: ${JSON.stringify(detail)}`)
         }
