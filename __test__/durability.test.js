@@ -15,7 +15,7 @@ const range = { timeMin: at(0), timeMax: at(24 * 7) }
 
 let s
 test.before(async () => {
-  s = await startStack({ pendingGraceMs: 800 })
+  s = await startStack({ pendingGraceMs: 800, claimTtlMs: 1000 })
 })
 test.after(async () => {
   await s?.close()
