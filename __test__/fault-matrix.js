@@ -3,7 +3,8 @@
 // created, moved, made free, deleted) under delivery faults (notifications dropped, duplicated,
 // held and released reordered, delayed), provider faults (429, 5xx, expired sync tokens, timeouts),
 // two app instances racing, and app processes killed with SIGKILL after acknowledging a
-// notification, mid-sync, mid-commit or mid-renewal. Each scenario ends the way production does —
+// notification, mid-sync, mid-commit or mid-renewal, and (`restartEvery`) Postgres restarted while
+// changes arrive. Each scenario ends the way production does —
 // the providers redeliver what was refused, and one cron pass runs in a surviving process — and
 // then every calendar it touched must equal its provider's free/busy, with exactly one live channel.
 //
@@ -13,6 +14,7 @@
 
 const path = require('node:path')
 const { fork } = require('node:child_process')
+const { Client } = require('pg')
 const { startStack, spans } = require('./stack')
 const { calsync, prng } = require('./helpers')
 const { googleEvent, outlookEvent, GOOGLE_ZONES, OUTLOOK_ZONES, day0, DAY, HOUR, wall } = require('./random-events')
@@ -67,7 +69,7 @@ class Worker {
  * Runs `scenarios` scenarios from `seed`; resolves to the figures. `log(line)` gets progress.
  * Throws (with the seed and scenario) on the first divergence unless `keepGoing`.
  */
-async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false }) {
+async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, restartEvery = 0 }) {
   let routeTo = () => 'A'
   let worker = null
   let onWorkerAnswer = null
@@ -91,13 +93,15 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false })
     handleGoogleWebhook: (r, o) => handle('google', r, o),
     handleMicrosoftWebhook: (r, o) => handle('microsoft', r, o),
   }
-  const s = await startStack(OPTIONS, { googleOptions: {}, microsoftOptions: {}, target: () => router })
+  // Postgres restarts need a server of the matrix's own: an embedded one.
+  const s = await startStack(OPTIONS, { googleOptions: {}, microsoftOptions: {}, target: () => router, database: { embedded: restartEvery > 0 } })
   A = s.sync
+  s.db.on('error', () => {}) // a restart ends the fixture's connection; it is replaced then
   B = await calsync.CalendarSync.connect(s.options)
   s.emu.retry.baseMs = 40
   const g = s.emu.google
   const m = s.emu.microsoft
-  const figures = { scenarios: 0, changes: 0, divergences: 0, kills: 0, renewalKills: 0, dropped: 0, duplicated: 0, reordered: 0, providerFaults: 0, expiredTokens: 0, timeouts: 0, races: 0, checks: 0, retriedAfterBackoff: 0 }
+  const figures = { scenarios: 0, changes: 0, divergences: 0, kills: 0, renewalKills: 0, dropped: 0, duplicated: 0, reordered: 0, providerFaults: 0, expiredTokens: 0, timeouts: 0, races: 0, restarts: 0, checks: 0, retriedAfterBackoff: 0 }
   const failures = []
   const startedAt = Date.now()
   try {
@@ -198,6 +202,17 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false })
         races.push(sleep(Math.floor(rnd() * 150)).then(() => (w === worker ? kill() : null)))
       }
 
+      // Every `restartEvery`th scenario, Postgres stops for a second while its changes arrive.
+      let restart = null
+      if (restartEvery && n % restartEvery === restartEvery - 1) {
+        figures.restarts++
+        restart = (async () => {
+          await sleep(Math.floor(rnd() * 60))
+          await s.env.server.down()
+          await sleep(1000)
+          await s.env.server.up()
+        })()
+      }
       const pending = []
       for (const op of ops) {
         const prov = op.cal.provider === 'google' ? g : m
@@ -220,6 +235,13 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false })
       m.delivery.delayMs = 0
       await Promise.all(races)
       await killing
+      if (restart) {
+        await restart
+        await s.db.end().catch(() => {}) // the fixture's connection died with the server
+        s.db = new Client({ connectionString: s.env.directUrl })
+        s.db.on('error', () => {})
+        await s.db.connect()
+      }
       onWorkerAnswer = null
       onWorkerSend = null
 
@@ -279,6 +301,7 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false })
   } finally {
     await worker?.kill()
     await B?.close()
+    if (s.db !== s.env.pg) await s.db.end().catch(() => {})
     await s.close()
   }
   figures.seconds = Math.round((Date.now() - startedAt) / 1000)
