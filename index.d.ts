@@ -471,6 +471,13 @@ export interface SyncResult {
   providerMs: number
   /** Milliseconds spent writing cache rows. */
   databaseMs: number
+  /** With `calendar-cache-sql-write` on: legacy `"CalendarCache"` rows rewritten from the SQL cache. */
+  legacyWritten: number
+  /**
+   * With `calendar-cache-sql-write` on: event-type groups left to the legacy path (a calendar of
+   * theirs the SQL cache cannot vouch for; their old legacy row was deleted).
+   */
+  legacySkipped: number
 }
 
 /** A calendar the cache cannot answer for truthfully; call the provider live for it. */

@@ -10,6 +10,7 @@ pub mod cron;
 pub mod db;
 pub mod error;
 pub mod flags;
+pub mod legacy;
 pub mod model;
 pub mod providers;
 pub mod sync;

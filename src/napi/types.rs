@@ -407,6 +407,11 @@ pub struct SyncResult {
     pub provider_ms: f64,
     /// Milliseconds spent writing cache rows.
     pub database_ms: f64,
+    /// With `calendar-cache-sql-write` on: legacy `"CalendarCache"` rows rewritten from the SQL cache.
+    pub legacy_written: u32,
+    /// With `calendar-cache-sql-write` on: event-type groups left to the legacy path (a calendar of
+    /// theirs the SQL cache cannot vouch for; their old legacy row was deleted).
+    pub legacy_skipped: u32,
 }
 
 impl From<SyncReport> for SyncResult {
@@ -422,6 +427,8 @@ impl From<SyncReport> for SyncResult {
             booking_changes: r.booking_changes.into_iter().map(Into::into).collect(),
             provider_ms: r.provider_ms,
             database_ms: r.db_ms,
+            legacy_written: r.legacy_written,
+            legacy_skipped: r.legacy_skipped,
         }
     }
 }

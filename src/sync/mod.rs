@@ -28,7 +28,8 @@ use crate::db::calendars::{self, Group};
 use crate::db::lease::{self, Lease};
 use crate::db::{events, Pools};
 use crate::error::{Error, Result};
-use crate::flags::{Flags, Subject, SUBSCRIPTION_SYNC};
+use crate::flags::{Flags, Subject, CACHE_SQL_WRITE, SUBSCRIPTION_SYNC};
+use crate::legacy;
 use crate::model::{CacheEvent, Change};
 use crate::providers::google::map::{map_event, Rules};
 use crate::providers::google::{GoogleClient, ListQuery};
@@ -72,6 +73,10 @@ pub struct SyncReport {
     pub provider_ms: f64,
     /// Time spent writing cache rows, in milliseconds.
     pub db_ms: f64,
+    /// Legacy `"CalendarCache"` rows rewritten (`calendar-cache-sql-write`).
+    pub legacy_written: u32,
+    /// Event-type groups left to the legacy path because a calendar of theirs cannot be vouched for.
+    pub legacy_skipped: u32,
 }
 
 /// Syncs of one process running at once (each holds up to `buffer_events` events in memory).
@@ -298,6 +303,11 @@ impl Engine {
             .flags
             .is_enabled(&self.pool, SUBSCRIPTION_SYNC, Subject::User(group.user_id))
             .await?;
+        let legacy_write = group.integration == GOOGLE
+            && self
+                .flags
+                .is_enabled(&self.pool, CACHE_SQL_WRITE, Subject::User(group.user_id))
+                .await?;
         let mut run = Run {
             group,
             full: full_reason.is_some(),
@@ -307,6 +317,7 @@ impl Engine {
             buffer: Buffer::new(),
             claim,
             claim_renewed: Instant::now(),
+            legacy_write,
         };
         let fetched = match group.integration.as_str() {
             OFFICE365 => self.fetch_microsoft(&mut run, &access).await,
@@ -367,6 +378,20 @@ impl Engine {
             calendars::store_window(&mut tx, owner, start, end, run.stamp).await?;
         }
         calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp).await?;
+        if let (true, Some(credential)) = (run.legacy_write, group.credential_id) {
+            let done = legacy::refresh(
+                &mut tx,
+                credential,
+                &group.external_id,
+                owner,
+                run.stamp,
+                self.cfg.stale_after,
+                self.cfg.pending_grace,
+            )
+            .await?;
+            run.report.legacy_written = done.written;
+            run.report.legacy_skipped = done.skipped;
+        }
         tx.commit().await.map_err(Error::from)?;
         if let Err(e) = calendars::clear_pending(&self.pool, &group.row_ids, group.read_at).await {
             // Committed all the same: the mark only causes one more sync later.
@@ -579,6 +604,8 @@ struct Run<'a> {
     buffer: Buffer,
     claim: &'a Lease,
     claim_renewed: Instant,
+    /// Keep the legacy JSON cache of the calendar's credential current (`calendar-cache-sql-write`).
+    legacy_write: bool,
 }
 
 /// The changes a sync has read and not yet written: rows to upsert in memory (each external id

@@ -1,0 +1,182 @@
+'use strict'
+// Dual-write of Cal.com's legacy JSON cache (SPEC §8): with `calendar-cache-sql-write` on, syncs
+// keep the `"CalendarCache"` rows current. The rows are read back by `legacyRead` below, written
+// from SPEC §8's facts alone (not from calsync's code): the key, the month window, `expiresAt`,
+// the value's shape. Month boundaries are reached by moving calsync's and the emulator's clocks.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { startStack } = require('./stack')
+const seed = require('../dev/seed')
+const { shiftClockForTesting } = require('../calsync.js')
+
+const HOUR = 3600 * 1000
+const DAY = 24 * HOUR
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+// ---- the independent legacy reader ------------------------------------------------------------
+const firstOfMonth = (y, m) => new Date(Date.UTC(y, m, 1))
+/** The legacy lookup window for a request ending at `end`, made at `now`. */
+function legacyWindow(now, end) {
+  const n = new Date(now)
+  const e = new Date(end)
+  const months = (e.getUTCFullYear() - n.getUTCFullYear()) * 12 + e.getUTCMonth() - n.getUTCMonth()
+  const base = months >= 0 && months <= 2 ? n : e
+  return {
+    timeMin: firstOfMonth(n.getUTCFullYear(), n.getUTCMonth()).toISOString(),
+    timeMax: firstOfMonth(base.getUTCFullYear(), base.getUTCMonth() + 2).toISOString(),
+  }
+}
+function legacyKey(timeMin, timeMax, externalIds) {
+  const items = []
+  for (const id of externalIds) if (!items.some((i) => i.id === id)) items.push({ id })
+  return JSON.stringify({ timeMin, timeMax, items })
+}
+/** What the legacy reader gets for these calendars (in the order the app lists them): null on a miss. */
+async function legacyRead(db, credentialId, externalIds, now, end) {
+  const { timeMin, timeMax } = legacyWindow(now, end)
+  const { rows } = await db.query('SELECT value FROM "CalendarCache" WHERE "credentialId" = $1 AND key = $2 AND "expiresAt" >= $3',
+    [credentialId, legacyKey(timeMin, timeMax, externalIds), new Date(now)])
+  if (!rows.length) return null
+  const v = rows[0].value
+  assert.equal(v.kind, 'calendar#freeBusy')
+  assert.deepEqual([v.timeMin, v.timeMax].map(Date.parse), [Date.parse(timeMin), Date.parse(timeMax)])
+  return { timeMin, timeMax, calendars: v.calendars }
+}
+const spans = (list) => list.map((b) => [Date.parse(b.start), Date.parse(b.end)])
+// ------------------------------------------------------------------------------------------------
+
+let s
+test.before(async () => {
+  s = await startStack({ syncOnRead: false })
+  await seed.setGlobalFlag(s.db, 'calendar-cache-sql-write', true) // then it is up to each user's row
+})
+test.after(async () => {
+  shiftClockForTesting(0)
+  s?.emu.setClock(0)
+  await s?.close()
+})
+
+function shiftTo(instant) {
+  const offset = instant - Date.now()
+  shiftClockForTesting(offset)
+  s.emu.setClock(offset)
+  return () => Date.now() + offset
+}
+
+/** A user with the write flag, Google calendars `names` and event-type selections `types`. */
+async function setup(now, { names = ['a', 'b', 'c'], types = { 7: ['b', 'c'] }, flag = true } = {}) {
+  const user = await s.googleUser()
+  if (flag) await seed.setUserFlag(s.db, user.userId, 'calendar-cache-sql-write', true)
+  const cals = {}
+  for (const n of names) {
+    cals[n] = await s.googleCalendar(user)
+    await sleep(3) // creation order is the order the app lists them in
+  }
+  const typed = {}
+  for (const [type, list] of Object.entries(types)) {
+    typed[type] = []
+    for (const n of list) {
+      typed[type].push(await seed.createSelectedCalendar(s.db, { userId: user.userId, externalId: cals[n].externalId, credentialId: user.credentialId, eventTypeId: Number(type) }))
+      await sleep(3)
+    }
+  }
+  // Busy time from today to the month after next, in several calendars.
+  let h = 2
+  for (const n of names) {
+    for (let k = 0; k < 4; k++) {
+      const start = now() + (h += 11) * HOUR
+      await s.emu.google.insertEvent(cals[n].externalId, { summary: 'x', start: { dateTime: new Date(start).toISOString() }, end: { dateTime: new Date(start + HOUR).toISOString() } }, { notify: false })
+    }
+  }
+  const ext = (list) => list.map((n) => cals[n].externalId)
+  return { user, cals, typed, ext }
+}
+
+function assertMatchesGoogle(got, externalIds, now) {
+  assert.ok(got, 'the legacy reader finds the row')
+  assert.deepEqual(Object.keys(got.calendars).sort(), [...new Set(externalIds)].sort())
+  for (const id of externalIds) {
+    // The SQL cache starts a day back; compare from there (the legacy row holds what it has).
+    const from = new Date(Math.max(Date.parse(got.timeMin), now - DAY)).toISOString()
+    const want = spans(s.emu.google.freeBusyOf(id, from, got.timeMax))
+    const have = spans(got.calendars[id].busy).filter(([, e]) => e > Date.parse(from))
+    assert.deepEqual(have, want, `calendar ${id}`)
+  }
+}
+
+test('subscribing with the write flag on writes one legacy row per event-type group, as the legacy reader looks it up', async () => {
+  const now = () => Date.now()
+  const { user, cals, ext } = await setup(now)
+  for (const c of Object.values(cals)) await s.sync.subscribe(c.id)
+  const end = now() + 10 * DAY
+  const userLevel = await legacyRead(s.db, user.credentialId, ext(['a', 'b', 'c']), now(), end)
+  assertMatchesGoogle(userLevel, ext(['a', 'b', 'c']), now())
+  const typed = await legacyRead(s.db, user.credentialId, ext(['b', 'c']), now(), end)
+  assertMatchesGoogle(typed, ext(['b', 'c']), now())
+  const { rows } = await s.db.query('SELECT "expiresAt", "userId" FROM "CalendarCache" WHERE "credentialId" = $1', [user.credentialId])
+  assert.equal(rows.length, 2)
+  for (const r of rows) {
+    assert.equal(r.userId, user.userId)
+    assert.ok(Math.abs(r.expiresAt - (now() + 30 * DAY)) < 60_000, 'expires 30 days after the write')
+  }
+
+  // A notification keeps them current.
+  const start = now() + 5 * HOUR
+  await s.emu.google.insertEvent(cals.c.externalId, { summary: 'new', start: { dateTime: new Date(start).toISOString() }, end: { dateTime: new Date(start + HOUR).toISOString() } })
+  assertMatchesGoogle(await legacyRead(s.db, user.credentialId, ext(['b', 'c']), now(), end), ext(['b', 'c']), now())
+  assertMatchesGoogle(await legacyRead(s.db, user.credentialId, ext(['a', 'b', 'c']), now(), end), ext(['a', 'b', 'c']), now())
+})
+
+test('a group with a calendar the SQL cache cannot vouch for gets no row, and its old one is deleted', async () => {
+  const now = () => Date.now()
+  const { user, cals, ext } = await setup(now, { names: ['a', 'b'], types: {} })
+  await s.sync.subscribe(cals.a.id)
+  // b has never synced: the group's row would claim b is free.
+  assert.equal(await legacyRead(s.db, user.credentialId, ext(['a', 'b']), now(), now() + DAY), null)
+  const report = await s.sync.syncCalendar(cals.a.id)
+  assert.equal(report.legacySkipped, 1)
+  assert.equal(report.legacyWritten, 0)
+  await s.sync.subscribe(cals.b.id)
+  assertMatchesGoogle(await legacyRead(s.db, user.credentialId, ext(['a', 'b']), now(), now() + DAY), ext(['a', 'b']), now())
+  // b's sync fails from now on; the next sync of a finds it failing and removes the row.
+  s.emu.inject({ endpoint: 'google.events.list', status: 400, reason: 'badRequest', times: 1 })
+  await assert.rejects(s.sync.syncCalendar(cals.b.id))
+  await s.sync.syncCalendar(cals.a.id)
+  assert.equal(await legacyRead(s.db, user.credentialId, ext(['a', 'b']), now(), now() + DAY), null)
+})
+
+test('with the write flag off, syncs leave the legacy rows alone (rollback keeps the legacy path as it was)', async () => {
+  const now = () => Date.now()
+  const { user, cals, ext } = await setup(now, { names: ['a'], types: {}, flag: false })
+  await s.sync.subscribe(cals.a.id)
+  assert.equal(await legacyRead(s.db, user.credentialId, ext(['a']), now(), now() + DAY), null)
+  await seed.setUserFlag(s.db, user.userId, 'calendar-cache-sql-write', true)
+  await s.sync.syncCalendar(cals.a.id)
+  const before = await legacyRead(s.db, user.credentialId, ext(['a']), now(), now() + DAY)
+  assertMatchesGoogle(before, ext(['a']), now())
+  await seed.setUserFlag(s.db, user.userId, 'calendar-cache-sql-write', false)
+  const start = now() + 7 * HOUR
+  await s.emu.google.insertEvent(cals.a.externalId, { summary: 'late', start: { dateTime: new Date(start).toISOString() }, end: { dateTime: new Date(start + HOUR).toISOString() } })
+  assert.deepEqual(await legacyRead(s.db, user.credentialId, ext(['a']), now(), now() + DAY), before, 'untouched once the flag is off')
+})
+
+for (const [label, iso] of [
+  ['the 31st of a month', '2027-01-31T15:00:00Z'],
+  ['December (the window wraps into the next year)', '2027-12-15T09:00:00Z'],
+  ['a leap 29 February', '2028-02-29T12:00:00Z'],
+]) {
+  test(`month boundaries: ${label}`, async () => {
+    const now = shiftTo(Date.parse(iso))
+    try {
+      const { user, cals, ext } = await setup(now, { names: ['a', 'b'], types: { 9: ['b'] } })
+      for (const c of Object.values(cals)) await s.sync.subscribe(c.id)
+      for (const [list, end] of [[['a', 'b'], now() + 20 * DAY], [['b'], now() + 40 * DAY]]) {
+        const got = await legacyRead(s.db, user.credentialId, ext(list), now(), end)
+        assertMatchesGoogle(got, ext(list), now())
+      }
+    } finally {
+      shiftClockForTesting(0)
+      s.emu.setClock(0)
+    }
+  })
+}

@@ -1,0 +1,278 @@
+//! Cal.com's legacy JSON cache, `"CalendarCache"` (SPEC §8): the exact key and value its readers
+//! look up, and the dual-write that keeps those rows current from the SQL cache while
+//! `calendar-cache-sql-write` is on for a user.
+//!
+//! A row holds one Google freebusy answer for the selected Google calendars of one event-type
+//! group of a credential (the user-level rows form one group), for the window from the first day of
+//! this month to the first day of the month after next. It is rewritten inside the transaction of
+//! every sync that commits for one of those calendars, from the SQL cache as that transaction sees
+//! it, under a transaction-scoped lock per row, so concurrent syncs of the group's calendars leave
+//! the row as the last of them saw it. A group with any calendar the SQL cache cannot vouch for
+//! (the read path would not serve it) gets no row: its old row is deleted, so the legacy reader
+//! asks Google itself, as it did before calsync.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use sqlx::{PgConnection, Row};
+
+use crate::availability::{assemble, CalendarRow, Query, Selection};
+use crate::db::sql::{query, stmt};
+use crate::error::Result;
+
+/// How long a legacy row is valid after it is written (readers require `expiresAt >= now`).
+pub const TTL_DAYS: i64 = 30;
+
+/// `[first day of this month, first day of the month after next)` at midnight UTC.
+pub fn window(now: NaiveDateTime) -> (DateTime<Utc>, DateTime<Utc>) {
+    let first =
+        |y: i32, m: u32| Utc.from_utc_datetime(&NaiveDate::from_ymd_opt(y, m, 1).expect("a valid month").into());
+    let (y, m) = (now.year(), now.month());
+    let (y2, m2) = if m > 10 { (y + 1, m - 10) } else { (y, m + 2) };
+    (first(y, m), first(y2, m2))
+}
+
+/// An instant as JavaScript's `toISOString()` writes it (`2026-11-01T00:00:00.000Z`).
+pub fn js_iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The key the legacy reader looks a freebusy answer up by: `JSON.stringify({ timeMin, timeMax,
+/// items })` with `items` = `[{ id }]` de-duplicated by id in their first-seen order.
+pub fn key(time_min: &str, time_max: &str, calendar_ids: &[&str]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let items: Vec<serde_json::Value> = calendar_ids
+        .iter()
+        .filter(|id| seen.insert(**id))
+        .map(|id| serde_json::json!({ "id": id }))
+        .collect();
+    // serde_json keeps insertion order only with `preserve_order`; write the object by hand.
+    format!(
+        "{{\"timeMin\":{},\"timeMax\":{},\"items\":{}}}",
+        serde_json::Value::from(time_min),
+        serde_json::Value::from(time_max),
+        serde_json::Value::from(items)
+    )
+}
+
+/// A Google freebusy response: `{ kind, timeMin, timeMax, calendars: { id: { busy: [...] } } }`.
+pub fn value(time_min: &str, time_max: &str, busy: &[(String, Vec<(String, String)>)]) -> serde_json::Value {
+    let calendars: serde_json::Map<String, serde_json::Value> = busy
+        .iter()
+        .map(|(id, spans)| {
+            let list: Vec<serde_json::Value> = spans
+                .iter()
+                .map(|(s, e)| serde_json::json!({ "start": s, "end": e }))
+                .collect();
+            (id.clone(), serde_json::json!({ "busy": list }))
+        })
+        .collect();
+    serde_json::json!({ "kind": "calendar#freeBusy", "timeMin": time_min, "timeMax": time_max, "calendars": calendars })
+}
+
+/// What one refresh did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Legacy rows written.
+    pub written: u32,
+    /// Groups left to the legacy path (a calendar the SQL cache cannot vouch for); their old rows
+    /// were deleted.
+    pub skipped: u32,
+}
+
+/// A selected calendar: (`SelectedCalendar` id, external calendar id).
+type Selected = (String, String);
+
+/// One event-type group of a credential's selected Google calendars.
+struct LegacyGroup {
+    key: String,
+    /// In the order the key lists them.
+    rows: Vec<Selected>,
+}
+
+/// Rewrites the legacy rows of every group of `credential_id` that contains calendar `external_id`,
+/// inside the caller's transaction. `synced_owner` is the row whose sync this transaction commits
+/// (its own pending marks are covered by it).
+pub async fn refresh(
+    tx: &mut PgConnection,
+    credential_id: i32,
+    external_id: &str,
+    synced_owner: &str,
+    now: NaiveDateTime,
+    stale_after: Duration,
+    pending_grace: Duration,
+) -> Result<Refreshed> {
+    let (min, max) = window(now);
+    let (time_min, time_max) = (js_iso(min), js_iso(max));
+    let rows = stmt(
+        r#"SELECT id, "externalId", "eventTypeId", "userId" FROM "SelectedCalendar"
+           WHERE "credentialId" = $1 AND integration = 'google_calendar'
+           ORDER BY "createdAt" NULLS FIRST, id"#,
+    )
+    .int(credential_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut by_type: Vec<(Option<i32>, Vec<Selected>)> = Vec::new();
+    let mut user_id = None;
+    for r in rows {
+        let event_type: Option<i32> = r.try_get("eventTypeId")?;
+        let pair = (r.try_get::<String, _>("id")?, r.try_get::<String, _>("externalId")?);
+        user_id = Some(r.try_get::<i32, _>("userId")?);
+        match by_type.iter_mut().find(|(t, _)| *t == event_type) {
+            Some((_, list)) => list.push(pair),
+            None => by_type.push((event_type, vec![pair])),
+        }
+    }
+    let groups: Vec<LegacyGroup> = by_type
+        .into_iter()
+        .filter(|(_, rows)| rows.iter().any(|(_, ext)| ext == external_id))
+        .map(|(_, rows)| {
+            let ids: Vec<&str> = rows.iter().map(|(_, ext)| ext.as_str()).collect();
+            LegacyGroup {
+                key: key(&time_min, &time_max, &ids),
+                rows,
+            }
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(Refreshed::default());
+    }
+    // One writer per legacy row at a time; the statements after the lock see every sync that
+    // committed before it was granted (READ COMMITTED takes a snapshot per statement).
+    let mut keys: Vec<String> = groups.iter().map(|g| format!("{credential_id}:{}", g.key)).collect();
+    keys.sort();
+    query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k")
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.rows.iter().map(|(id, _)| id.clone()))
+        .collect();
+    let mut read: Vec<CalendarRow> = stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
+        .texts(&ids)
+        .ts(min.naive_utc())
+        .ts(max.naive_utc())
+        .fetch_as(&mut *tx)
+        .await?;
+    for row in &mut read {
+        if row.owner_id == synced_owner {
+            row.pending_ms = None; // this transaction covers them
+        }
+    }
+    let by_id: HashMap<String, CalendarRow> = read.into_iter().map(|r| (r.req_id.clone(), r)).collect();
+    let mut out = Refreshed::default();
+    let expires = now + chrono::Duration::days(TTL_DAYS);
+    for g in &groups {
+        let group_ids: Vec<String> = g.rows.iter().map(|(id, _)| id.clone()).collect();
+        let q = Query {
+            selection: Selection::Ids(group_ids.clone()),
+            time_min: min,
+            time_max: max,
+        };
+        let rows: Vec<CalendarRow> = group_ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
+        // Whether the user's calendars are served is the read flag's business, not the legacy row's.
+        let flags: HashMap<i32, bool> = user_id.into_iter().map(|u| (u, true)).collect();
+        let answer = assemble(&q, rows, &flags, now, stale_after, pending_grace);
+        if !answer.uncached.is_empty() {
+            query(r#"DELETE FROM "CalendarCache" WHERE "credentialId" = $1 AND "key" = $2"#)
+                .bind(credential_id)
+                .bind(&g.key)
+                .execute(&mut *tx)
+                .await?;
+            out.skipped += 1;
+            continue;
+        }
+        let external: HashMap<&str, &str> = g.rows.iter().map(|(id, ext)| (id.as_str(), ext.as_str())).collect();
+        let mut busy: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for (_, ext) in &g.rows {
+            if !busy.iter().any(|(e, _)| e == ext) {
+                busy.push((ext.clone(), Vec::new()));
+            }
+        }
+        for b in answer.busy {
+            let ext = external
+                .get(b.selected_calendar_id.as_str())
+                .copied()
+                .unwrap_or_default();
+            if let Some((_, list)) = busy.iter_mut().find(|(e, _)| e == ext) {
+                list.push((google_instant(&b.start), google_instant(&b.end)));
+            }
+        }
+        let value = value(&time_min, &time_max, &busy);
+        query(
+            r#"INSERT INTO "CalendarCache" ("id", "key", "value", "expiresAt", "updatedAt", "credentialId", "userId")
+               VALUES (gen_random_uuid()::text, $1, $2::jsonb, $3, $4, $5, $6)
+               ON CONFLICT ("credentialId", "key") DO UPDATE
+               SET "value" = EXCLUDED."value", "expiresAt" = EXCLUDED."expiresAt", "updatedAt" = EXCLUDED."updatedAt""#,
+        )
+        .bind(&g.key)
+        .bind(value.to_string())
+        .bind(expires)
+        .bind(now)
+        .bind(credential_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        out.written += 1;
+    }
+    Ok(out)
+}
+
+/// `2026-11-25T09:00:00.000Z` → `2026-11-25T09:00:00Z`, as Google's freebusy writes instants.
+fn google_instant(iso: &str) -> String {
+    iso.strip_suffix(".000Z")
+        .map_or_else(|| iso.to_string(), |s| format!("{s}Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, m: u32, d: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(13, 5, 0).unwrap()
+    }
+
+    #[test]
+    fn window_wraps_years_and_ignores_the_day() {
+        let w = |t| {
+            let (a, b) = window(t);
+            (js_iso(a), js_iso(b))
+        };
+        assert_eq!(
+            w(at(2026, 11, 24)),
+            ("2026-11-01T00:00:00.000Z".into(), "2027-01-01T00:00:00.000Z".into())
+        );
+        assert_eq!(
+            w(at(2026, 12, 31)),
+            ("2026-12-01T00:00:00.000Z".into(), "2027-02-01T00:00:00.000Z".into())
+        );
+        assert_eq!(
+            w(at(2028, 2, 29)),
+            ("2028-02-01T00:00:00.000Z".into(), "2028-04-01T00:00:00.000Z".into())
+        );
+        assert_eq!(
+            w(at(2027, 1, 31)),
+            ("2027-01-01T00:00:00.000Z".into(), "2027-03-01T00:00:00.000Z".into())
+        );
+    }
+
+    #[test]
+    fn key_is_json_stringify_with_first_seen_order() {
+        assert_eq!(
+            key(
+                "2026-11-01T00:00:00.000Z",
+                "2027-01-01T00:00:00.000Z",
+                &["b@x.com", "a\"q", "b@x.com"]
+            ),
+            r#"{"timeMin":"2026-11-01T00:00:00.000Z","timeMax":"2027-01-01T00:00:00.000Z","items":[{"id":"b@x.com"},{"id":"a\"q"}]}"#
+        );
+    }
+
+    #[test]
+    fn instants_as_google_writes_them() {
+        assert_eq!(google_instant("2026-11-25T09:00:00.000Z"), "2026-11-25T09:00:00Z");
+        assert_eq!(google_instant("2026-11-25T09:00:00.250Z"), "2026-11-25T09:00:00.250Z");
+    }
+}
