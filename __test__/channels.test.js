@@ -6,9 +6,8 @@
 // being stored is not dropped. Live channels are counted at the emulator.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const path = require('node:path')
-const { fork } = require('node:child_process')
 const { startStack } = require('./stack')
+const { Worker } = require('./fault-matrix')
 const { calsync } = require('./helpers')
 
 const HOUR = 3600 * 1000
@@ -101,21 +100,16 @@ test('a channel Google granted too late for its caller (timeout) is stopped by t
   assert.deepEqual(rows.map((r) => r.channelId), [first], 'the ledger holds only the live channel')
 })
 
-function killAfterGrant(options, id, endpoint, waitFor) {
+async function killAfterGrant(options, id, endpoint, waitFor) {
   // A process that asks for a channel and is killed (kill -9) once the provider has granted it,
   // before the answer reaches it: its channel is live and stored nowhere but in the ledger.
-  return new Promise((resolve, reject) => {
-    s.emu.inject({ endpoint, answerDelayMs: 5000, times: 1 })
-    const child = fork(path.join(__dirname, 'fixtures', 'channel-worker.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    child.on('error', reject)
-    child.send({ options, id })
-    const poll = setInterval(() => {
-      if (!waitFor()) return
-      clearInterval(poll)
-      child.kill('SIGKILL')
-      child.once('exit', resolve)
-    }, 5)
-  })
+  s.emu.inject({ endpoint, answerDelayMs: 5000, times: 1 })
+  const w = new Worker(options)
+  await w.ready
+  w.call({ type: 'subscribe', calendarId: id }).catch(() => {})
+  for (let i = 0; i < 1000 && !waitFor(); i++) await new Promise((r) => setTimeout(r, 5))
+  await w.kill()
+  assert.ok(waitFor(), 'the provider granted the channel before the kill')
 }
 
 test('kill -9 after Google granted a channel: the cron pass of another process stops it; notifications meanwhile are not dropped', async () => {
