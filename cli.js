@@ -20,6 +20,10 @@ Commands:
                          unsubscribed).
   sync <id> [--full] [--json]
                          Sync the calendar of SelectedCalendar row <id> now.
+  migrate verify [--user ID | --team ID] [--json]
+                         Compare the legacy JSON cache ("CalendarCache") with the SQL cache, per
+                         legacy row: equal, diverged (each differing interval), or not comparable
+                         (why). Exits 1 when any row diverged.
   help                   Show this text.
 
 Environment: DATABASE_URL and the provider settings of the README (GOOGLE_API_CREDENTIALS,
@@ -87,6 +91,31 @@ async function main(argv) {
         return 0
       })
     }
+    case 'migrate': {
+      if (rest[0] !== 'verify') throw Object.assign(new Error('usage: calsync migrate verify [--user ID | --team ID] [--json]'), { code: 'INVALID_ARGUMENT' })
+      const option = (name) => {
+        const i = rest.indexOf(name)
+        if (i < 0) return undefined
+        const n = Number(rest[i + 1])
+        if (!Number.isInteger(n) || n <= 0) throw Object.assign(new Error(`${name} takes a positive integer id`), { code: 'INVALID_ARGUMENT' })
+        return n
+      }
+      const scope = { userId: option('--user'), teamId: option('--team') }
+      return withSync(async (sync) => {
+        process.stderr.write('comparing the legacy cache with the SQL cache…\n')
+        const verdicts = await sync.verifyLegacyCache(scope)
+        print(json, verdicts, (list) => {
+          if (!list.length) return 'no live legacy cache rows'
+          const count = (state) => list.filter((v) => v.state === state).length
+          const lines = list.flatMap((v) => [
+            `credential ${v.credentialId} (user ${v.userId ?? '?'}): ${v.state}${v.reason ? ` (${v.reason})` : ''}`,
+            ...v.divergences.map((d) => `  ${d.kind} ${d.calendar} ${d.start} .. ${d.end}`),
+          ])
+          return [...lines, `${list.length} rows: ${count('equal')} equal, ${count('diverged')} diverged, ${count('not_comparable')} not comparable`].join('\n')
+        })
+        return verdicts.some((v) => v.state === 'diverged') ? 1 : 0
+      })
+    }
     case 'schema': {
       const { applySchema } = require('./calsync.js')
       const calcom = !rest.includes('--no-calcom')
@@ -94,8 +123,8 @@ async function main(argv) {
       console.log(
         {
           created: "Created the Cal.com tables calsync uses (empty database) and calsync's own tables.",
-          existing: "Found Cal.com's tables and left them untouched; created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending) where missing, and its read functions.",
-          not_requested: "Created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending) where missing, and its read functions.",
+          existing: "Found Cal.com's tables and left them untouched; created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending, CalendarSyncChannel) where missing, and its read functions.",
+          not_requested: "Created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending, CalendarSyncChannel) where missing, and its read functions.",
         }[calcomTables],
       )
       return 0

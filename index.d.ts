@@ -90,6 +90,15 @@ export declare class CalendarSync {
    * longer watched, and expired legacy `CalendarCache` rows, `batchSize` rows per statement.
    */
   cleanup(options?: CleanupOptions | undefined | null): Promise<CleanupResult>
+  /**
+   * Compares each live legacy `"CalendarCache"` row (Cal.com's JSON cache, SPEC §8) of a user, a
+   * team's members, or everyone, with the SQL cache over the part of its window from now on.
+   * One entry per row: `equal`, `diverged` (with each differing interval: `missing_block`,
+   * `extra_block` or `different_bounds`, by calendar id — never event contents), or
+   * `not_comparable` with a reason (`malformed_row`, `not_selected`, or why the SQL cache cannot
+   * vouch for a calendar). Rejects with `NOT_FOUND` for an unknown user or team.
+   */
+  verifyLegacyCache(scope?: { userId?: number, teamId?: number } | undefined | null): Promise<Array<LegacyVerdict>>
   /** Calendars counted by provider and health, for dashboards and `npx calsync status`. */
   status(): Promise<Array<HealthCount>>
   /** Progress of the current (or last) `renewWatches` run. Synchronous. */
@@ -304,6 +313,31 @@ export interface HealthCount {
   reason?: string
   /** Number of calendars. */
   calendars: number
+}
+
+/** One interval where a legacy row and the SQL cache differ. */
+export interface LegacyDivergence {
+  /** The provider calendar id. */
+  calendar: string
+  kind: 'missing_block' | 'extra_block' | 'different_bounds'
+  start: string
+  end: string
+}
+
+/** Which legacy cache rows `verifyLegacyCache` compares (none given: all). */
+export interface LegacyScope {
+  userId?: number
+  teamId?: number
+}
+
+/** What `verifyLegacyCache` found for one legacy row. */
+export interface LegacyVerdict {
+  credentialId: number
+  userId?: number
+  state: 'equal' | 'diverged' | 'not_comparable'
+  /** Why the row is not comparable. */
+  reason?: string
+  divergences: Array<LegacyDivergence>
 }
 
 /**

@@ -180,3 +180,40 @@ for (const [label, iso] of [
     }
   })
 }
+
+test('verifyLegacyCache: equal after dual-write; a corrupted row is diverged with each interval by kind; malformed and unvouched rows are not comparable', async () => {
+  const now = () => Date.now()
+  const { user, cals, ext } = await setup(now, { names: ['a', 'b'], types: {} })
+  for (const c of Object.values(cals)) await s.sync.subscribe(c.id)
+  assert.deepEqual((await s.sync.verifyLegacyCache({ userId: user.userId })).map((v) => v.state), ['equal'])
+
+  // Corrupt the row: drop a's first future block, stretch b's first one.
+  const { rows: [row] } = await s.db.query('SELECT key, value FROM "CalendarCache" WHERE "credentialId" = $1', [user.credentialId])
+  const [a, b] = ext(['a', 'b'])
+  const v = row.value
+  const dropped = v.calendars[a].busy.shift()
+  const stretched = v.calendars[b].busy[0]
+  v.calendars[b].busy[0] = { start: stretched.start, end: new Date(Date.parse(stretched.end) + 30 * 60000).toISOString() }
+  await s.db.query('UPDATE "CalendarCache" SET value = $3 WHERE "credentialId" = $1 AND key = $2', [user.credentialId, row.key, v])
+  const [diverged] = await s.sync.verifyLegacyCache({ userId: user.userId })
+  assert.equal(diverged.state, 'diverged')
+  assert.deepEqual(diverged.divergences.map((d) => [d.calendar, d.kind, Date.parse(d.start)]), [
+    [b, 'different_bounds', Date.parse(stretched.start)],
+    [a, 'missing_block', Date.parse(dropped.start)],
+  ].sort((x, y) => (x[0] === a ? -1 : 1) - (y[0] === a ? -1 : 1)))
+  assert.ok(!JSON.stringify(diverged).includes('summary'), 'no event contents')
+
+  // Rows older code may have written badly, and a row for a calendar calsync cannot vouch for.
+  await s.db.query('UPDATE "CalendarCache" SET value = $3 WHERE "credentialId" = $1 AND key = $2', [user.credentialId, row.key, { calendars: 'nope' }])
+  await s.db.query(`INSERT INTO "CalendarCache" (key, value, "expiresAt", "credentialId", "userId") VALUES ('not a key', '{}', now() + interval '1 day', $1, $2)`, [user.credentialId, user.userId])
+  const { timeMin, timeMax } = legacyWindow(now(), now() + DAY)
+  await s.db.query(`INSERT INTO "CalendarCache" (key, value, "expiresAt", "credentialId", "userId") VALUES ($1, $2, now() + interval '1 day', $3, $4)`,
+    [legacyKey(timeMin, timeMax, ['unknown@example.com']), { kind: 'calendar#freeBusy', timeMin, timeMax, calendars: { 'unknown@example.com': { busy: [] } } }, user.credentialId, user.userId])
+  const verdicts = await s.sync.verifyLegacyCache({ userId: user.userId })
+  assert.deepEqual(verdicts.map((x) => [x.state, x.reason]), [['not_comparable', 'malformed_row'], ['not_comparable', 'malformed_row'], ['not_comparable', 'not_selected']])
+
+  // Bad input is a clear error.
+  await assert.rejects(s.sync.verifyLegacyCache({ userId: 987654 }), (e) => e.code === 'NOT_FOUND')
+  await assert.rejects(s.sync.verifyLegacyCache({ teamId: 987654 }), (e) => e.code === 'NOT_FOUND')
+  await assert.rejects(s.sync.verifyLegacyCache({ userId: 1, teamId: 1 }), (e) => e.code === 'INVALID_ARGUMENT')
+})

@@ -112,6 +112,19 @@ impl Calsync {
         cron::cleanup::run(&self.engine.pool, cutoff.min(now), now, batch_size).await
     }
 
+    /// Compares the live legacy `"CalendarCache"` rows in `scope` with the SQL cache.
+    pub async fn verify_legacy(&self, scope: crate::legacy::Scope) -> Result<Vec<crate::legacy::Verdict>> {
+        let cfg = &self.engine.cfg;
+        crate::legacy::verify(
+            &self.engine.pool,
+            scope,
+            crate::time::now_db(),
+            cfg.stale_after,
+            cfg.pending_grace,
+        )
+        .await
+    }
+
     /// Calendars counted by provider and health.
     pub async fn status(&self, margin: Duration) -> Result<Vec<cron::Health>> {
         self.engine.status(margin).await

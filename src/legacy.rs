@@ -220,6 +220,231 @@ pub async fn refresh(
     Ok(out)
 }
 
+/// Which legacy rows `verify` looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    All,
+    User(i32),
+    Team(i32),
+}
+
+/// One difference between a legacy row and the SQL cache: `missing_block` (busy in the SQL cache,
+/// free in the legacy row), `extra_block` (the other way round) or `different_bounds` (both busy
+/// there, with other start or end). Only the calendar id and the interval, never event contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    pub calendar: String,
+    pub kind: &'static str,
+    pub start: String,
+    pub end: String,
+}
+
+/// What `verify` found for one legacy row.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub credential_id: i32,
+    pub user_id: Option<i32>,
+    /// `equal`, `diverged` or `not_comparable`.
+    pub state: &'static str,
+    /// Why a row is not comparable: `malformed_row`, `not_selected`, or the read path's reason
+    /// (`not_subscribed`, `sync_failed`, `stale`, ...) for a calendar the SQL cache cannot vouch for.
+    pub reason: Option<String>,
+    pub divergences: Vec<Divergence>,
+}
+
+type Span = (NaiveDateTime, NaiveDateTime);
+
+/// The parts of a legacy row `verify` compares: its window, calendars and busy blocks.
+struct Parsed {
+    min: DateTime<Utc>,
+    max: DateTime<Utc>,
+    calendars: Vec<(String, Vec<Span>)>,
+}
+
+fn parse_row(key: &str, value: &serde_json::Value) -> Option<Parsed> {
+    let k: serde_json::Value = serde_json::from_str(key).ok()?;
+    let instant = |v: &serde_json::Value| -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(v.as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (min, max) = (instant(&k["timeMin"])?, instant(&k["timeMax"])?);
+    let mut calendars = Vec::new();
+    for item in k["items"].as_array()? {
+        let id = item["id"].as_str()?.to_string();
+        let mut spans = Vec::new();
+        for b in value["calendars"][&id]["busy"].as_array()? {
+            spans.push((instant(&b["start"])?.naive_utc(), instant(&b["end"])?.naive_utc()));
+        }
+        spans.sort_unstable();
+        calendars.push((id, spans));
+    }
+    (max > min).then_some(Parsed { min, max, calendars })
+}
+
+/// The differences between the legacy blocks and the SQL cache's, both merged and clipped.
+fn compare(calendar: &str, legacy: &[Span], sql: &[Span]) -> Vec<Divergence> {
+    let overlaps = |a: &Span, b: &Span| a.0 < b.1 && b.0 < a.1;
+    let div = |kind, (s, e): &Span| Divergence {
+        calendar: calendar.to_string(),
+        kind,
+        start: crate::time::format_utc(*s),
+        end: crate::time::format_utc(*e),
+    };
+    let mut out = Vec::new();
+    for l in legacy {
+        if sql.contains(l) {
+            continue;
+        }
+        out.push(div(
+            if sql.iter().any(|s| overlaps(s, l)) {
+                "different_bounds"
+            } else {
+                "extra_block"
+            },
+            l,
+        ));
+    }
+    for s in sql {
+        if !legacy.iter().any(|l| overlaps(l, s)) {
+            out.push(div("missing_block", s));
+        }
+    }
+    out
+}
+
+/// Compares every live legacy row in `scope` with the SQL cache over the part of its window from
+/// now on (time before now is never bookable, and the SQL cache keeps only a day of it).
+pub async fn verify(
+    pool: &sqlx::PgPool,
+    scope: Scope,
+    now: NaiveDateTime,
+    stale_after: Duration,
+    pending_grace: Duration,
+) -> Result<Vec<Verdict>> {
+    let exists = match scope {
+        Scope::All => true,
+        Scope::User(id) => stmt(r#"SELECT 1 FROM users WHERE id = $1"#)
+            .int(id)
+            .fetch_optional(pool)
+            .await?
+            .is_some(),
+        Scope::Team(id) => stmt(r#"SELECT 1 FROM "Team" WHERE id = $1"#)
+            .int(id)
+            .fetch_optional(pool)
+            .await?
+            .is_some(),
+    };
+    if !exists {
+        return Err(crate::error::Error::NotFound(match scope {
+            Scope::User(id) => format!("no user {id}"),
+            Scope::Team(id) => format!("no team {id}"),
+            Scope::All => unreachable!(),
+        }));
+    }
+    let (user, team) = match scope {
+        Scope::All => (None, None),
+        Scope::User(id) => (Some(id), None),
+        Scope::Team(id) => (None, Some(id)),
+    };
+    let rows = stmt(
+        r#"SELECT c."credentialId", cr."userId", c.key, c.value::text AS value FROM "CalendarCache" c
+           JOIN "Credential" cr ON cr.id = c."credentialId"
+           WHERE c."expiresAt" >= $1
+             AND ($2::int4 IS NULL OR cr."userId" = $2)
+             AND ($3::int4 IS NULL OR cr."userId" IN (SELECT "userId" FROM "Membership" WHERE "teamId" = $3 AND accepted))
+           ORDER BY c."credentialId", c.key"#,
+    )
+    .ts(now)
+    .int(user)
+    .int(team)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let credential_id: i32 = r.try_get("credentialId")?;
+        let user_id: Option<i32> = r.try_get("userId")?;
+        let key: String = r.try_get("key")?;
+        let value: String = r.try_get("value")?;
+        let verdict = |state, reason: Option<String>, divergences| Verdict {
+            credential_id,
+            user_id,
+            state,
+            reason,
+            divergences,
+        };
+        let parsed = serde_json::from_str::<serde_json::Value>(&value)
+            .ok()
+            .and_then(|v| parse_row(&key, &v));
+        let Some(p) = parsed else {
+            out.push(verdict("not_comparable", Some("malformed_row".into()), Vec::new()));
+            continue;
+        };
+        let from = p.min.max(Utc.from_utc_datetime(&now));
+        if from >= p.max {
+            out.push(verdict("equal", None, Vec::new()));
+            continue;
+        }
+        let externals: Vec<String> = p.calendars.iter().map(|(id, _)| id.clone()).collect();
+        // The user-level row of each calendar, else any: the SQL cache is the same for all of them.
+        let selected = stmt(
+            r#"SELECT DISTINCT ON ("externalId") id, "externalId" FROM "SelectedCalendar"
+               WHERE "credentialId" = $1 AND integration = 'google_calendar' AND "externalId" = ANY($2)
+               ORDER BY "externalId", ("eventTypeId" IS NOT NULL), id"#,
+        )
+        .int(credential_id)
+        .texts(&externals)
+        .fetch_all(pool)
+        .await?;
+        let mut row_of: HashMap<String, String> = HashMap::new();
+        for s in &selected {
+            row_of.insert(s.try_get("externalId")?, s.try_get("id")?);
+        }
+        if externals.iter().any(|e| !row_of.contains_key(e)) {
+            out.push(verdict("not_comparable", Some("not_selected".into()), Vec::new()));
+            continue;
+        }
+        let ids: Vec<String> = externals.iter().map(|e| row_of[e].clone()).collect();
+        let read: Vec<CalendarRow> = stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
+            .texts(&ids)
+            .ts(from.naive_utc())
+            .ts(p.max.naive_utc())
+            .fetch_as(pool)
+            .await?;
+        let flags: HashMap<i32, bool> = read.iter().map(|r| (r.user_id, true)).collect();
+        let q = Query {
+            selection: Selection::Ids(ids.clone()),
+            time_min: from,
+            time_max: p.max,
+        };
+        let answer = assemble(&q, read, &flags, now, stale_after, pending_grace);
+        if let Some((_, why)) = answer.uncached.first() {
+            out.push(verdict("not_comparable", Some(why.as_str().into()), Vec::new()));
+            continue;
+        }
+        let mut divergences = Vec::new();
+        for (ext, legacy_spans) in &p.calendars {
+            let row = &row_of[ext];
+            let mut sql: Vec<Span> = answer
+                .busy
+                .iter()
+                .filter(|b| &b.selected_calendar_id == row)
+                .filter_map(|b| {
+                    let at = |v: &str| crate::time::parse_iso("busy", v).ok().map(|t| t.naive_utc());
+                    Some((at(&b.start)?, at(&b.end)?))
+                })
+                .collect();
+            sql.sort_unstable();
+            let legacy =
+                crate::availability::merge_busy(legacy_spans.iter().copied(), from.naive_utc(), p.max.naive_utc());
+            divergences.extend(compare(ext, &legacy, &sql));
+        }
+        let state = if divergences.is_empty() { "equal" } else { "diverged" };
+        out.push(verdict(state, None, divergences));
+    }
+    Ok(out)
+}
+
 /// `2026-11-25T09:00:00.000Z` → `2026-11-25T09:00:00Z`, as Google's freebusy writes instants.
 fn google_instant(iso: &str) -> String {
     iso.strip_suffix(".000Z")
@@ -268,6 +493,32 @@ mod tests {
             ),
             r#"{"timeMin":"2026-11-01T00:00:00.000Z","timeMax":"2027-01-01T00:00:00.000Z","items":[{"id":"b@x.com"},{"id":"a\"q"}]}"#
         );
+    }
+
+    #[test]
+    fn divergences_by_kind() {
+        let t = |h: u32| {
+            NaiveDate::from_ymd_opt(2026, 12, 1)
+                .unwrap()
+                .and_hms_opt(h, 0, 0)
+                .unwrap()
+        };
+        let sql = [(t(9), t(10)), (t(12), t(13)), (t(15), t(16))];
+        let legacy = [(t(9), t(10)), (t(12), t(14)), (t(18), t(19))];
+        let kinds: Vec<&str> = compare("c", &legacy, &sql).iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, ["different_bounds", "extra_block", "missing_block"]);
+        assert!(compare("c", &sql, &sql).is_empty());
+    }
+
+    #[test]
+    fn malformed_rows_are_not_parsed() {
+        let v = serde_json::json!({ "calendars": { "a": { "busy": [] } } });
+        let key = r#"{"timeMin":"2026-11-01T00:00:00.000Z","timeMax":"2027-01-01T00:00:00.000Z","items":[{"id":"a"}]}"#;
+        assert!(parse_row(key, &v).is_some());
+        assert!(parse_row("not json", &v).is_none());
+        assert!(parse_row(key, &serde_json::json!({ "calendars": {} })).is_none());
+        let backwards = r#"{"timeMin":"2027-01-01T00:00:00.000Z","timeMax":"2026-11-01T00:00:00.000Z","items":[]}"#;
+        assert!(parse_row(backwards, &v).is_none());
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::types::{
     SyncResult, WebhookOptions, WebhookResponse,
 };
 use super::types::{
-    CleanupOptions, CleanupResult, HealthCount, RenewProgress, RenewReport, RenewWatchesOptions, SettleOptions, Settled,
+    CleanupOptions, CleanupResult, HealthCount, LegacyScope, LegacyVerdict, RenewProgress, RenewReport,
+    RenewWatchesOptions, SettleOptions, Settled,
 };
 use crate::availability::{Query, Selection};
 use crate::error::Error;
@@ -202,6 +203,25 @@ impl CalendarSync {
         };
         let size = options.batch_size.unwrap_or(5000).max(1) as i64;
         Ok(core.cleanup(cutoff, size).await.map_err(js_error)?.into())
+    }
+
+    /// Compares each live legacy `"CalendarCache"` row (Cal.com's JSON cache, SPEC §8) of a user, a
+    /// team's members, or everyone, with the SQL cache over the part of its window from now on.
+    /// One entry per row: `equal`, `diverged` (with each differing interval: `missing_block`,
+    /// `extra_block` or `different_bounds`, by calendar id — never event contents), or
+    /// `not_comparable` with a reason (`malformed_row`, `not_selected`, or why the SQL cache cannot
+    /// vouch for a calendar). Rejects with `NOT_FOUND` for an unknown user or team.
+    #[napi(ts_args_type = "scope?: { userId?: number, teamId?: number } | undefined | null")]
+    pub async fn verify_legacy_cache(&self, scope: Option<LegacyScope>) -> Result<Vec<LegacyVerdict>> {
+        let core = self.core()?;
+        let scope = match scope.map(|s| (s.user_id, s.team_id)) {
+            None | Some((None, None)) => crate::legacy::Scope::All,
+            Some((Some(u), None)) => crate::legacy::Scope::User(u),
+            Some((None, Some(t))) => crate::legacy::Scope::Team(t),
+            Some(_) => return Err(js_error(Error::invalid("pass userId or teamId, not both"))),
+        };
+        let verdicts = core.verify_legacy(scope).await.map_err(js_error)?;
+        Ok(verdicts.into_iter().map(Into::into).collect())
     }
 
     /// Calendars counted by provider and health, for dashboards and `npx calsync status`.

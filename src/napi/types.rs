@@ -668,3 +668,54 @@ pub struct Settled {
     /// Background syncs still running when the time ran out.
     pub running: u32,
 }
+
+/// Which legacy cache rows `verifyLegacyCache` compares (none given: all).
+#[napi(object, object_to_js = false)]
+pub struct LegacyScope {
+    pub user_id: Option<i32>,
+    pub team_id: Option<i32>,
+}
+
+/// One interval where a legacy row and the SQL cache differ.
+#[napi(object)]
+pub struct LegacyDivergence {
+    /// The provider calendar id.
+    pub calendar: String,
+    #[napi(ts_type = "'missing_block' | 'extra_block' | 'different_bounds'")]
+    pub kind: String,
+    pub start: String,
+    pub end: String,
+}
+
+/// What `verifyLegacyCache` found for one legacy row.
+#[napi(object)]
+pub struct LegacyVerdict {
+    pub credential_id: i32,
+    pub user_id: Option<i32>,
+    #[napi(ts_type = "'equal' | 'diverged' | 'not_comparable'")]
+    pub state: String,
+    /// Why the row is not comparable.
+    pub reason: Option<String>,
+    pub divergences: Vec<LegacyDivergence>,
+}
+
+impl From<crate::legacy::Verdict> for LegacyVerdict {
+    fn from(v: crate::legacy::Verdict) -> Self {
+        LegacyVerdict {
+            credential_id: v.credential_id,
+            user_id: v.user_id,
+            state: v.state.to_string(),
+            reason: v.reason,
+            divergences: v
+                .divergences
+                .into_iter()
+                .map(|d| LegacyDivergence {
+                    calendar: d.calendar,
+                    kind: d.kind.to_string(),
+                    start: d.start,
+                    end: d.end,
+                })
+                .collect(),
+        }
+    }
+}
