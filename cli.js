@@ -20,10 +20,16 @@ Commands:
                          unsubscribed).
   sync <id> [--full] [--json]
                          Sync the calendar of SelectedCalendar row <id> now.
+  migrate status [--json]
+                         Where the move from the legacy JSON cache ("CalendarCache") stands: users
+                         with legacy rows, how many write it from syncs and read from SQL, rows.
   migrate verify [--user ID | --team ID] [--json]
-                         Compare the legacy JSON cache ("CalendarCache") with the SQL cache, per
-                         legacy row: equal, diverged (each differing interval), or not comparable
-                         (why). Exits 1 when any row diverged.
+                         Compare the legacy JSON cache with the SQL cache, per legacy row: equal,
+                         diverged (each differing interval), or not comparable (why). Exits 1 when
+                         any row diverged.
+  migrate cleanup [--json]
+                         The last stage: delete every legacy row, once every user who has any
+                         reads from the SQL cache (refused, deleting nothing, otherwise).
   help                   Show this text.
 
 Environment: DATABASE_URL and the provider settings of the README (GOOGLE_API_CREDENTIALS,
@@ -92,7 +98,27 @@ async function main(argv) {
       })
     }
     case 'migrate': {
-      if (rest[0] !== 'verify') throw Object.assign(new Error('usage: calsync migrate verify [--user ID | --team ID] [--json]'), { code: 'INVALID_ARGUMENT' })
+      if (rest[0] === 'status') {
+        return withSync(async (sync) => {
+          const st = await sync.legacyCacheStage()
+          print(json, st, (x) => [
+            `users with legacy rows: ${x.users}`,
+            `  writing them from syncs (calendar-cache-sql-write): ${x.writing}`,
+            `  reading from the SQL cache (calendar-cache-sql):    ${x.readingSql}`,
+            `legacy rows: ${x.liveRows} live, ${x.expiredRows} expired`,
+          ].join('\n'))
+          return 0
+        })
+      }
+      if (rest[0] === 'cleanup') {
+        return withSync(async (sync) => {
+          process.stderr.write('deleting the legacy cache rows…\n')
+          const deleted = await sync.dropLegacyCache()
+          print(json, { deleted }, (x) => `deleted ${x.deleted} legacy cache rows`)
+          return 0
+        })
+      }
+      if (rest[0] !== 'verify') throw Object.assign(new Error('usage: calsync migrate status | verify [--user ID | --team ID] | cleanup [--json]'), { code: 'INVALID_ARGUMENT' })
       const option = (name) => {
         const i = rest.indexOf(name)
         if (i < 0) return undefined

@@ -99,6 +99,19 @@ export declare class CalendarSync {
    * vouch for a calendar). Rejects with `NOT_FOUND` for an unknown user or team.
    */
   verifyLegacyCache(scope?: { userId?: number, teamId?: number } | undefined | null): Promise<Array<LegacyVerdict>>
+  /**
+   * Where the migration from the legacy JSON cache stands: users with legacy rows, how many of
+   * them have `calendar-cache-sql-write` and `calendar-cache-sql` on, and the live and expired
+   * legacy rows (`npx calsync migrate status`).
+   */
+  legacyCacheStage(): Promise<LegacyStage>
+  /**
+   * The migration's last stage: deletes every legacy `"CalendarCache"` row (in batches of
+   * `batchSize`, default 5000) and resolves to how many — only once every user who has legacy
+   * rows reads from the SQL cache (`calendar-cache-sql`); otherwise rejects with
+   * `INVALID_ARGUMENT` saying how many do not, and deletes nothing.
+   */
+  dropLegacyCache(options?: { batchSize?: number } | undefined | null): Promise<number>
   /** Calendars counted by provider and health, for dashboards and `npx calsync status`. */
   status(): Promise<Array<HealthCount>>
   /** Progress of the current (or last) `renewWatches` run. Synchronous. */
@@ -287,6 +300,12 @@ export interface ConnectOptions {
   claimTtlMs?: number
 }
 
+/** Options of `dropLegacyCache`. */
+export interface DropLegacyOptions {
+  /** Rows per delete statement. Default 5000. */
+  batchSize?: number
+}
+
 /** Whom `isFeatureEnabled` evaluates a flag for: exactly one of `userId` or `teamId`. */
 export interface FlagTarget {
   /** A `users.id`. */
@@ -328,6 +347,20 @@ export interface LegacyDivergence {
 export interface LegacyScope {
   userId?: number
   teamId?: number
+}
+
+/** Where the migration from the legacy JSON cache stands. */
+export interface LegacyStage {
+  /** Users with legacy rows (live or expired). */
+  users: number
+  /** Of those, users with `calendar-cache-sql-write` on (their syncs keep the rows current). */
+  writing: number
+  /** Of those, users with `calendar-cache-sql` on (their reads come from the SQL cache). */
+  readingSql: number
+  /** Legacy rows still valid. */
+  liveRows: number
+  /** Legacy rows past their `expiresAt`. */
+  expiredRows: number
 }
 
 /** What `verifyLegacyCache` found for one legacy row. */

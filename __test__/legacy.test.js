@@ -217,3 +217,23 @@ test('verifyLegacyCache: equal after dual-write; a corrupted row is diverged wit
   await assert.rejects(s.sync.verifyLegacyCache({ teamId: 987654 }), (e) => e.code === 'NOT_FOUND')
   await assert.rejects(s.sync.verifyLegacyCache({ userId: 1, teamId: 1 }), (e) => e.code === 'INVALID_ARGUMENT')
 })
+
+test('migration status and the last stage: cleanup is refused while a user still reads the legacy cache, then deletes every row', async () => {
+  const now = () => Date.now()
+  const { cals } = await setup(now, { names: ['a'], types: {} })
+  await s.sync.subscribe(cals.a.id)
+  const st = await s.sync.legacyCacheStage()
+  assert.ok(st.users >= 1 && st.writing >= 1 && st.liveRows >= 1, JSON.stringify(st))
+  assert.equal(st.readingSql, 0)
+  const rows = async () => Number((await s.db.query('SELECT count(*) FROM "CalendarCache"')).rows[0].count)
+  const before = await rows()
+  await assert.rejects(s.sync.dropLegacyCache(), (e) => e.code === 'INVALID_ARGUMENT' && /still read from the legacy cache/.test(e.message))
+  assert.equal(await rows(), before, 'nothing deleted')
+  // Everyone with legacy rows reads from SQL now.
+  await seed.setGlobalFlag(s.db, 'calendar-cache-sql', true)
+  const { rows: owners } = await s.db.query('SELECT DISTINCT cr."userId" FROM "CalendarCache" c JOIN "Credential" cr ON cr.id = c."credentialId"')
+  for (const o of owners) await seed.setUserFlag(s.db, o.userId, 'calendar-cache-sql', true)
+  assert.equal((await s.sync.legacyCacheStage()).readingSql, owners.length)
+  assert.equal(await s.sync.dropLegacyCache({ batchSize: 2 }), before)
+  assert.equal(await rows(), 0)
+})

@@ -125,6 +125,16 @@ impl Calsync {
         .await
     }
 
+    /// Users at each migration stage, and the legacy rows.
+    pub async fn legacy_stage(&self) -> Result<crate::legacy::Stage> {
+        crate::legacy::stage(&self.engine.pool, &self.engine.flags, crate::time::now_db()).await
+    }
+
+    /// Deletes every legacy row once every user who has any reads from the SQL cache.
+    pub async fn drop_legacy(&self, batch: i64) -> Result<u64> {
+        crate::legacy::drop_all(&self.engine.pool, &self.engine.flags, batch).await
+    }
+
     /// Calendars counted by provider and health.
     pub async fn status(&self, margin: Duration) -> Result<Vec<cron::Health>> {
         self.engine.status(margin).await

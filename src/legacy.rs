@@ -445,6 +445,86 @@ pub async fn verify(
     Ok(out)
 }
 
+/// Where the migration stands (`calsync migrate status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stage {
+    /// Users with legacy rows (live or expired).
+    pub users: u64,
+    /// Of those, users whose syncs keep the legacy rows current (`calendar-cache-sql-write`).
+    pub writing: u64,
+    /// Of those, users whose reads come from the SQL cache (`calendar-cache-sql`).
+    pub reading_sql: u64,
+    /// Legacy rows still valid, and expired.
+    pub live_rows: u64,
+    pub expired_rows: u64,
+}
+
+async fn legacy_users(pool: &sqlx::PgPool) -> Result<Vec<i32>> {
+    let rows: Vec<(i32,)> = stmt(
+        r#"SELECT DISTINCT cr."userId" FROM "CalendarCache" c JOIN "Credential" cr ON cr.id = c."credentialId"
+           WHERE cr."userId" IS NOT NULL ORDER BY 1"#,
+    )
+    .fetch_as(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(u,)| u).collect())
+}
+
+/// Counts users at each stage and the legacy rows.
+pub async fn stage(pool: &sqlx::PgPool, flags: &crate::flags::Flags, now: NaiveDateTime) -> Result<Stage> {
+    let users = legacy_users(pool).await?;
+    let on = |m: HashMap<i32, bool>| m.values().filter(|v| **v).count() as u64;
+    let writing = on(flags.for_users(pool, crate::flags::CACHE_SQL_WRITE, &users).await?);
+    let reading_sql = on(flags.for_users(pool, crate::flags::CACHE_SQL_READ, &users).await?);
+    let row = stmt(
+        r#"SELECT count(*) FILTER (WHERE "expiresAt" >= $1) AS live, count(*) FILTER (WHERE "expiresAt" < $1) AS expired
+           FROM "CalendarCache""#,
+    )
+    .ts(now)
+    .fetch_all(pool)
+    .await?;
+    let get =
+        |c: &str| -> Result<u64> { Ok(row.first().map(|r| r.try_get::<i64, _>(c)).transpose()?.unwrap_or(0) as u64) };
+    Ok(Stage {
+        users: users.len() as u64,
+        writing,
+        reading_sql,
+        live_rows: get("live")?,
+        expired_rows: get("expired")?,
+    })
+}
+
+/// The last stage: deletes every legacy row, in batches, once every user who has any reads from
+/// the SQL cache; otherwise fails naming how many do not. Returns the rows deleted.
+pub async fn drop_all(pool: &sqlx::PgPool, flags: &crate::flags::Flags, batch: i64) -> Result<u64> {
+    let users = legacy_users(pool).await?;
+    let reading = flags.for_users(pool, crate::flags::CACHE_SQL_READ, &users).await?;
+    let behind = users
+        .iter()
+        .filter(|u| !reading.get(u).copied().unwrap_or(false))
+        .count();
+    if behind > 0 {
+        return Err(crate::error::Error::invalid(format!(
+            "{behind} of {} users with legacy cache rows still read from the legacy cache (calendar-cache-sql is off for them); \
+             nothing was deleted",
+            users.len()
+        )));
+    }
+    let mut deleted = 0;
+    loop {
+        let n = stmt(
+            r#"DELETE FROM "CalendarCache" WHERE ("credentialId", "key") IN (
+                 SELECT "credentialId", "key" FROM "CalendarCache" LIMIT $1)"#,
+        )
+        .bigint(batch.max(1))
+        .execute(pool)
+        .await?;
+        deleted += n;
+        if n == 0 {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// `2026-11-25T09:00:00.000Z` → `2026-11-25T09:00:00Z`, as Google's freebusy writes instants.
 fn google_instant(iso: &str) -> String {
     iso.strip_suffix(".000Z")

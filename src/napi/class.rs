@@ -11,8 +11,8 @@ use super::types::{
     SyncResult, WebhookOptions, WebhookResponse,
 };
 use super::types::{
-    CleanupOptions, CleanupResult, HealthCount, LegacyScope, LegacyVerdict, RenewProgress, RenewReport,
-    RenewWatchesOptions, SettleOptions, Settled,
+    CleanupOptions, CleanupResult, DropLegacyOptions, HealthCount, LegacyScope, LegacyStage, LegacyVerdict,
+    RenewProgress, RenewReport, RenewWatchesOptions, SettleOptions, Settled,
 };
 use crate::availability::{Query, Selection};
 use crate::error::Error;
@@ -222,6 +222,31 @@ impl CalendarSync {
         };
         let verdicts = core.verify_legacy(scope).await.map_err(js_error)?;
         Ok(verdicts.into_iter().map(Into::into).collect())
+    }
+
+    /// Where the migration from the legacy JSON cache stands: users with legacy rows, how many of
+    /// them have `calendar-cache-sql-write` and `calendar-cache-sql` on, and the live and expired
+    /// legacy rows (`npx calsync migrate status`).
+    #[napi]
+    pub async fn legacy_cache_stage(&self) -> Result<LegacyStage> {
+        let st = self.core()?.legacy_stage().await.map_err(js_error)?;
+        Ok(LegacyStage {
+            users: st.users as i64,
+            writing: st.writing as i64,
+            reading_sql: st.reading_sql as i64,
+            live_rows: st.live_rows as i64,
+            expired_rows: st.expired_rows as i64,
+        })
+    }
+
+    /// The migration's last stage: deletes every legacy `"CalendarCache"` row (in batches of
+    /// `batchSize`, default 5000) and resolves to how many — only once every user who has legacy
+    /// rows reads from the SQL cache (`calendar-cache-sql`); otherwise rejects with
+    /// `INVALID_ARGUMENT` saying how many do not, and deletes nothing.
+    #[napi(ts_args_type = "options?: { batchSize?: number } | undefined | null")]
+    pub async fn drop_legacy_cache(&self, options: Option<DropLegacyOptions>) -> Result<i64> {
+        let batch = options.and_then(|o| o.batch_size).unwrap_or(5000).max(1) as i64;
+        Ok(self.core()?.drop_legacy(batch).await.map_err(js_error)? as i64)
     }
 
     /// Calendars counted by provider and health, for dashboards and `npx calsync status`.

@@ -719,3 +719,25 @@ impl From<crate::legacy::Verdict> for LegacyVerdict {
         }
     }
 }
+
+/// Where the migration from the legacy JSON cache stands.
+#[napi(object)]
+pub struct LegacyStage {
+    /// Users with legacy rows (live or expired).
+    pub users: i64,
+    /// Of those, users with `calendar-cache-sql-write` on (their syncs keep the rows current).
+    pub writing: i64,
+    /// Of those, users with `calendar-cache-sql` on (their reads come from the SQL cache).
+    pub reading_sql: i64,
+    /// Legacy rows still valid.
+    pub live_rows: i64,
+    /// Legacy rows past their `expiresAt`.
+    pub expired_rows: i64,
+}
+
+/// Options of `dropLegacyCache`.
+#[napi(object, object_to_js = false)]
+pub struct DropLegacyOptions {
+    /// Rows per delete statement. Default 5000.
+    pub batch_size: Option<u32>,
+}
