@@ -421,18 +421,34 @@ async fn read_prepared(pool: &PgPool, query: &Query) -> sqlx::Result<Vec<Calenda
 /// the server session keeps.
 async fn read_pooled(pool: &PgPool, query: &Query) -> Result<Vec<CalendarRow>> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    let read = match &query.selection {
-        Selection::Ids(ids) => stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
-            .texts(ids)
-            .ts(min)
-            .ts(max),
-        Selection::User { user_id, event_type_id } => stmt("SELECT * FROM calsync_read_by_user_v1($1, $2, $3, $4)")
-            .int(*user_id)
-            .ts(min)
-            .ts(max)
-            .int(*event_type_id),
-    };
-    read.fetch_as(pool).await
+    match &query.selection {
+        Selection::Ids(ids) => rows_by_ids(pool, ids, min, max).await,
+        Selection::User { user_id, event_type_id } => {
+            stmt("SELECT * FROM calsync_read_by_user_v1($1, $2, $3, $4)")
+                .int(*user_id)
+                .ts(min)
+                .ts(max)
+                .int(*event_type_id)
+                .fetch_as(pool)
+                .await
+        }
+    }
+}
+
+/// The read rows of `ids` over `[min, max)` through the read function, on any connection (inside a
+/// transaction too, which then sees its own writes).
+pub async fn rows_by_ids<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
+    ids: &[String],
+    min: NaiveDateTime,
+    max: NaiveDateTime,
+) -> Result<Vec<CalendarRow>> {
+    stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
+        .texts(ids)
+        .ts(min)
+        .ts(max)
+        .fetch_as(ex)
+        .await
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use sqlx::{PgConnection, Row};
 
-use crate::availability::{assemble, CalendarRow, Query, Selection};
+use crate::availability::{assemble, rows_by_ids, CalendarRow, Query, Selection};
 use crate::db::sql::{query, stmt};
 use crate::error::Result;
 
@@ -150,18 +150,15 @@ pub async fn refresh(
         .iter()
         .flat_map(|g| g.rows.iter().map(|(id, _)| id.clone()))
         .collect();
-    let mut read: Vec<CalendarRow> = stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
-        .texts(&ids)
-        .ts(min.naive_utc())
-        .ts(max.naive_utc())
-        .fetch_as(&mut *tx)
-        .await?;
+    let mut read = rows_by_ids(&mut *tx, &ids, min.naive_utc(), max.naive_utc()).await?;
     for row in &mut read {
         if row.owner_id == synced_owner {
             row.pending_ms = None; // this transaction covers them
         }
     }
     let by_id: HashMap<String, CalendarRow> = read.into_iter().map(|r| (r.req_id.clone(), r)).collect();
+    // Whether the user's calendars are served is the read flag's business, not the legacy row's.
+    let flags: HashMap<i32, bool> = user_id.into_iter().map(|u| (u, true)).collect();
     let mut out = Refreshed::default();
     let expires = now + chrono::Duration::days(TTL_DAYS);
     for g in &groups {
@@ -172,8 +169,6 @@ pub async fn refresh(
             time_max: max,
         };
         let rows: Vec<CalendarRow> = group_ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
-        // Whether the user's calendars are served is the read flag's business, not the legacy row's.
-        let flags: HashMap<i32, bool> = user_id.into_iter().map(|u| (u, true)).collect();
         let answer = assemble(&q, rows, &flags, now, stale_after, pending_grace);
         if !answer.uncached.is_empty() {
             query(r#"DELETE FROM "CalendarCache" WHERE "credentialId" = $1 AND "key" = $2"#)
@@ -405,12 +400,7 @@ pub async fn verify(
             continue;
         }
         let ids: Vec<String> = externals.iter().map(|e| row_of[e].clone()).collect();
-        let read: Vec<CalendarRow> = stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
-            .texts(&ids)
-            .ts(from.naive_utc())
-            .ts(p.max.naive_utc())
-            .fetch_as(pool)
-            .await?;
+        let read = rows_by_ids(pool, &ids, from.naive_utc(), p.max.naive_utc()).await?;
         let flags: HashMap<i32, bool> = read.iter().map(|r| (r.user_id, true)).collect();
         let q = Query {
             selection: Selection::Ids(ids.clone()),

@@ -97,12 +97,3 @@ pub async fn orphans(pool: &PgPool, limit: i64) -> Result<Vec<Orphan>> {
         })
         .collect()
 }
-
-/// The channel ids stored on any calendar row, among `ids`.
-pub async fn stored(pool: &PgPool, ids: &[String]) -> Result<Vec<String>> {
-    let rows = stmt(r#"SELECT DISTINCT "channelId" FROM "SelectedCalendar" WHERE "channelId" = ANY($1)"#)
-        .texts(ids)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}

@@ -41,6 +41,11 @@ struct Granted {
     expiration: Option<NaiveDateTime>,
 }
 
+/// The claim every change to one calendar's channel takes.
+fn channel_key(user_id: i32, integration: &str, external_id: &str) -> String {
+    format!("channel:{user_id}:{integration}:{external_id}")
+}
+
 fn webhook_settings<'a>(token: &'a Option<Secret>, url: &'a Option<String>, what: &str) -> Result<(&'a str, &'a str)> {
     match (token.as_ref(), url.as_deref()) {
         (Some(t), Some(u)) => Ok((t.expose(), u)),
@@ -65,7 +70,7 @@ impl Engine {
         let group = calendars::group_of(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))?;
-        let key = format!("channel:{}:{}:{}", group.user_id, group.integration, group.external_id);
+        let key = channel_key(group.user_id, &group.integration, &group.external_id);
         let ttl = self.cfg.sync.lease;
         let claim = lease::take(&self.pool, &key, ttl, ttl + self.cfg.http.request_timeout).await?;
         match calendars::group_of(&self.pool, id).await {
@@ -136,9 +141,7 @@ impl Engine {
         }
         if let (Some(old), Some(resource)) = (group.channel_id.as_deref(), group.channel_resource_id.as_deref()) {
             if old != granted.id && self.stop(&group.integration, &access, (old, resource)).await {
-                if let Err(e) = ledger::forget_channel(&self.pool, old).await {
-                    tracing::debug!(error = %e, "a stopped channel stays in the ledger until the sweep");
-                }
+                self.forget_stopped(old).await;
             }
         }
         Ok(Subscribed {
@@ -151,6 +154,13 @@ impl Engine {
     async fn forget_ledger(&self, ledger_id: &str) {
         if let Err(e) = ledger::forget(&self.pool, ledger_id).await {
             tracing::debug!(error = %e, "a ledger row stays until the sweep");
+        }
+    }
+
+    /// Forgets the ledger row of a channel just stopped by its provider id.
+    async fn forget_stopped(&self, channel_id: &str) {
+        if let Err(e) = ledger::forget_channel(&self.pool, channel_id).await {
+            tracing::debug!(error = %e, "a stopped channel stays in the ledger until the sweep");
         }
     }
 
@@ -264,9 +274,7 @@ impl Engine {
             match self.access_token(&group, None).await {
                 Ok((_, access)) => {
                     if self.stop(&group.integration, &access, (ch, resource)).await {
-                        if let Err(e) = ledger::forget_channel(&self.pool, ch).await {
-                            tracing::debug!(error = %e, "a stopped channel stays in the ledger until the sweep");
-                        }
+                        self.forget_stopped(ch).await;
                     }
                 }
                 Err(e) => tracing::warn!(calendar = %group.owner_id, error = %e, "no access token to stop the channel"),
@@ -291,7 +299,7 @@ impl Engine {
             }
             // The calendar's channel claim: a ledger row of an opening still in progress looks just
             // like an orphan, and is left alone while its opener holds the claim.
-            let key = format!("channel:{}:{}:{}", o.user_id, o.integration, o.external_id);
+            let key = channel_key(o.user_id, &o.integration, &o.external_id);
             let Some(claim) = lease::try_take(&self.pool, &key, self.cfg.sync.lease).await? else {
                 continue;
             };
@@ -345,8 +353,8 @@ impl Engine {
                     })
                     .map(|s| s.id.clone())
                     .collect();
-                let stored = ledger::stored(&self.pool, &candidates).await?;
-                for sub in candidates.iter().filter(|s| !stored.contains(s)) {
+                let stored = calendars::by_channels(&self.pool, &candidates).await?;
+                for sub in candidates.iter().filter(|s| !stored.contains_key(*s)) {
                     if !self.stop(OFFICE365, &access, (sub, "")).await {
                         return Ok(stopped);
                     }
