@@ -1,6 +1,6 @@
 // Types of the package entry: everything index.d.ts (generated) declares, the read's answer (built
 // in calsync.js from the binding's compact form), and the error shape.
-import { CalendarSync as NativeCalendarSync, AvailabilityArgs, ConnectOptions, UncachedCalendar } from './index'
+import { CalendarSync as NativeCalendarSync, AvailabilityArgs, ConnectOptions, ShadowResult, UncachedCalendar } from './index'
 export * from './index'
 
 /**
@@ -26,6 +26,10 @@ export interface AvailabilityResult {
   served: string[]
   /** Requested ids not answered, each with a machine-readable reason: call the provider live. */
   uncached: UncachedCalendar[]
+  /** With `legacyReads` on: the served ids answered from Cal.com's legacy JSON cache. */
+  servedFromLegacy?: string[]
+  /** With `legacyReads: 'shadow'`: what comparing the served calendars with the other source found. */
+  shadow?: ShadowResult
 }
 
 export declare class CalendarSync extends NativeCalendarSync {

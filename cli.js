@@ -22,7 +22,8 @@ Commands:
                          Sync the calendar of SelectedCalendar row <id> now.
   migrate status [--json]
                          Where the move from the legacy JSON cache ("CalendarCache") stands: users
-                         with legacy rows, how many write it from syncs and read from SQL, rows.
+                         with legacy rows, how many write it from syncs and read from SQL, rows,
+                         teams with migration flags, the latest differences shadow reads found.
   migrate verify [--user ID | --team ID] [--json]
                          Compare the legacy JSON cache with the SQL cache, per legacy row: equal,
                          diverged (each differing interval), or not comparable (why). Exits 1 when
@@ -106,6 +107,9 @@ async function main(argv) {
             `  writing them from syncs (calendar-cache-sql-write): ${x.writing}`,
             `  reading from the SQL cache (calendar-cache-sql):    ${x.readingSql}`,
             `legacy rows: ${x.liveRows} live, ${x.expiredRows} expired`,
+            ...x.teams.map((t) => `team ${t.teamId}: write ${t.writing ? 'on' : 'off'}, read from SQL ${t.readingSql ? 'on' : 'off'}`),
+            `differences recorded by shadow reads (last 30 days): ${x.divergences}`,
+            ...x.lastDivergences.map((d) => `  ${d.lastSeenAt} ${d.kind} calendar ${d.selectedCalendarId} ${d.start} .. ${d.end} (served: ${d.served})`),
           ].join('\n'))
           return 0
         })

@@ -101,8 +101,9 @@ export declare class CalendarSync {
   verifyLegacyCache(scope?: { userId?: number, teamId?: number } | undefined | null): Promise<Array<LegacyVerdict>>
   /**
    * Where the migration from the legacy JSON cache stands: users with legacy rows, how many of
-   * them have `calendar-cache-sql-write` and `calendar-cache-sql` on, and the live and expired
-   * legacy rows (`npx calsync migrate status`).
+   * them have `calendar-cache-sql-write` and `calendar-cache-sql` on, the live and expired
+   * legacy rows, the teams with a row for either flag, and the latest differences shadow reads
+   * recorded (`npx calsync migrate status`).
    */
   legacyCacheStage(): Promise<LegacyStage>
   /**
@@ -298,6 +299,16 @@ export interface ConnectOptions {
    * calendar before it fails (and records the failure). Default 30000.
    */
   claimTtlMs?: number
+  /**
+   * Whether `getCachedAvailability` also serves from Cal.com's legacy JSON cache
+   * (`"CalendarCache"`) while an installation migrates off it (SPEC §8). `'off'` (default): the
+   * SQL cache only. `'switch'`: per user, `calendar-cache-sql` on serves the SQL cache, off the
+   * legacy JSON cache as Cal.com's legacy reader looks it up; still one round trip when the
+   * flags are cached. `'shadow'`: as `'switch'`, and each served calendar is also compared with
+   * the other source; differences are recorded (calendar id and interval only) for
+   * `calsync migrate status`, never slowing or failing the read.
+   */
+  legacyReads?: 'off' | 'switch' | 'shadow'
 }
 
 /** Options of `dropLegacyCache`. */
@@ -361,6 +372,21 @@ export interface LegacyStage {
   liveRows: number
   /** Legacy rows past their `expiresAt`. */
   expiredRows: number
+  /** Teams (and organizations) with a `TeamFeatures` row for either migration flag. */
+  teams: Array<LegacyTeamStage>
+  /** Differences shadow reads recorded over the last 30 days (`legacyReads: 'shadow'`). */
+  divergences: number
+  /** The latest of them, newest first (at most 20). */
+  lastDivergences: Array<RecordedDivergence>
+}
+
+/** A team's migration flags, as evaluated for the team (its own row, else its organization's). */
+export interface LegacyTeamStage {
+  teamId: number
+  /** `calendar-cache-sql-write` on. */
+  writing: boolean
+  /** `calendar-cache-sql` on. */
+  readingSql: boolean
 }
 
 /** What `verifyLegacyCache` found for one legacy row. */
@@ -395,6 +421,25 @@ export interface PackedAvailability {
   served: Array<string>
   /** Requested ids not answered, each with a machine-readable reason. */
   uncached: Array<UncachedCalendar>
+  /** With `legacyReads` on: the served ids answered from the legacy JSON cache. */
+  servedFromLegacy?: Array<string>
+  /** With `legacyReads: 'shadow'`: what comparing the served calendars with the other source found. */
+  shadow?: ShadowResult
+}
+
+/**
+ * A difference between the legacy JSON cache and the SQL cache that shadow reads recorded: the
+ * calendar and the interval, never event contents.
+ */
+export interface RecordedDivergence {
+  selectedCalendarId: string
+  kind: 'missing_block' | 'extra_block' | 'different_bounds'
+  start: string
+  end: string
+  /** The source the reads served. */
+  served: 'sql' | 'legacy'
+  firstSeenAt: string
+  lastSeenAt: string
 }
 
 /** Progress of the current (or last) `renewWatches` run. */
@@ -493,6 +538,33 @@ export interface SettleOptions {
   timeoutMs?: number
 }
 
+/** One interval where the legacy JSON cache and the SQL cache disagree for a calendar, from now on. */
+export interface ShadowDivergence {
+  /** The requested `SelectedCalendar.id`. */
+  selectedCalendarId: string
+  /**
+   * `missing_block`: busy in the SQL cache, free in the legacy row; `extra_block`: the other way
+   * round; `different_bounds`: busy in both, with another start or end.
+   */
+  kind: 'missing_block' | 'extra_block' | 'different_bounds'
+  start: string
+  end: string
+  /** The source the read served. */
+  served: 'sql' | 'legacy'
+}
+
+/** What a shadow read found (`legacyReads: 'shadow'`). */
+export interface ShadowResult {
+  /** Calendars both sources answered for. */
+  compared: number
+  /** Of those, calendars whose answers differ. */
+  diverged: number
+  /** Calendars the source not served could not answer for. */
+  notComparable: number
+  /** Each difference: the calendar and the interval, never event contents. */
+  divergences: Array<ShadowDivergence>
+}
+
 /**
  * Shifts calsync's clock by `offsetMs` milliseconds for every instance in this process (0 restores
  * the system clock). For simulations and tests in which weeks must pass — the providers (or the
@@ -552,7 +624,7 @@ export interface UncachedCalendar {
   /** The requested `SelectedCalendar.id`. */
   id: string
   /** Why it is not served from the cache. */
-  reason: 'not_found' | 'unsupported_provider' | 'flag_off' | 'credential_invalid' | 'not_subscribed' | 'never_synced' | 'sync_failed' | 'stale' | 'out_of_window'
+  reason: 'not_found' | 'unsupported_provider' | 'flag_off' | 'credential_invalid' | 'not_subscribed' | 'never_synced' | 'sync_failed' | 'stale' | 'out_of_window' | 'legacy_miss' | 'legacy_unreadable'
 }
 
 /** Options of `handleGoogleWebhook` and `handleMicrosoftWebhook`. */

@@ -65,9 +65,10 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncPending" (
   "last" TIMESTAMP(3) NOT NULL
 );
 
--- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v1 and
--- calsync_read_by_user_v1 from the read statements in src/db/ (availability::READ_FUNCTIONS): a
--- read through any pooler is then one short call whose plan the server session keeps.
+-- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v1,
+-- calsync_read_by_user_v1 and their _legacy_ variants from the read statements in src/db/
+-- (availability::read_functions): a read through any pooler is then one short call whose plan the
+-- server session keeps.
 
 -- Every push channel calsync opened that may still be live at the provider (SPEC §6, channel
 -- changes). A row is written *before* the provider is asked for the channel, so a process killed
@@ -89,3 +90,19 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncChannel" (
   "openedAt" TIMESTAMP(3) NOT NULL
 );
 CREATE INDEX IF NOT EXISTS "CalendarSyncChannel_channelId_idx" ON "CalendarSyncChannel" ("channelId");
+
+-- Differences shadow reads found between Cal.com's legacy JSON cache ("CalendarCache") and the SQL
+-- cache while an installation migrates (SPEC §8), for `calsync migrate status`: which calendar,
+-- which interval, which kind, and which source was served -- never event contents. Cleanup removes
+-- rows not seen for 30 days; the table is empty and unused once the migration is over.
+CREATE TABLE IF NOT EXISTS "CalendarSyncDivergence" (
+  "selectedCalendarId" TEXT NOT NULL,
+  "kind" TEXT NOT NULL,
+  "start" TIMESTAMP(3) NOT NULL,
+  "end" TIMESTAMP(3) NOT NULL,
+  "served" TEXT NOT NULL,
+  "firstSeenAt" TIMESTAMP(3) NOT NULL,
+  "lastSeenAt" TIMESTAMP(3) NOT NULL,
+  PRIMARY KEY ("selectedCalendarId", "kind", "start", "end")
+);
+CREATE INDEX IF NOT EXISTS "CalendarSyncDivergence_lastSeenAt_idx" ON "CalendarSyncDivergence" ("lastSeenAt");

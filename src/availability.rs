@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -12,29 +13,89 @@ use sqlx::{FromRow, PgPool, Row};
 
 use crate::db::sql::{pooler_symptom, prepared_as, stmt};
 use crate::error::{Error, Result};
-use crate::flags::{Flags, SUBSCRIPTION_CACHE};
+use crate::config::LegacyReads;
+use crate::flags::{Flags, CACHE_SQL_READ, SUBSCRIPTION_CACHE};
 use crate::time::format_utc;
 
-const READ_BY_IDS: &str = concat!(include_str!("db/read_by_ids.sql"), include_str!("db/availability.sql"));
-const READ_BY_USER: &str = concat!(include_str!("db/read_by_user.sql"), include_str!("db/availability.sql"));
+const READ_BY_IDS: &str = concat!(
+    include_str!("db/read_by_ids.sql"),
+    include_str!("db/availability.sql"),
+    include_str!("db/read_select.sql")
+);
+const READ_BY_USER: &str = concat!(
+    include_str!("db/read_by_user.sql"),
+    include_str!("db/availability.sql"),
+    include_str!("db/read_select.sql")
+);
 
-/// The read statements, installed by `applySchema` as PL/pgSQL functions of calsync's (name,
-/// parameter types, body), for reads behind a transaction-mode pooler. A function's plan is cached
-/// by each server session, whoever's client runs on it, so such a read is one short simple-protocol
-/// call that still skips planning (which costs as much as executing this statement).
-pub const READ_FUNCTIONS: &[(&str, &str, &str)] = &[
-    ("calsync_read_by_ids_v1", "text[], timestamp, timestamp", READ_BY_IDS),
-    (
-        "calsync_read_by_user_v1",
-        "int4, timestamp, timestamp, int4",
-        READ_BY_USER,
-    ),
-];
+/// A read statement that also looks up the legacy JSON cache (legacy_select.sql), its three extra
+/// parameters (legacy window start and end, now) numbered from `first`.
+fn with_legacy(head: &str, first: usize) -> String {
+    let tail = include_str!("db/legacy_select.sql")
+        .replace("$LMIN", &format!("${first}"))
+        .replace("$LMAX", &format!("${}", first + 1))
+        .replace("$NOW", &format!("${}", first + 2));
+    format!(
+        "{head}{}, base AS (\n{})\n{tail}",
+        include_str!("db/availability.sql"),
+        include_str!("db/read_select.sql")
+    )
+}
+static LEGACY_BY_IDS: LazyLock<String> = LazyLock::new(|| with_legacy(include_str!("db/read_by_ids.sql"), 4));
+static LEGACY_BY_USER: LazyLock<String> = LazyLock::new(|| with_legacy(include_str!("db/read_by_user.sql"), 5));
 
-/// The columns every read function returns (one row per requested calendar).
-pub const READ_COLUMNS: &str = "req_id text, user_id int4, integration text, owner_id text, channel_id text, \
+macro_rules! read_columns {
+    () => {
+        "req_id text, user_id int4, integration text, owner_id text, channel_id text, \
     channel_expiration timestamp, subscribed_at timestamp, synced_at timestamp, sync_error_at timestamp, \
-    window_start timestamp, window_end timestamp, sync_errors int4, pending_ms int8, credential_invalid bool, starts timestamp[], ends timestamp[]";
+    window_start timestamp, window_end timestamp, sync_errors int4, pending_ms int8, credential_invalid bool, starts timestamp[], ends timestamp[]"
+    };
+}
+/// The columns every read function returns (one row per requested calendar).
+const READ_COLUMNS: &str = read_columns!();
+/// ... and those that also look up the legacy JSON cache.
+const LEGACY_COLUMNS: &str = concat!(read_columns!(), ", legacy_found bool, legacy_calendar text");
+
+/// A read statement installed as a PL/pgSQL function (see [`read_functions`]).
+pub struct ReadFunction {
+    pub name: &'static str,
+    pub args: &'static str,
+    pub columns: &'static str,
+    pub body: &'static str,
+}
+
+/// The read statements, installed by `applySchema` as PL/pgSQL functions of calsync's, for reads
+/// behind a transaction-mode pooler. A function's plan is cached by each server session, whoever's
+/// client runs on it, so such a read is one short simple-protocol call that still skips planning
+/// (which costs as much as executing this statement).
+pub fn read_functions() -> [ReadFunction; 4] {
+    [
+        ReadFunction {
+            name: "calsync_read_by_ids_v1",
+            args: "text[], timestamp, timestamp",
+            columns: READ_COLUMNS,
+            body: READ_BY_IDS,
+        },
+        ReadFunction {
+            name: "calsync_read_by_user_v1",
+            args: "int4, timestamp, timestamp, int4",
+            columns: READ_COLUMNS,
+            body: READ_BY_USER,
+        },
+        ReadFunction {
+            name: "calsync_read_by_ids_legacy_v1",
+            args: "text[], timestamp, timestamp, text, text, timestamp",
+            columns: LEGACY_COLUMNS,
+            body: LEGACY_BY_IDS.as_str(),
+        },
+        ReadFunction {
+            name: "calsync_read_by_user_legacy_v1",
+            args: "int4, timestamp, timestamp, int4, text, text, timestamp",
+            columns: LEGACY_COLUMNS,
+            body: LEGACY_BY_USER.as_str(),
+        },
+    ]
+}
 
 /// How long after a failed sync the next attempt is due: a minute after the first failure, doubling
 /// with each further one, at most 12 hours. A transient failure is retried within minutes, a
@@ -127,8 +188,16 @@ pub enum Uncached {
     SyncFailed,
     /// Neither a sync nor a channel confirmation within the staleness limit.
     Stale,
-    /// The requested range is not inside the window the last full sync covered.
+    /// The requested range is not inside the window the last full sync covered (for a calendar
+    /// read from the legacy JSON cache: it ends after the window of the legacy row's key).
     OutOfWindow,
+    /// Read from the legacy JSON cache (`calendar-cache-sql` off for the user): it holds no live
+    /// row for the key the legacy reader looks up (or the calendar is not a Google one, which it
+    /// never held).
+    LegacyMiss,
+    /// Read from the legacy JSON cache: its row does not answer for the calendar (malformed, the
+    /// calendar missing from it, or Google reported an error for the calendar).
+    LegacyUnreadable,
 }
 
 impl Uncached {
@@ -144,6 +213,8 @@ impl Uncached {
             Uncached::SyncFailed => "sync_failed",
             Uncached::Stale => "stale",
             Uncached::OutOfWindow => "out_of_window",
+            Uncached::LegacyMiss => "legacy_miss",
+            Uncached::LegacyUnreadable => "legacy_unreadable",
         }
     }
 }
@@ -168,6 +239,17 @@ pub struct CalendarRow {
     pub credential_invalid: bool,
     pub starts: Option<Vec<NaiveDateTime>>,
     pub ends: Option<Vec<NaiveDateTime>>,
+    /// What the legacy JSON cache holds for the calendar, when the read looked it up.
+    pub legacy: Option<LegacyCell>,
+}
+
+/// A calendar's part of the legacy JSON cache row its read looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyCell {
+    /// A live row exists for the key.
+    pub found: bool,
+    /// The row's `calendars[<external id>]`, as JSON text.
+    pub calendar: Option<String>,
 }
 
 impl<'r> FromRow<'r, PgRow> for CalendarRow {
@@ -189,6 +271,13 @@ impl<'r> FromRow<'r, PgRow> for CalendarRow {
             credential_invalid: r.try_get("credential_invalid")?,
             starts: r.try_get("starts")?,
             ends: r.try_get("ends")?,
+            legacy: match r.try_column("legacy_found") {
+                Ok(_) => Some(LegacyCell {
+                    found: r.try_get("legacy_found")?,
+                    calendar: r.try_get("legacy_calendar")?,
+                }),
+                Err(_) => None,
+            },
         })
     }
 }
@@ -243,12 +332,8 @@ pub fn classify(
 
 /// Clips intervals to `[min, max)` and merges those that overlap or touch, as free/busy answers do.
 /// `intervals` must be sorted by start.
-pub fn merge_busy(
-    intervals: impl IntoIterator<Item = (NaiveDateTime, NaiveDateTime)>,
-    min: NaiveDateTime,
-    max: NaiveDateTime,
-) -> Vec<(NaiveDateTime, NaiveDateTime)> {
-    let mut out: Vec<(NaiveDateTime, NaiveDateTime)> = Vec::new();
+pub fn merge_busy(intervals: impl IntoIterator<Item = Span>, min: NaiveDateTime, max: NaiveDateTime) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
     for (s, e) in intervals {
         let (s, e) = (s.max(min), e.min(max));
         if s >= e {
@@ -263,7 +348,7 @@ pub fn merge_busy(
 }
 
 /// A busy interval, ISO-8601 UTC with milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Busy {
     pub start: String,
     pub end: String,
@@ -272,7 +357,7 @@ pub struct Busy {
 }
 
 /// What the read path answers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answer {
     pub busy: Vec<Busy>,
     pub served: Vec<String>,
@@ -280,19 +365,92 @@ pub struct Answer {
     /// Requested rows whose calendar a sync would make servable again (`stale`, `never_synced`,
     /// `out_of_window`, or `sync_failed` past its backoff): what sync-on-read schedules.
     pub repairable: Vec<String>,
+    /// With a [`Route`]: the served rows answered from the legacy JSON cache.
+    pub legacy_served: Option<Vec<String>>,
+    /// With shadow reads: what comparing each served calendar with the other source found.
+    pub shadow: Option<ShadowReport>,
+}
+
+/// A busy interval (start, end), UTC.
+pub type Span = (NaiveDateTime, NaiveDateTime);
+
+/// How a read routes calendars between the SQL cache and Cal.com's legacy JSON cache while an
+/// installation migrates off the latter (SPEC §8).
+#[derive(Debug, Clone)]
+pub struct Route<'a> {
+    /// `calendar-cache-sql` per user: on = the SQL cache, off = the legacy JSON cache.
+    pub sql: &'a HashMap<i32, bool>,
+    /// Also compare each served calendar with the source not served.
+    pub shadow: bool,
+    /// The end of the window of the legacy key the read looked up.
+    pub legacy_end: NaiveDateTime,
+}
+
+/// What a shadow read found: calendars whose served answer was compared with the other source's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShadowReport {
+    /// Calendars both sources answered for.
+    pub compared: u32,
+    /// Of those, the calendars whose answers differ.
+    pub diverged: u32,
+    /// Calendars the source not served could not answer for (nothing to compare).
+    pub not_comparable: u32,
+    /// Every difference, with the source that was served (`sql` or `legacy`).
+    pub divergences: Vec<(&'static str, crate::legacy::Divergence)>,
+}
+
+/// The blocks of a calendar's SQL cache row, clipped to `[min, max)` and merged.
+fn sql_spans(row: &CalendarRow, min: NaiveDateTime, max: NaiveDateTime) -> Vec<Span> {
+    let starts = row.starts.as_deref().unwrap_or_default();
+    let ends = row.ends.as_deref().unwrap_or_default();
+    let mut spans: Vec<Span> = starts.iter().copied().zip(ends.iter().copied()).collect();
+    spans.sort_unstable();
+    merge_busy(spans, min, max)
+}
+
+/// The blocks the legacy JSON cache holds for a calendar over `[min, max)`, as the legacy reader
+/// would serve them, or why it cannot. Unlike the legacy reader, a range that runs past the window
+/// of the row's key is not answered (the row knows nothing of that time; "free" there would be a
+/// guess).
+fn legacy_spans(
+    row: &CalendarRow,
+    legacy_end: NaiveDateTime,
+    min: NaiveDateTime,
+    max: NaiveDateTime,
+) -> Result<Vec<Span>, Uncached> {
+    let Some(cell) = row.legacy.as_ref().filter(|c| c.found) else {
+        return Err(Uncached::LegacyMiss);
+    };
+    if max > legacy_end {
+        return Err(Uncached::OutOfWindow);
+    }
+    let spans = cell
+        .calendar
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .and_then(|v| crate::legacy::busy_of(&v))
+        .ok_or(Uncached::LegacyUnreadable)?;
+    Ok(merge_busy(spans, min, max))
 }
 
 /// Turns the query rows into an answer: classification, one set of blocks per provider calendar.
+/// `flags` is `calendar-subscription-cache` per user; `route`, when given, sends each user's
+/// calendars to the SQL or the legacy JSON cache.
 pub fn assemble(
     query: &Query,
     rows: Vec<CalendarRow>,
     flags: &HashMap<i32, bool>,
+    route: Option<&Route>,
     now: NaiveDateTime,
     stale_after: Duration,
     pending_grace: Duration,
 ) -> Answer {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    let mut answer = Answer::default();
+    let mut answer = Answer {
+        shadow: route.filter(|r| r.shadow).map(|_| ShadowReport::default()),
+        legacy_served: route.map(|_| Vec::new()),
+        ..Answer::default()
+    };
     let mut by_id: HashMap<String, CalendarRow> = HashMap::with_capacity(rows.len());
     let mut order: Vec<String> = Vec::with_capacity(rows.len());
     for row in rows {
@@ -313,30 +471,55 @@ pub fn assemble(
             answer.uncached.push((id, Uncached::NotFound));
             continue;
         };
+        let from_sql = route.is_none_or(|r| r.sql.get(&row.user_id).copied().unwrap_or(false));
         let flag_on = flags.get(&row.user_id).copied().unwrap_or(false);
-        if let Err(reason) = classify(row, flag_on, now, stale_after, pending_grace, min, max) {
-            let repairable = match reason {
-                Uncached::Stale | Uncached::NeverSynced | Uncached::OutOfWindow => true,
-                Uncached::SyncFailed => row.sync_error_at.is_none_or(|at| {
-                    now >= at + chrono::Duration::from_std(retry_after(row.sync_errors)).unwrap_or_default()
-                }),
-                _ => false,
-            };
-            if repairable {
-                answer.repairable.push(id.clone());
+        let sql = || classify(row, flag_on, now, stale_after, pending_grace, min, max).map(|()| sql_spans(row, min, max));
+        let legacy = || legacy_spans(row, route.map_or(max, |r| r.legacy_end), min, max);
+        let spans = match if from_sql { sql() } else { legacy() } {
+            Ok(spans) => spans,
+            Err(reason) => {
+                let repairable = from_sql
+                    && match reason {
+                        Uncached::Stale | Uncached::NeverSynced | Uncached::OutOfWindow => true,
+                        Uncached::SyncFailed => row.sync_error_at.is_none_or(|at| {
+                            now >= at + chrono::Duration::from_std(retry_after(row.sync_errors)).unwrap_or_default()
+                        }),
+                        _ => false,
+                    };
+                if repairable {
+                    answer.repairable.push(id.clone());
+                }
+                answer.uncached.push((id, reason));
+                continue;
             }
-            answer.uncached.push((id, reason));
-            continue;
-        }
+        };
         answer.served.push(id.clone());
+        if let Some(list) = answer.legacy_served.as_mut().filter(|_| !from_sql) {
+            list.push(id.clone());
+        }
         if !emitted_owners.insert(row.owner_id.clone()) {
             continue; // another row for the same provider calendar already gave its blocks
         }
-        let starts = row.starts.as_deref().unwrap_or_default();
-        let ends = row.ends.as_deref().unwrap_or_default();
-        let mut spans: Vec<(NaiveDateTime, NaiveDateTime)> = starts.iter().copied().zip(ends.iter().copied()).collect();
-        spans.sort_unstable();
-        for (s, e) in merge_busy(spans, min, max) {
+        if let Some(report) = answer.shadow.as_mut() {
+            match if from_sql { legacy() } else { sql() } {
+                Err(_) => report.not_comparable += 1,
+                Ok(other) => {
+                    // From now on: time before now is never bookable, and the SQL cache keeps
+                    // only a day of it.
+                    let from = min.max(now);
+                    let clip = |s: &[Span]| merge_busy(s.iter().copied(), from, max);
+                    let (sql_side, legacy_side) = if from_sql { (&spans, &other) } else { (&other, &spans) };
+                    let found = crate::legacy::compare(&id, &clip(legacy_side), &clip(sql_side));
+                    report.compared += 1;
+                    if !found.is_empty() {
+                        report.diverged += 1;
+                    }
+                    let served = if from_sql { "sql" } else { "legacy" };
+                    report.divergences.extend(found.into_iter().map(|d| (served, d)));
+                }
+            }
+        }
+        for (s, e) in spans {
             answer.busy.push(Busy {
                 start: format_utc(s),
                 end: format_utc(e),
@@ -351,9 +534,18 @@ pub fn assemble(
     answer
 }
 
-/// Runs the read: one SQL round trip when every user's flag is cached, two otherwise. `pooled`
-/// says a transaction-mode pooler is in front of Postgres; a read that shows one is (a named
-/// statement gone missing) sets it and is repeated.
+/// The legacy lookup of a read: the key window's bounds as the key writes them, and now.
+struct LegacyLookup {
+    time_min: String,
+    time_max: String,
+    now: NaiveDateTime,
+}
+
+/// Runs the read: one SQL round trip when every user's flags are cached, one more per flag that is
+/// not. `pooled` says a transaction-mode pooler is in front of Postgres; a read that shows one is
+/// (a named statement gone missing) sets it and is repeated. With `legacy` other than `Off`, the
+/// same round trip also looks up the legacy JSON cache, and `calendar-cache-sql` picks each user's
+/// source (SPEC §8).
 pub async fn read(
     pool: &PgPool,
     flags: &Flags,
@@ -361,11 +553,20 @@ pub async fn read(
     stale_after: Duration,
     pending_grace: Duration,
     pooled: &AtomicBool,
+    legacy: LegacyReads,
 ) -> Result<Answer> {
+    let now = crate::time::now_db();
+    let window = (legacy != LegacyReads::Off).then(|| crate::legacy::lookup_window(now, query.time_max));
+    let lookup = window.map(|(lmin, lmax)| LegacyLookup {
+        time_min: crate::legacy::js_iso(lmin),
+        time_max: crate::legacy::js_iso(lmax),
+        now,
+    });
+    let lookup = lookup.as_ref();
     let rows = if pooled.load(Ordering::Relaxed) {
-        read_pooled(pool, query).await?
+        read_pooled(pool, query, lookup).await?
     } else {
-        match read_prepared(pool, query).await {
+        match read_prepared(pool, query, lookup).await {
             Ok(rows) => rows,
             Err(e) if pooler_symptom(&e) => {
                 if !pooled.swap(true, Ordering::Relaxed) {
@@ -374,7 +575,7 @@ pub async fn read(
                          reads now avoid them (set pooler: true or ?pgbouncer=true to say so up front)"
                     );
                 }
-                read_pooled(pool, query).await?
+                read_pooled(pool, query, lookup).await?
             }
             Err(e) => return Err(e.into()),
         }
@@ -383,55 +584,72 @@ pub async fn read(
     users.sort_unstable();
     users.dedup();
     let on = flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?;
+    let sql = match window {
+        Some(_) => flags.for_users(pool, CACHE_SQL_READ, &users).await?,
+        None => HashMap::new(),
+    };
+    let route = window.map(|(_, lmax)| Route {
+        sql: &sql,
+        shadow: legacy == LegacyReads::Shadow,
+        legacy_end: lmax.naive_utc(),
+    });
     Ok(assemble(
         query,
         rows,
         &on,
-        crate::time::now_db(),
+        route.as_ref(),
+        now,
         stale_after,
         pending_grace,
     ))
 }
 
 /// Direct connection: the read statement, prepared once per connection (binary rows, a cached plan).
-async fn read_prepared(pool: &PgPool, query: &Query) -> sqlx::Result<Vec<CalendarRow>> {
+async fn read_prepared(pool: &PgPool, query: &Query, legacy: Option<&LegacyLookup>) -> sqlx::Result<Vec<CalendarRow>> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    match &query.selection {
-        Selection::Ids(ids) => {
-            prepared_as(READ_BY_IDS)
-                .bind(ids)
-                .bind(min)
-                .bind(max)
-                .fetch_all(pool)
-                .await
-        }
-        Selection::User { user_id, event_type_id } => {
-            prepared_as(READ_BY_USER)
-                .bind(user_id)
-                .bind(min)
-                .bind(max)
-                .bind(event_type_id)
-                .fetch_all(pool)
-                .await
-        }
+    let q = match (&query.selection, legacy) {
+        (Selection::Ids(ids), None) => prepared_as(READ_BY_IDS).bind(ids).bind(min).bind(max),
+        (Selection::Ids(ids), Some(_)) => prepared_as(LEGACY_BY_IDS.as_str()).bind(ids).bind(min).bind(max),
+        (Selection::User { user_id, event_type_id }, None) => prepared_as(READ_BY_USER)
+            .bind(user_id)
+            .bind(min)
+            .bind(max)
+            .bind(event_type_id),
+        (Selection::User { user_id, event_type_id }, Some(_)) => prepared_as(LEGACY_BY_USER.as_str())
+            .bind(user_id)
+            .bind(min)
+            .bind(max)
+            .bind(event_type_id),
+    };
+    match legacy {
+        None => q.fetch_all(pool).await,
+        Some(l) => q.bind(&l.time_min).bind(&l.time_max).bind(l.now).fetch_all(pool).await,
     }
 }
 
-/// Behind a pooler: one simple-protocol message calling a read function (READ_FUNCTIONS), whose plan
-/// the server session keeps.
-async fn read_pooled(pool: &PgPool, query: &Query) -> Result<Vec<CalendarRow>> {
+/// Behind a pooler: one simple-protocol message calling a read function (`read_functions`), whose
+/// plan the server session keeps.
+async fn read_pooled(pool: &PgPool, query: &Query, legacy: Option<&LegacyLookup>) -> Result<Vec<CalendarRow>> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    match &query.selection {
-        Selection::Ids(ids) => rows_by_ids(pool, ids, min, max).await,
-        Selection::User { user_id, event_type_id } => {
-            stmt("SELECT * FROM calsync_read_by_user_v1($1, $2, $3, $4)")
-                .int(*user_id)
-                .ts(min)
-                .ts(max)
-                .int(*event_type_id)
-                .fetch_as(pool)
-                .await
-        }
+    let call = match (&query.selection, legacy) {
+        (Selection::Ids(ids), None) => return rows_by_ids(pool, ids, min, max).await,
+        (Selection::Ids(ids), Some(_)) => stmt("SELECT * FROM calsync_read_by_ids_legacy_v1($1, $2, $3, $4, $5, $6)")
+            .texts(ids)
+            .ts(min)
+            .ts(max),
+        (Selection::User { user_id, event_type_id }, l) => stmt(if l.is_some() {
+            "SELECT * FROM calsync_read_by_user_legacy_v1($1, $2, $3, $4, $5, $6, $7)"
+        } else {
+            "SELECT * FROM calsync_read_by_user_v1($1, $2, $3, $4)"
+        })
+        .int(*user_id)
+        .ts(min)
+        .ts(max)
+        .int(*event_type_id),
+    };
+    match legacy {
+        None => call.fetch_as(pool).await,
+        Some(l) => call.text(l.time_min.as_str()).text(l.time_max.as_str()).ts(l.now).fetch_as(pool).await,
     }
 }
 
@@ -482,6 +700,7 @@ mod tests {
             // Unsorted, as the query returns them.
             starts: Some(vec![t(13, 0), t(10, 0), t(10, 30)]),
             ends: Some(vec![t(14, 0), t(11, 0), t(11, 30)]),
+            legacy: None,
         }
     }
 
@@ -564,7 +783,7 @@ mod tests {
         .unwrap();
         let rows = vec![healthy("a", "owner"), healthy("b", "owner")];
         let flags = HashMap::from([(1, true)]);
-        let ans = assemble(&q, rows, &flags, t(12, 0), DAY, DAY);
+        let ans = assemble(&q, rows, &flags, None, t(12, 0), DAY, DAY);
         assert_eq!(ans.served, vec!["a", "b"]);
         assert_eq!(ans.uncached, vec![("zz".to_string(), Uncached::NotFound)]);
         let blocks: Vec<(&str, &str)> = ans.busy.iter().map(|b| (b.start.as_str(), b.end.as_str())).collect();

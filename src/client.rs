@@ -55,10 +55,22 @@ impl Calsync {
             e.cfg.stale_after,
             e.cfg.pending_grace,
             &e.pooled,
+            e.cfg.legacy_reads,
         )
         .await?;
         if e.cfg.sync_on_read && !answer.repairable.is_empty() {
             Engine::sync_on_read(&self.engine, &answer.repairable);
+        }
+        if let Some(report) = answer.shadow.as_ref().filter(|r| !r.divergences.is_empty()) {
+            let fresh = e.shadow.fresh(&report.divergences);
+            if !fresh.is_empty() {
+                let engine = self.engine.clone();
+                e.in_background(async move {
+                    if let Err(err) = crate::legacy::record(&engine.pool, &fresh, now_db()).await {
+                        tracing::debug!(code = err.code(), "shadow differences not recorded");
+                    }
+                });
+            }
         }
         Ok(answer)
     }

@@ -54,6 +54,9 @@ pub struct Config {
     pub sync_on_read: bool,
     /// The most calendars one `getCachedAvailability` call may name.
     pub max_calendars_per_read: usize,
+    /// Whether reads also serve from Cal.com's legacy JSON cache while an installation migrates
+    /// off it (`CALSYNC_LEGACY_READS`).
+    pub legacy_reads: LegacyReads,
     /// Google Calendar and OAuth settings.
     pub google: GoogleConfig,
     /// Microsoft Graph and OAuth settings.
@@ -62,6 +65,33 @@ pub struct Config {
     pub http: HttpConfig,
     /// What a full sync covers and how sync failures are handled.
     pub sync: SyncConfig,
+}
+
+/// Where reads come from while an installation migrates off Cal.com's legacy JSON cache
+/// (`"CalendarCache"`, SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LegacyReads {
+    /// The SQL cache only; the legacy cache is not looked at.
+    #[default]
+    Off,
+    /// Per user, `calendar-cache-sql` on serves the SQL cache, off the legacy JSON cache.
+    Switch,
+    /// As `Switch`, and each served calendar is also compared with the source not served.
+    Shadow,
+}
+
+impl LegacyReads {
+    /// `off`, `switch` or `shadow`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "off" => Ok(LegacyReads::Off),
+            "switch" => Ok(LegacyReads::Switch),
+            "shadow" => Ok(LegacyReads::Shadow),
+            other => Err(Error::invalid(format!(
+                "legacyReads must be 'off', 'switch' or 'shadow', not {other:?}"
+            ))),
+        }
+    }
 }
 
 /// Google Calendar settings (SPEC §5, §9).
@@ -255,6 +285,7 @@ impl Config {
             flag_cache_ttl: Duration::from_secs(30),
             stale_after: Duration::from_secs(24 * 3600),
             max_calendars_per_read: 1000,
+            legacy_reads: LegacyReads::Off,
             sync_on_read: true,
             pending_grace: Duration::from_secs(20),
             google: GoogleConfig::from_lookup(&get),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use sqlx::{PgConnection, Row};
 
-use crate::availability::{assemble, rows_by_ids, CalendarRow, Query, Selection};
+use crate::availability::{assemble, rows_by_ids, CalendarRow, Query, Selection, Span};
 use crate::db::sql::{query, stmt};
 use crate::error::Result;
 
@@ -31,6 +31,39 @@ pub fn window(now: NaiveDateTime) -> (DateTime<Utc>, DateTime<Utc>) {
     let (y, m) = (now.year(), now.month());
     let (y2, m2) = if m > 10 { (y + 1, m - 10) } else { (y, m + 2) };
     (first(y, m), first(y2, m2))
+}
+
+/// The window of the key the legacy reader looks up for a request ending at `end`, made at `now`:
+/// from the first day of this month to the first day of the month two months after a base month,
+/// the base being this month when `end` falls in it or the next two, else `end`'s month.
+pub fn lookup_window(now: NaiveDateTime, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let end = end.naive_utc();
+    let months = (end.year() - now.year()) * 12 + end.month() as i32 - now.month() as i32;
+    let base = if (0..=2).contains(&months) { now } else { end };
+    (window(now).0, window(base).1)
+}
+
+/// The busy blocks of a calendar's entry in a legacy value (`{ "busy": [{ start, end }] }`),
+/// sorted; `None` when the entry is malformed or carries Google's `errors` for the calendar
+/// (its `busy` then means nothing).
+pub fn busy_of(entry: &serde_json::Value) -> Option<Vec<Span>> {
+    if entry
+        .get("errors")
+        .is_some_and(|e| e.as_array().is_none_or(|a| !a.is_empty()))
+    {
+        return None;
+    }
+    let instant = |v: &serde_json::Value| {
+        DateTime::parse_from_rfc3339(v.as_str()?)
+            .ok()
+            .map(|t| t.naive_utc())
+    };
+    let mut spans = Vec::new();
+    for b in entry.get("busy")?.as_array()? {
+        spans.push((instant(b.get("start")?)?, instant(b.get("end")?)?));
+    }
+    spans.sort_unstable();
+    Some(spans)
 }
 
 /// An instant as JavaScript's `toISOString()` writes it (`2026-11-01T00:00:00.000Z`).
@@ -169,7 +202,7 @@ pub async fn refresh(
             time_max: max,
         };
         let rows: Vec<CalendarRow> = group_ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
-        let answer = assemble(&q, rows, &flags, now, stale_after, pending_grace);
+        let answer = assemble(&q, rows, &flags, None, now, stale_after, pending_grace);
         if !answer.uncached.is_empty() {
             query(r#"DELETE FROM "CalendarCache" WHERE "credentialId" = $1 AND "key" = $2"#)
                 .bind(credential_id)
@@ -247,8 +280,6 @@ pub struct Verdict {
     pub divergences: Vec<Divergence>,
 }
 
-type Span = (NaiveDateTime, NaiveDateTime);
-
 /// The parts of a legacy row `verify` compares: its window, calendars and busy blocks.
 struct Parsed {
     min: DateTime<Utc>,
@@ -267,18 +298,14 @@ fn parse_row(key: &str, value: &serde_json::Value) -> Option<Parsed> {
     let mut calendars = Vec::new();
     for item in k["items"].as_array()? {
         let id = item["id"].as_str()?.to_string();
-        let mut spans = Vec::new();
-        for b in value["calendars"][&id]["busy"].as_array()? {
-            spans.push((instant(&b["start"])?.naive_utc(), instant(&b["end"])?.naive_utc()));
-        }
-        spans.sort_unstable();
+        let spans = busy_of(&value["calendars"][&id])?;
         calendars.push((id, spans));
     }
     (max > min).then_some(Parsed { min, max, calendars })
 }
 
 /// The differences between the legacy blocks and the SQL cache's, both merged and clipped.
-fn compare(calendar: &str, legacy: &[Span], sql: &[Span]) -> Vec<Divergence> {
+pub fn compare(calendar: &str, legacy: &[Span], sql: &[Span]) -> Vec<Divergence> {
     let overlaps = |a: &Span, b: &Span| a.0 < b.1 && b.0 < a.1;
     let div = |kind, (s, e): &Span| Divergence {
         calendar: calendar.to_string(),
@@ -407,7 +434,7 @@ pub async fn verify(
             time_min: from,
             time_max: p.max,
         };
-        let answer = assemble(&q, read, &flags, now, stale_after, pending_grace);
+        let answer = assemble(&q, read, &flags, None, now, stale_after, pending_grace);
         if let Some((_, why)) = answer.uncached.first() {
             out.push(verdict("not_comparable", Some(why.as_str().into()), Vec::new()));
             continue;
@@ -435,6 +462,66 @@ pub async fn verify(
     Ok(out)
 }
 
+/// How long a process waits before recording the same difference again.
+const RECORD_EVERY: Duration = Duration::from_secs(60);
+
+/// The differences shadow reads found, remembered so that each one is written (and logged) at
+/// most once a minute per process, however many reads see it.
+#[derive(Default)]
+pub struct ShadowLog {
+    recent: std::sync::Mutex<HashMap<(String, &'static str, String, String), std::time::Instant>>,
+}
+
+impl ShadowLog {
+    /// The differences of `found` not recorded within the last minute, marked as recorded now.
+    pub fn fresh(&self, found: &[(&'static str, Divergence)]) -> Vec<(&'static str, Divergence)> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() > 10_000 {
+            recent.retain(|_, at| at.elapsed() < RECORD_EVERY);
+        }
+        found
+            .iter()
+            .filter(|(_, d)| {
+                let key = (d.calendar.clone(), d.kind, d.start.clone(), d.end.clone());
+                match recent.get(&key) {
+                    Some(at) if at.elapsed() < RECORD_EVERY => false,
+                    _ => {
+                        recent.insert(key, std::time::Instant::now());
+                        true
+                    }
+                }
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// Writes differences shadow reads found (`served` = the source the read served) to
+/// `"CalendarSyncDivergence"`, and logs each with the calendar id and interval only.
+pub async fn record(pool: &sqlx::PgPool, found: &[(&'static str, Divergence)], now: NaiveDateTime) -> Result<()> {
+    let column = |f: fn(&(&'static str, Divergence)) -> String| found.iter().map(f).collect::<Vec<String>>();
+    for (served, d) in found {
+        tracing::warn!(calendar = %d.calendar, kind = d.kind, start = %d.start, end = %d.end, served = *served,
+            "the legacy JSON cache and the SQL cache disagree");
+    }
+    stmt(
+        r#"INSERT INTO "CalendarSyncDivergence" ("selectedCalendarId", "kind", "start", "end", "served", "firstSeenAt", "lastSeenAt")
+           SELECT c, k, s::timestamptz AT TIME ZONE 'UTC', e::timestamptz AT TIME ZONE 'UTC', v, $6, $6
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS d(c, k, s, e, v)
+           ON CONFLICT ("selectedCalendarId", "kind", "start", "end")
+           DO UPDATE SET "served" = EXCLUDED."served", "lastSeenAt" = EXCLUDED."lastSeenAt""#,
+    )
+    .texts(&column(|(_, d)| d.calendar.clone()))
+    .texts(&column(|(_, d)| d.kind.to_string()))
+    .texts(&column(|(_, d)| d.start.clone()))
+    .texts(&column(|(_, d)| d.end.clone()))
+    .texts(&column(|(v, _)| v.to_string()))
+    .ts(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Where the migration stands (`calsync migrate status`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stage {
@@ -447,7 +534,36 @@ pub struct Stage {
     /// Legacy rows still valid, and expired.
     pub live_rows: u64,
     pub expired_rows: u64,
+    /// Teams (and organizations) with a row for either migration flag, and where they stand.
+    pub teams: Vec<TeamStage>,
+    /// Differences shadow reads recorded (calendars and intervals), and the latest of them.
+    pub divergences: u64,
+    pub last_divergences: Vec<Recorded>,
 }
+
+/// A team's migration flags, as evaluated for the team (its own row, else its organization's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamStage {
+    pub team_id: i32,
+    pub writing: bool,
+    pub reading_sql: bool,
+}
+
+/// A difference a shadow read recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub selected_calendar_id: String,
+    pub kind: String,
+    pub start: NaiveDateTime,
+    pub end: NaiveDateTime,
+    /// The source the reads served: `sql` or `legacy`.
+    pub served: String,
+    pub first_seen_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+}
+
+/// How many recorded differences `stage` lists.
+const LAST_DIVERGENCES: i64 = 20;
 
 async fn legacy_users(pool: &sqlx::PgPool) -> Result<Vec<i32>> {
     let rows: Vec<(i32,)> = stmt(
@@ -459,14 +575,17 @@ async fn legacy_users(pool: &sqlx::PgPool) -> Result<Vec<i32>> {
     Ok(rows.into_iter().map(|(u,)| u).collect())
 }
 
-/// Counts users at each stage and the legacy rows.
+/// Counts users at each stage and the legacy rows; lists the teams with migration flags and the
+/// latest differences shadow reads recorded.
 pub async fn stage(pool: &sqlx::PgPool, flags: &crate::flags::Flags, now: NaiveDateTime) -> Result<Stage> {
+    use crate::flags::{Subject, CACHE_SQL_READ, CACHE_SQL_WRITE};
     let users = legacy_users(pool).await?;
     let on = |m: HashMap<i32, bool>| m.values().filter(|v| **v).count() as u64;
-    let writing = on(flags.for_users(pool, crate::flags::CACHE_SQL_WRITE, &users).await?);
-    let reading_sql = on(flags.for_users(pool, crate::flags::CACHE_SQL_READ, &users).await?);
+    let writing = on(flags.for_users(pool, CACHE_SQL_WRITE, &users).await?);
+    let reading_sql = on(flags.for_users(pool, CACHE_SQL_READ, &users).await?);
     let row = stmt(
-        r#"SELECT count(*) FILTER (WHERE "expiresAt" >= $1) AS live, count(*) FILTER (WHERE "expiresAt" < $1) AS expired
+        r#"SELECT count(*) FILTER (WHERE "expiresAt" >= $1) AS live, count(*) FILTER (WHERE "expiresAt" < $1) AS expired,
+                  (SELECT count(*) FROM "CalendarSyncDivergence") AS divergences
            FROM "CalendarCache""#,
     )
     .ts(now)
@@ -474,12 +593,50 @@ pub async fn stage(pool: &sqlx::PgPool, flags: &crate::flags::Flags, now: NaiveD
     .await?;
     let get =
         |c: &str| -> Result<u64> { Ok(row.first().map(|r| r.try_get::<i64, _>(c)).transpose()?.unwrap_or(0) as u64) };
+    let team_ids: Vec<(i32,)> = stmt(
+        r#"SELECT DISTINCT "teamId" FROM "TeamFeatures" WHERE "featureId" = ANY($1) ORDER BY 1"#,
+    )
+    .texts(&[CACHE_SQL_WRITE, CACHE_SQL_READ])
+    .fetch_as(pool)
+    .await?;
+    let mut teams = Vec::with_capacity(team_ids.len());
+    for (team_id,) in team_ids {
+        teams.push(TeamStage {
+            team_id,
+            writing: flags.is_enabled(pool, CACHE_SQL_WRITE, Subject::Team(team_id)).await?,
+            reading_sql: flags.is_enabled(pool, CACHE_SQL_READ, Subject::Team(team_id)).await?,
+        });
+    }
+    let last = stmt(
+        r#"SELECT "selectedCalendarId", "kind", "start", "end", "served", "firstSeenAt", "lastSeenAt"
+           FROM "CalendarSyncDivergence" ORDER BY "lastSeenAt" DESC, "selectedCalendarId", "start" LIMIT $1"#,
+    )
+    .bigint(LAST_DIVERGENCES)
+    .fetch_all(pool)
+    .await?;
+    let last_divergences = last
+        .iter()
+        .map(|r| {
+            Ok(Recorded {
+                selected_calendar_id: r.try_get("selectedCalendarId")?,
+                kind: r.try_get("kind")?,
+                start: r.try_get("start")?,
+                end: r.try_get("end")?,
+                served: r.try_get("served")?,
+                first_seen_at: r.try_get("firstSeenAt")?,
+                last_seen_at: r.try_get("lastSeenAt")?,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
     Ok(Stage {
         users: users.len() as u64,
         writing,
         reading_sql,
         live_rows: get("live")?,
         expired_rows: get("expired")?,
+        teams,
+        divergences: get("divergences")?,
+        last_divergences,
     })
 }
 

@@ -42,6 +42,9 @@ const UNWATCHED_STATE: &str = r#"DELETE FROM "CalendarSyncState" st USING "Selec
 const UNWATCHED_PENDING: &str = r#"DELETE FROM "CalendarSyncPending" p USING "SelectedCalendar" sc
   WHERE sc.id = p."selectedCalendarId" AND sc."channelId" IS NULL"#;
 
+/// Shadow-read differences not seen for 30 days.
+const OLD_DIVERGENCES: &str = r#"DELETE FROM "CalendarSyncDivergence" WHERE "lastSeenAt" < $1"#;
+
 /// Staged rows of sync runs that died (a live run stages and merges within minutes).
 const DEAD_STAGES: &str = r#"DELETE FROM "CalendarSyncStage" WHERE "createdAt" < $1"#;
 
@@ -59,6 +62,12 @@ pub async fn run(pool: &PgPool, cutoff: NaiveDateTime, now: NaiveDateTime, size:
         pool,
         &mut report,
         stmt(DEAD_STAGES).ts(now - chrono::Duration::hours(1)),
+    )
+    .await?;
+    timed(
+        pool,
+        &mut report,
+        stmt(OLD_DIVERGENCES).ts(now - chrono::Duration::days(30)),
     )
     .await?;
     lease::purge_expired(pool).await?;

@@ -1,5 +1,5 @@
 -- The read path in one round trip, after a `req` CTE (read_by_ids.sql or read_by_user.sql) names
--- the requested rows; $2/$3 = timeMin/timeMax, written in as literals (db::sql::Stmt).
+-- the requested rows; $2/$3 = timeMin/timeMax. read_select.sql (or legacy_select.sql) follows.
 -- One row per requested calendar. Rows that select the same provider calendar (one per event type)
 -- share an "owner": the row holding the cached events and the sync window (the one with a
 -- CalendarSyncState row, else the user-level row, else the lowest id). Events are looked up per
@@ -36,8 +36,3 @@
     AND e.start + interval '0' < $3 AND e."end" + interval '0' > $2 AND e.status <> 'cancelled'
   GROUP BY e."selectedCalendarId"
 )
-SELECT cal.req_id, cal.user_id, cal.integration, cal.owner_id, cal.channel_id, cal.channel_expiration,
-       cal.subscribed_at, cal.synced_at, cal.sync_error_at, cal.window_start, cal.window_end,
-       cal.sync_errors, cal.pending_ms, cal.credential_invalid, ev.starts, ev.ends
-FROM cal
-LEFT JOIN ev ON ev.owner_id = cal.owner_id

@@ -57,6 +57,7 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
             "syncedAt",
             "syncErrorAt",
             "syncErrorCount",
+            "createdAt",
         ],
     ),
     (
@@ -92,22 +93,32 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("UserFeatures", &["userId", "featureId", "enabled"]),
     ("TeamFeatures", &["teamId", "featureId", "enabled"]),
     (
+        "CalendarSyncDivergence",
+        &["selectedCalendarId", "kind", "start", "end", "served", "firstSeenAt", "lastSeenAt"],
+    ),
+    (
         "CalendarSyncState",
         &["selectedCalendarId", "windowStart", "windowEnd", "updatedAt"],
     ),
 ];
 
-/// The DDL of the read functions (see `availability::READ_FUNCTIONS`): the read statements verbatim,
+/// The DDL of the read functions (see `availability::read_functions`): the read statements verbatim,
 /// their `$n` being the functions' parameters. Replaced on every apply, so an upgrade that changes a
 /// read statement only needs `applySchema` (a changed result shape gets a new `_vN` name).
 pub fn read_functions_sql() -> String {
     let mut out = String::new();
-    for (name, args, body) in crate::availability::READ_FUNCTIONS {
+    for crate::availability::ReadFunction {
+        name,
+        args,
+        columns,
+        body,
+    } in crate::availability::read_functions()
+    {
         // Dropped first: CREATE OR REPLACE cannot change the columns a function returns.
         out.push_str(&format!(
             "DROP FUNCTION IF EXISTS {name}({args});\nCREATE FUNCTION {name}({args}) RETURNS TABLE ({cols}) LANGUAGE plpgsql STABLE AS $calsync$\n\
              #variable_conflict use_column\nBEGIN\nRETURN QUERY\n{body};\nEND\n$calsync$;\n",
-            cols = crate::availability::READ_COLUMNS,
+            cols = columns,
             body = body.trim_end().trim_end_matches(';'),
         ));
     }
@@ -144,7 +155,7 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     .fetch_as(pool)
     .await?;
     let mut gaps = missing(&rows.into_iter().collect());
-    let functions: Vec<&str> = crate::availability::READ_FUNCTIONS.iter().map(|f| f.0).collect();
+    let functions: Vec<&str> = crate::availability::read_functions().iter().map(|f| f.name).collect();
     let present: Vec<String> =
         stmt("SELECT proname::text FROM pg_proc WHERE proname = ANY($1) AND pg_function_is_visible(oid)")
             .texts(&functions)

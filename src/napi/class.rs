@@ -42,7 +42,7 @@ impl CalendarSync {
     /// missing, or `INVALID_ARGUMENT`.
     #[napi(factory)]
     pub async fn connect(options: Option<ConnectOptions>) -> Result<CalendarSync> {
-        let config = options.unwrap_or_default().into_config();
+        let config = options.unwrap_or_default().into_config().map_err(js_error)?;
         let core = Calsync::connect(config).await.map_err(js_error)?;
         Ok(CalendarSync {
             inner: RwLock::new(Some(Arc::new(core))),
@@ -225,18 +225,13 @@ impl CalendarSync {
     }
 
     /// Where the migration from the legacy JSON cache stands: users with legacy rows, how many of
-    /// them have `calendar-cache-sql-write` and `calendar-cache-sql` on, and the live and expired
-    /// legacy rows (`npx calsync migrate status`).
+    /// them have `calendar-cache-sql-write` and `calendar-cache-sql` on, the live and expired
+    /// legacy rows, the teams with a row for either flag, and the latest differences shadow reads
+    /// recorded (`npx calsync migrate status`).
     #[napi]
     pub async fn legacy_cache_stage(&self) -> Result<LegacyStage> {
         let st = self.core()?.legacy_stage().await.map_err(js_error)?;
-        Ok(LegacyStage {
-            users: st.users as i64,
-            writing: st.writing as i64,
-            reading_sql: st.reading_sql as i64,
-            live_rows: st.live_rows as i64,
-            expired_rows: st.expired_rows as i64,
-        })
+        Ok(st.into())
     }
 
     /// The migration's last stage: deletes every legacy `"CalendarCache"` row (in batches of
@@ -327,7 +322,8 @@ pub async fn apply_schema(options: Option<SchemaOptions>) -> Result<String> {
         database_url: options.database_url,
         ..Default::default()
     }
-    .into_config();
+    .into_config()
+    .map_err(js_error)?;
     config.validate().map_err(js_error)?;
     let pools = db::connect(&config).await.map_err(js_error)?;
     let applied = db::schema::apply(&pools.front, options.calcom.unwrap_or(true)).await;

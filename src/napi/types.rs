@@ -108,12 +108,24 @@ pub struct ConnectOptions {
     /// at most this. A sync waits up to four times this for another process's sync of the same
     /// calendar before it fails (and records the failure). Default 30000.
     pub claim_ttl_ms: Option<u32>,
+    /// Whether `getCachedAvailability` also serves from Cal.com's legacy JSON cache
+    /// (`"CalendarCache"`) while an installation migrates off it (SPEC §8). `'off'` (default): the
+    /// SQL cache only. `'switch'`: per user, `calendar-cache-sql` on serves the SQL cache, off the
+    /// legacy JSON cache as Cal.com's legacy reader looks it up; still one round trip when the
+    /// flags are cached. `'shadow'`: as `'switch'`, and each served calendar is also compared with
+    /// the other source; differences are recorded (calendar id and interval only) for
+    /// `calsync migrate status`, never slowing or failing the read.
+    #[napi(ts_type = "'off' | 'switch' | 'shadow'")]
+    pub legacy_reads: Option<String>,
 }
 
 impl ConnectOptions {
     /// The library configuration: environment defaults overridden by these options.
-    pub fn into_config(self) -> Config {
+    pub fn into_config(self) -> crate::error::Result<Config> {
         let mut cfg = Config::from_env();
+        if let Some(v) = &self.legacy_reads {
+            cfg.legacy_reads = crate::config::LegacyReads::parse(v)?;
+        }
         let ms = |v: u32| Duration::from_millis(v as u64);
         if let Some(url) = self.database_url {
             cfg.database_url = Secret::new(url);
@@ -227,7 +239,7 @@ impl ConnectOptions {
             cfg.sync.lease = ms(v.max(100));
             cfg.sync.lock_timeout = cfg.sync.lease * 4;
         }
-        cfg
+        Ok(cfg)
     }
 }
 
@@ -254,7 +266,7 @@ pub struct UncachedCalendar {
     pub id: String,
     /// Why it is not served from the cache.
     #[napi(
-        ts_type = "'not_found' | 'unsupported_provider' | 'flag_off' | 'credential_invalid' | 'not_subscribed' | 'never_synced' | 'sync_failed' | 'stale' | 'out_of_window'"
+        ts_type = "'not_found' | 'unsupported_provider' | 'flag_off' | 'credential_invalid' | 'not_subscribed' | 'never_synced' | 'sync_failed' | 'stale' | 'out_of_window' | 'legacy_miss' | 'legacy_unreadable'"
     )]
     pub reason: String,
 }
@@ -278,6 +290,39 @@ pub struct PackedAvailability {
     pub served: Vec<String>,
     /// Requested ids not answered, each with a machine-readable reason.
     pub uncached: Vec<UncachedCalendar>,
+    /// With `legacyReads` on: the served ids answered from the legacy JSON cache.
+    pub served_from_legacy: Option<Vec<String>>,
+    /// With `legacyReads: 'shadow'`: what comparing the served calendars with the other source found.
+    pub shadow: Option<ShadowResult>,
+}
+
+/// What a shadow read found (`legacyReads: 'shadow'`).
+#[napi(object)]
+pub struct ShadowResult {
+    /// Calendars both sources answered for.
+    pub compared: u32,
+    /// Of those, calendars whose answers differ.
+    pub diverged: u32,
+    /// Calendars the source not served could not answer for.
+    pub not_comparable: u32,
+    /// Each difference: the calendar and the interval, never event contents.
+    pub divergences: Vec<ShadowDivergence>,
+}
+
+/// One interval where the legacy JSON cache and the SQL cache disagree for a calendar, from now on.
+#[napi(object)]
+pub struct ShadowDivergence {
+    /// The requested `SelectedCalendar.id`.
+    pub selected_calendar_id: String,
+    /// `missing_block`: busy in the SQL cache, free in the legacy row; `extra_block`: the other way
+    /// round; `different_bounds`: busy in both, with another start or end.
+    #[napi(ts_type = "'missing_block' | 'extra_block' | 'different_bounds'")]
+    pub kind: String,
+    pub start: String,
+    pub end: String,
+    /// The source the read served.
+    #[napi(ts_type = "'sql' | 'legacy'")]
+    pub served: String,
 }
 
 impl From<Answer> for PackedAvailability {
@@ -316,6 +361,23 @@ impl From<Answer> for PackedAvailability {
                     reason: reason.as_str().to_string(),
                 })
                 .collect(),
+            served_from_legacy: a.legacy_served,
+            shadow: a.shadow.map(|r| ShadowResult {
+                compared: r.compared,
+                diverged: r.diverged,
+                not_comparable: r.not_comparable,
+                divergences: r
+                    .divergences
+                    .into_iter()
+                    .map(|(served, d)| ShadowDivergence {
+                        selected_calendar_id: d.calendar,
+                        kind: d.kind.to_string(),
+                        start: d.start,
+                        end: d.end,
+                        served: served.to_string(),
+                    })
+                    .collect(),
+            }),
         }
     }
 }
@@ -733,6 +795,73 @@ pub struct LegacyStage {
     pub live_rows: i64,
     /// Legacy rows past their `expiresAt`.
     pub expired_rows: i64,
+    /// Teams (and organizations) with a `TeamFeatures` row for either migration flag.
+    pub teams: Vec<LegacyTeamStage>,
+    /// Differences shadow reads recorded over the last 30 days (`legacyReads: 'shadow'`).
+    pub divergences: i64,
+    /// The latest of them, newest first (at most 20).
+    pub last_divergences: Vec<RecordedDivergence>,
+}
+
+/// A team's migration flags, as evaluated for the team (its own row, else its organization's).
+#[napi(object)]
+pub struct LegacyTeamStage {
+    pub team_id: i32,
+    /// `calendar-cache-sql-write` on.
+    pub writing: bool,
+    /// `calendar-cache-sql` on.
+    pub reading_sql: bool,
+}
+
+/// A difference between the legacy JSON cache and the SQL cache that shadow reads recorded: the
+/// calendar and the interval, never event contents.
+#[napi(object)]
+pub struct RecordedDivergence {
+    pub selected_calendar_id: String,
+    #[napi(ts_type = "'missing_block' | 'extra_block' | 'different_bounds'")]
+    pub kind: String,
+    pub start: String,
+    pub end: String,
+    /// The source the reads served.
+    #[napi(ts_type = "'sql' | 'legacy'")]
+    pub served: String,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+}
+
+impl From<crate::legacy::Stage> for LegacyStage {
+    fn from(st: crate::legacy::Stage) -> Self {
+        LegacyStage {
+            users: st.users as i64,
+            writing: st.writing as i64,
+            reading_sql: st.reading_sql as i64,
+            live_rows: st.live_rows as i64,
+            expired_rows: st.expired_rows as i64,
+            teams: st
+                .teams
+                .into_iter()
+                .map(|t| LegacyTeamStage {
+                    team_id: t.team_id,
+                    writing: t.writing,
+                    reading_sql: t.reading_sql,
+                })
+                .collect(),
+            divergences: st.divergences as i64,
+            last_divergences: st
+                .last_divergences
+                .into_iter()
+                .map(|d| RecordedDivergence {
+                    selected_calendar_id: d.selected_calendar_id,
+                    kind: d.kind,
+                    start: format_utc(d.start),
+                    end: format_utc(d.end),
+                    served: d.served,
+                    first_seen_at: format_utc(d.first_seen_at),
+                    last_seen_at: format_utc(d.last_seen_at),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Options of `dropLegacyCache`.

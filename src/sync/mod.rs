@@ -100,6 +100,8 @@ pub struct Engine {
     pub marks: marks::Marks,
     /// Rows whose sync-on-read is scheduled or running in this process.
     read_syncs: std::sync::Mutex<HashSet<String>>,
+    /// Differences shadow reads recorded lately (legacy JSON cache vs SQL cache).
+    pub shadow: crate::legacy::ShadowLog,
     sync_slots: tokio::sync::Semaphore,
 }
 
@@ -118,6 +120,7 @@ impl Engine {
             cfg,
             background: background::Tasks::default(),
             read_syncs: Default::default(),
+            shadow: Default::default(),
             marks: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
