@@ -237,3 +237,162 @@ test('migration status and the last stage: cleanup is refused while a user still
   assert.equal(await s.sync.dropLegacyCache({ batchSize: 2 }), before)
   assert.equal(await rows(), 0)
 })
+
+// ---- flag-switched reads (legacyReads) ---------------------------------------------------------
+const { CalendarSync } = require('../calsync.js')
+const TTL = 200 // flagCacheTtlMs of the readers below
+const iso = (t) => new Date(t).toISOString()
+const blocksOf = (result, id) => result.busy.filter((b) => b.selectedCalendarId === id).map((b) => [Date.parse(b.start), Date.parse(b.end)])
+const clip = (list, min, max) => list.filter(([a, b]) => b > min && a < max).map(([a, b]) => [Math.max(a, min), Math.min(b, max)])
+
+async function reader(mode) {
+  const r = await CalendarSync.connect({ ...s.options, legacyReads: mode, flagCacheTtlMs: TTL })
+  test.after(() => r.close())
+  return r
+}
+async function readSource(user, slug, on) {
+  await seed.setUserFlag(s.db, user.userId, slug, on)
+  await sleep(TTL + 50) // past the readers' flag cache
+}
+
+test('legacyReads switch: calendar-cache-sql picks each user\'s source; the legacy side answers as the legacy reader does', async () => {
+  const now = () => Date.now()
+  await seed.setGlobalFlag(s.db, 'calendar-cache-sql', true)
+  const { user, cals, ext } = await setup(now, { names: ['a', 'b'], types: { 11: ['b'] } })
+  await seed.setUserFlag(s.db, user.userId, 'calendar-cache-sql', false)
+  // An Outlook calendar of the same user: the legacy cache never held Outlook calendars.
+  const msCredential = await seed.createCredential(s.db, { userId: user.userId, type: 'office365_calendar', key: s.emu.microsoft.addAccount() })
+  const outlook = await s.outlookCalendar({ userId: user.userId, credentialId: msCredential })
+  for (const c of [...Object.values(cals), outlook]) await s.sync.subscribe(c.id)
+  const sw = await reader('switch')
+
+  const [min, max] = [now(), now() + 10 * DAY]
+  const range = { timeMin: iso(min), timeMax: iso(max) }
+  let r = await sw.getCachedAvailability({ selectedCalendarIds: [cals.a.id, cals.b.id, outlook.id], ...range })
+  assert.deepEqual(r.servedFromLegacy, [cals.a.id, cals.b.id])
+  assert.deepEqual(r.served, [cals.a.id, cals.b.id])
+  assert.deepEqual(r.uncached, [{ id: outlook.id, reason: 'legacy_miss' }])
+  const row = await legacyRead(s.db, user.credentialId, ext(['a', 'b']), now(), max)
+  for (const n of ['a', 'b']) {
+    const want = clip(spans(s.emu.google.freeBusyOf(cals[n].externalId, range.timeMin, range.timeMax)), min, max)
+    assert.ok(want.length > 0)
+    assert.deepEqual(blocksOf(r, cals[n].id), want, `calendar ${n} as Google answers`)
+    assert.deepEqual(blocksOf(r, cals[n].id), clip(spans(row.calendars[cals[n].externalId].busy), min, max), `calendar ${n} as the legacy row holds it`)
+  }
+
+  // By user: the user-level group's key; for an event type, that group's key.
+  r = await sw.getCachedAvailability({ userId: user.userId, ...range })
+  assert.deepEqual(r.servedFromLegacy.sort(), [cals.a.id, cals.b.id].sort())
+  r = await sw.getCachedAvailability({ userId: user.userId, eventTypeId: 11, ...range })
+  assert.equal(r.servedFromLegacy.length, 1)
+  assert.deepEqual(blocksOf(r, r.served[0]), blocksOf(await sw.getCachedAvailability({ selectedCalendarIds: [cals.a.id, cals.b.id], ...range }), cals.b.id))
+  // A set of calendars no group has: no row under that key.
+  r = await sw.getCachedAvailability({ selectedCalendarIds: [cals.a.id], ...range })
+  assert.deepEqual(r.uncached, [{ id: cals.a.id, reason: 'legacy_miss' }])
+
+  // The key's window: a request ending in the month after next looks up this window but runs past
+  // its end, which the row knows nothing of; one ending further out looks up a key never written.
+  const n = new Date(now())
+  const edge = Date.UTC(n.getUTCFullYear(), n.getUTCMonth() + 2, 1)
+  const both = [cals.a.id, cals.b.id]
+  r = await sw.getCachedAvailability({ selectedCalendarIds: both, timeMin: iso(min), timeMax: iso(edge) })
+  assert.deepEqual(r.servedFromLegacy, both)
+  r = await sw.getCachedAvailability({ selectedCalendarIds: both, timeMin: iso(min), timeMax: iso(edge + DAY) })
+  assert.deepEqual(r.uncached.map((u) => u.reason), ['out_of_window', 'out_of_window'])
+  r = await sw.getCachedAvailability({ selectedCalendarIds: both, timeMin: iso(min), timeMax: iso(edge + 70 * DAY) })
+  assert.deepEqual(r.uncached.map((u) => u.reason), ['legacy_miss', 'legacy_miss'])
+  // An expired row is a miss.
+  await s.db.query(`UPDATE "CalendarCache" SET "expiresAt" = now() - interval '1 minute' WHERE "credentialId" = $1`, [user.credentialId])
+  r = await sw.getCachedAvailability({ selectedCalendarIds: both, ...range })
+  assert.deepEqual(r.uncached.map((u) => u.reason), ['legacy_miss', 'legacy_miss'])
+  await s.sync.syncCalendar(cals.a.id) // rewrites both groups' rows
+
+  // The flag moves the user to the SQL cache within the flag cache TTL, and back (rollback).
+  await readSource(user, 'calendar-cache-sql', true)
+  r = await sw.getCachedAvailability({ selectedCalendarIds: [cals.a.id, cals.b.id, outlook.id], ...range })
+  assert.deepEqual(r.servedFromLegacy, [])
+  assert.deepEqual(r.served, [cals.a.id, cals.b.id, outlook.id])
+  const sql = await s.sync.getCachedAvailability({ selectedCalendarIds: [cals.a.id, cals.b.id, outlook.id], ...range })
+  assert.deepEqual(r.busy, sql.busy, 'the SQL cache\'s own answer')
+  await readSource(user, 'calendar-cache-sql', false)
+  r = await sw.getCachedAvailability({ selectedCalendarIds: [cals.a.id, cals.b.id, outlook.id], ...range })
+  assert.deepEqual(r.servedFromLegacy, [cals.a.id, cals.b.id])
+  // With the write flag off as well, the legacy row stays as the last dual-write left it, and the
+  // switched read still serves it while it lives: the legacy path works as before calsync.
+  await seed.setUserFlag(s.db, user.userId, 'calendar-cache-sql-write', false)
+  r = await sw.getCachedAvailability({ selectedCalendarIds: both, ...range })
+  assert.deepEqual(r.servedFromLegacy, both)
+})
+
+test('legacyReads shadow: a corrupted legacy row is found and recorded (calendar and interval only), whichever source is served; malformed rows never fail a read', async () => {
+  const now = () => Date.now()
+  await seed.setGlobalFlag(s.db, 'calendar-cache-sql', true)
+  const { user, cals, ext } = await setup(now, { names: ['a', 'b'], types: {} })
+  await seed.setUserFlag(s.db, user.userId, 'calendar-cache-sql', false)
+  for (const c of Object.values(cals)) await s.sync.subscribe(c.id)
+  const sh = await reader('shadow')
+  const both = [cals.a.id, cals.b.id]
+  const range = { timeMin: iso(now()), timeMax: iso(now() + 20 * DAY) }
+  let r = await sh.getCachedAvailability({ selectedCalendarIds: both, ...range })
+  assert.deepEqual(r.shadow, { compared: 2, diverged: 0, notComparable: 0, divergences: [] })
+
+  // Corrupt the row: drop a's first future block, stretch b's first one.
+  const { rows: [row] } = await s.db.query('SELECT key, value FROM "CalendarCache" WHERE "credentialId" = $1', [user.credentialId])
+  const [a, b] = ext(['a', 'b'])
+  const v = row.value
+  const future = (list) => list.findIndex((x) => Date.parse(x.start) > now())
+  const [dropped] = v.calendars[a].busy.splice(future(v.calendars[a].busy), 1)
+  const stretched = v.calendars[b].busy[future(v.calendars[b].busy)]
+  stretched.end = iso(Date.parse(stretched.end) + 30 * 60000)
+  await s.db.query('UPDATE "CalendarCache" SET value = $3 WHERE "credentialId" = $1 AND key = $2', [user.credentialId, row.key, v])
+
+  const expected = (served) => [
+    { selectedCalendarId: cals.a.id, kind: 'missing_block', start: iso(Date.parse(dropped.start)), end: iso(Date.parse(dropped.end)), served },
+    { selectedCalendarId: cals.b.id, kind: 'different_bounds', start: iso(Date.parse(stretched.start)), end: stretched.end, served },
+  ]
+  r = await sh.getCachedAvailability({ selectedCalendarIds: both, ...range })
+  assert.deepEqual(r.servedFromLegacy, both, 'the legacy row is served, as corrupt as it is')
+  assert.ok(!blocksOf(r, cals.a.id).some(([st]) => st === Date.parse(dropped.start)))
+  assert.equal(r.shadow.diverged, 2)
+  assert.deepEqual(r.shadow.divergences, expected('legacy'))
+  assert.equal((await s.sync.verifyLegacyCache({ userId: user.userId }))[0].state, 'diverged', 'migrate verify finds it too')
+
+  // Served from SQL, compared with the legacy row.
+  await readSource(user, 'calendar-cache-sql', true)
+  r = await sh.getCachedAvailability({ selectedCalendarIds: both, ...range })
+  assert.deepEqual(r.servedFromLegacy, [])
+  assert.deepEqual(r.shadow.divergences, expected('sql'))
+  await sh.settle()
+  const st = await s.sync.legacyCacheStage()
+  const recorded = st.lastDivergences.filter((d) => both.includes(d.selectedCalendarId))
+  assert.deepEqual(recorded.map(({ selectedCalendarId, kind, start, end }) => ({ selectedCalendarId, kind, start, end })).sort((x, y) => x.kind.localeCompare(y.kind)),
+    expected('sql').map(({ served, ...d }) => d).sort((x, y) => x.kind.localeCompare(y.kind)))
+  assert.ok(st.divergences >= 2)
+  assert.ok(!JSON.stringify(st).includes('"summary"') && !JSON.stringify(r).includes('summary'), 'no event contents')
+
+  // A malformed row: the SQL-served read is unaffected (nothing to compare); a legacy-served one
+  // reports the calendars unreadable.
+  await s.db.query('UPDATE "CalendarCache" SET value = $3 WHERE "credentialId" = $1 AND key = $2', [user.credentialId, row.key, { calendars: 'nope' }])
+  r = await sh.getCachedAvailability({ selectedCalendarIds: both, ...range })
+  assert.deepEqual(r.served, both)
+  assert.deepEqual(r.shadow, { compared: 0, diverged: 0, notComparable: 2, divergences: [] })
+  await readSource(user, 'calendar-cache-sql', false)
+  r = await sh.getCachedAvailability({ selectedCalendarIds: both, ...range })
+  assert.deepEqual(r.uncached, both.map((id) => ({ id, reason: 'legacy_unreadable' })))
+
+  // Recording the differences failing (here: the table gone) never fails the read.
+  await s.db.query('UPDATE "CalendarCache" SET value = $3 WHERE "credentialId" = $1 AND key = $2', [user.credentialId, row.key, v])
+  const fresh = await reader('shadow') // nothing recorded by this process yet
+  await s.db.query('ALTER TABLE "CalendarSyncDivergence" RENAME TO "CalendarSyncDivergenceAway"')
+  try {
+    r = await fresh.getCachedAvailability({ selectedCalendarIds: both, ...range })
+    assert.equal(r.shadow.diverged, 2)
+    assert.equal((await fresh.settle()).settled, true)
+  } finally {
+    await s.db.query('ALTER TABLE "CalendarSyncDivergenceAway" RENAME TO "CalendarSyncDivergence"')
+  }
+})
+
+test('legacyReads: a bad mode is INVALID_ARGUMENT at connect', async () => {
+  await assert.rejects(CalendarSync.connect({ ...s.options, legacyReads: 'both' }), (e) => e.code === 'INVALID_ARGUMENT' && /legacyReads/.test(e.message))
+})

@@ -24,7 +24,7 @@ const SIZE = QUICK
 const CALLERS = 16
 const DAY = 24 * 3600 * 1000
 const FLAG = 'calendar-subscription-cache'
-const READ_SQL = ['read_by_ids.sql', 'availability.sql'].map((f) => fs.readFileSync(path.join(__dirname, '..', 'src', 'db', f), 'utf8')).join('')
+const READ_SQL = ['read_by_ids.sql', 'availability.sql', 'read_select.sql'].map((f) => fs.readFileSync(path.join(__dirname, '..', 'src', 'db', f), 'utf8')).join('')
 
 const log = (...a) => console.error('[bench]', ...a)
 const rows = []
@@ -195,6 +195,7 @@ async function readScenario(url, pg) {
   log(`read: throughput rounds ${JSON.stringify(rounds)}`)
   await sync.close()
   await pooled.close()
+  await legacyReads(url, pg, { target, ids, timeMin, timeMax, plain: single.calsync })
   log('read: Prisma 7 + @prisma/adapter-pg')
   const prisma = await prismaRead({ url, ids, timeMin, timeMax, warmup: 200, calls: SIZE.singleCalls, throughputMs: SIZE.throughputMs, callers: CALLERS })
   const events = (await pg.query({ text: 'SELECT count(*)::int AS n FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = ANY($1) AND start < $3 AND "end" > $2', values: [ids, timeMin, timeMax] })).rows[0].n
@@ -212,6 +213,69 @@ async function readScenario(url, pg) {
     record('read', 'p99 latency', single.calsync.p99, { unit: 'ms', baselineName: 'Prisma 7 + adapter-pg', baseline: prisma.p99 })
     record('read', `throughput, ${CALLERS} callers`, tput.calsync, { unit: 'calls/s', baselineName: 'Prisma 7 + adapter-pg', baseline: prisma.throughput })
   }
+}
+
+// During the migration off Cal.com's legacy JSON cache (SPEC §8): the switched read, served from
+// either cache, against the plain read and against the legacy reader itself (one lookup by key
+// through node-postgres, busy flattened in JS).
+async function legacyReads(url, pg, { target, ids, timeMin, timeMax, plain }) {
+  log('read: legacyReads (the migration\'s switched and shadow reads)')
+  const now = new Date()
+  const first = (y, m) => new Date(Date.UTC(y, m, 1)).toISOString()
+  const legacyMin = first(now.getUTCFullYear(), now.getUTCMonth())
+  const legacyMax = first(now.getUTCFullYear(), now.getUTCMonth() + 2)
+  // The range must end inside the key's window for the legacy side to answer.
+  const end = new Date(Math.min(Date.parse(timeMax), Date.parse(legacyMax))).toISOString()
+  const db = await pg.connect()
+  let key
+  let credentialId
+  try {
+    credentialId = await seed.createCredential(db, { userId: target, type: 'google_calendar' })
+    await db.query('UPDATE "SelectedCalendar" SET "credentialId" = $1 WHERE id = ANY($2)', [credentialId, ids])
+    const { rows: ext } = await db.query('SELECT "externalId" FROM "SelectedCalendar" WHERE id = ANY($1) ORDER BY array_position($1, id)', [ids])
+    key = JSON.stringify({ timeMin: legacyMin, timeMax: legacyMax, items: ext.map((r) => ({ id: r.externalId })) })
+    // The row a dual-write would have written: the SQL cache's events as a freebusy answer.
+    await db.query(
+      `INSERT INTO "CalendarCache" (id, key, value, "expiresAt", "updatedAt", "credentialId", "userId")
+       SELECT gen_random_uuid()::text, $1, jsonb_build_object('kind', 'calendar#freeBusy', 'timeMin', $2::text, 'timeMax', $3::text, 'calendars',
+         (SELECT jsonb_object_agg(sc."externalId", jsonb_build_object('busy', COALESCE((
+            SELECT jsonb_agg(jsonb_build_object('start', to_char(e.start, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'end', to_char(e."end", 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) ORDER BY e.start)
+            FROM "CalendarCacheEvent" e WHERE e."selectedCalendarId" = sc.id AND e."end" > $2::timestamptz AND e.start < $3::timestamptz), '[]'::jsonb)))
+          FROM "SelectedCalendar" sc WHERE sc.id = ANY($4))),
+         now() + interval '30 days', now(), $5, $6`,
+      [key, legacyMin, legacyMax, ids, credentialId, target],
+    )
+    await seed.setGlobalFlag(db, 'calendar-cache-sql', true)
+  } finally {
+    db.release()
+  }
+  const args = { selectedCalendarIds: ids, timeMin, timeMax: end }
+  const measure = async (mode, onSql) => {
+    await seed.setUserFlag(pg, target, 'calendar-cache-sql', onSql)
+    const sync = await CalendarSync.connect({ databaseUrl: url, legacyReads: mode, flagCacheTtlMs: 600_000 })
+    try {
+      const check = await sync.getCachedAvailability(args)
+      if (check.served.length !== ids.length || check.servedFromLegacy.length !== (onSql ? 0 : ids.length)) {
+        throw new Error(`legacyReads ${mode}: unexpected answer ${JSON.stringify(check.uncached)}`)
+      }
+      await latencies(200, () => sync.getCachedAvailability(args))
+      return await latencies(SIZE.singleCalls, () => sync.getCachedAvailability(args))
+    } finally {
+      await sync.close()
+    }
+  }
+  const sqlSide = await measure('switch', true)
+  const legacySide = await measure('switch', false)
+  const shadow = await measure('shadow', false)
+  const legacyReader = async () => {
+    const r = await pg.query({ text: 'SELECT value FROM "CalendarCache" WHERE "credentialId" = $1 AND key = $2 AND "expiresAt" >= now()', values: [credentialId, key] })
+    return Object.values(r.rows[0]?.value.calendars ?? {}).flatMap((c) => c.busy).filter((b) => b.end > timeMin && b.start < end)
+  }
+  await latencies(200, legacyReader)
+  const baseline = await latencies(SIZE.singleCalls, legacyReader)
+  record('read', 'p50 latency, legacyReads switch, SQL side', sqlSide.p50, { unit: 'ms', baselineName: 'calsync, legacyReads off', baseline: plain.p50 })
+  record('read', 'p50 latency, legacyReads switch, legacy side', legacySide.p50, { unit: 'ms', baselineName: 'legacy reader via node-postgres', baseline: baseline.p50 })
+  record('read', 'p50 latency, legacyReads shadow, legacy side', shadow.p50, { unit: 'ms', baselineName: 'calsync, legacyReads switch', baseline: legacySide.p50 })
 }
 
 // ----------------------------------------------------------------------------------- ingest --

@@ -11,38 +11,25 @@ use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 
+use crate::config::LegacyReads;
 use crate::db::sql::{pooler_symptom, prepared_as, stmt};
 use crate::error::{Error, Result};
-use crate::config::LegacyReads;
-use crate::flags::{Flags, CACHE_SQL_READ, SUBSCRIPTION_CACHE};
+use crate::flags::{Flags, Subject, CACHE_SQL_READ, SUBSCRIPTION_CACHE};
 use crate::time::format_utc;
 
-const READ_BY_IDS: &str = concat!(
-    include_str!("db/read_by_ids.sql"),
-    include_str!("db/availability.sql"),
-    include_str!("db/read_select.sql")
-);
-const READ_BY_USER: &str = concat!(
-    include_str!("db/read_by_user.sql"),
-    include_str!("db/availability.sql"),
-    include_str!("db/read_select.sql")
-);
+const READ_BY_IDS: &str = include_str!("db/read_by_ids.sql");
+const READ_BY_USER: &str = include_str!("db/read_by_user.sql");
 
-/// A read statement that also looks up the legacy JSON cache (legacy_select.sql), its three extra
-/// parameters (legacy window start and end, now) numbered from `first`.
-fn with_legacy(head: &str, first: usize) -> String {
-    let tail = include_str!("db/legacy_select.sql")
-        .replace("$LMIN", &format!("${first}"))
-        .replace("$LMAX", &format!("${}", first + 1))
-        .replace("$NOW", &format!("${}", first + 2));
-    format!(
-        "{head}{}, base AS (\n{})\n{tail}",
-        include_str!("db/availability.sql"),
-        include_str!("db/read_select.sql")
-    )
+/// Which caches a read's statement looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// The SQL cache only.
+    Sql = 0,
+    /// Both: the SQL cache's rows with each calendar's part of its legacy JSON cache row.
+    Both = 1,
+    /// The legacy JSON cache only (every calendar's user reads from it).
+    Legacy = 2,
 }
-static LEGACY_BY_IDS: LazyLock<String> = LazyLock::new(|| with_legacy(include_str!("db/read_by_ids.sql"), 4));
-static LEGACY_BY_USER: LazyLock<String> = LazyLock::new(|| with_legacy(include_str!("db/read_by_user.sql"), 5));
 
 macro_rules! read_columns {
     () => {
@@ -51,50 +38,112 @@ macro_rules! read_columns {
     window_start timestamp, window_end timestamp, sync_errors int4, pending_ms int8, credential_invalid bool, starts timestamp[], ends timestamp[]"
     };
 }
-/// The columns every read function returns (one row per requested calendar).
-const READ_COLUMNS: &str = read_columns!();
-/// ... and those that also look up the legacy JSON cache.
-const LEGACY_COLUMNS: &str = concat!(read_columns!(), ", legacy_found bool, legacy_calendar text");
 
-/// A read statement installed as a PL/pgSQL function (see [`read_functions`]).
+/// A read statement, also installed as a PL/pgSQL function (see [`read_functions`]).
 pub struct ReadFunction {
     pub name: &'static str,
     pub args: &'static str,
+    /// The columns it returns (one row per requested calendar).
     pub columns: &'static str,
-    pub body: &'static str,
+    /// The statement, its `$n` being the function's parameters.
+    pub body: String,
+    /// The call of the function, for reads behind a pooler.
+    call: String,
+}
+
+/// The read statements: [by ids, by user] × [`Plan::Sql`, `Plan::Both`, `Plan::Legacy`]. The
+/// legacy ones take three more parameters after the plain read's: the legacy key's window start
+/// and end, and now.
+static STATEMENTS: LazyLock<[[ReadFunction; 3]; 2]> = LazyLock::new(|| {
+    const AVAILABILITY: &str = include_str!("db/availability.sql");
+    const SELECT: &str = include_str!("db/read_select.sql");
+    let with_legacy = |head: &str, params: usize, both: bool| {
+        let lookup = include_str!("db/legacy_lookup.sql")
+            .replace("$LMIN", &format!("${}", params + 1))
+            .replace("$LMAX", &format!("${}", params + 2))
+            .replace("$NOW", &format!("${}", params + 3));
+        if both {
+            format!(
+                "{head}{AVAILABILITY}, base AS (\n{SELECT})\n{lookup}{}",
+                include_str!("db/legacy_select.sql")
+            )
+        } else {
+            format!("{head}{lookup}{}", include_str!("db/legacy_only.sql"))
+        }
+    };
+    let function = |name: &'static str, args: &'static str, columns: &'static str, body: String| ReadFunction {
+        call: format!(
+            "SELECT * FROM {name}({})",
+            (1..=args.split(',').count())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        name,
+        args,
+        columns,
+        body,
+    };
+    const PLAIN: &str = read_columns!();
+    const LEGACY: &str = concat!(read_columns!(), ", legacy_found bool, legacy_calendar text");
+    const IDS: &str = "text[], timestamp, timestamp";
+    const IDS_LEGACY: &str = "text[], timestamp, timestamp, text, text, timestamp";
+    const USER: &str = "int4, timestamp, timestamp, int4";
+    const USER_LEGACY: &str = "int4, timestamp, timestamp, int4, text, text, timestamp";
+    [
+        [
+            function(
+                "calsync_read_by_ids_v1",
+                IDS,
+                PLAIN,
+                format!("{READ_BY_IDS}{AVAILABILITY}{SELECT}"),
+            ),
+            function(
+                "calsync_read_by_ids_legacy_v1",
+                IDS_LEGACY,
+                LEGACY,
+                with_legacy(READ_BY_IDS, 3, true),
+            ),
+            function(
+                "calsync_read_by_ids_legacy_only_v1",
+                IDS_LEGACY,
+                LEGACY,
+                with_legacy(READ_BY_IDS, 3, false),
+            ),
+        ],
+        [
+            function(
+                "calsync_read_by_user_v1",
+                USER,
+                PLAIN,
+                format!("{READ_BY_USER}{AVAILABILITY}{SELECT}"),
+            ),
+            function(
+                "calsync_read_by_user_legacy_v1",
+                USER_LEGACY,
+                LEGACY,
+                with_legacy(READ_BY_USER, 4, true),
+            ),
+            function(
+                "calsync_read_by_user_legacy_only_v1",
+                USER_LEGACY,
+                LEGACY,
+                with_legacy(READ_BY_USER, 4, false),
+            ),
+        ],
+    ]
+});
+
+fn statement(selection: &Selection, plan: Plan) -> &'static ReadFunction {
+    &STATEMENTS[matches!(selection, Selection::User { .. }) as usize][plan as usize]
 }
 
 /// The read statements, installed by `applySchema` as PL/pgSQL functions of calsync's, for reads
 /// behind a transaction-mode pooler. A function's plan is cached by each server session, whoever's
 /// client runs on it, so such a read is one short simple-protocol call that still skips planning
 /// (which costs as much as executing this statement).
-pub fn read_functions() -> [ReadFunction; 4] {
-    [
-        ReadFunction {
-            name: "calsync_read_by_ids_v1",
-            args: "text[], timestamp, timestamp",
-            columns: READ_COLUMNS,
-            body: READ_BY_IDS,
-        },
-        ReadFunction {
-            name: "calsync_read_by_user_v1",
-            args: "int4, timestamp, timestamp, int4",
-            columns: READ_COLUMNS,
-            body: READ_BY_USER,
-        },
-        ReadFunction {
-            name: "calsync_read_by_ids_legacy_v1",
-            args: "text[], timestamp, timestamp, text, text, timestamp",
-            columns: LEGACY_COLUMNS,
-            body: LEGACY_BY_IDS.as_str(),
-        },
-        ReadFunction {
-            name: "calsync_read_by_user_legacy_v1",
-            args: "int4, timestamp, timestamp, int4, text, text, timestamp",
-            columns: LEGACY_COLUMNS,
-            body: LEGACY_BY_USER.as_str(),
-        },
-    ]
+pub fn read_functions() -> impl Iterator<Item = &'static ReadFunction> {
+    STATEMENTS.iter().flatten()
 }
 
 /// How long after a failed sync the next attempt is due: a minute after the first failure, doubling
@@ -427,8 +476,7 @@ fn legacy_spans(
     let spans = cell
         .calendar
         .as_deref()
-        .and_then(|text| serde_json::from_str(text).ok())
-        .and_then(|v| crate::legacy::busy_of(&v))
+        .and_then(crate::legacy::busy_of)
         .ok_or(Uncached::LegacyUnreadable)?;
     Ok(merge_busy(spans, min, max))
 }
@@ -473,7 +521,8 @@ pub fn assemble(
         };
         let from_sql = route.is_none_or(|r| r.sql.get(&row.user_id).copied().unwrap_or(false));
         let flag_on = flags.get(&row.user_id).copied().unwrap_or(false);
-        let sql = || classify(row, flag_on, now, stale_after, pending_grace, min, max).map(|()| sql_spans(row, min, max));
+        let sql =
+            || classify(row, flag_on, now, stale_after, pending_grace, min, max).map(|()| sql_spans(row, min, max));
         let legacy = || legacy_spans(row, route.map_or(max, |r| r.legacy_end), min, max);
         let spans = match if from_sql { sql() } else { legacy() } {
             Ok(spans) => spans,
@@ -541,41 +590,87 @@ struct LegacyLookup {
     now: NaiveDateTime,
 }
 
+/// Which user each `SelectedCalendar` row read lately belongs to (a row never changes users), so
+/// that a read whose users' `calendar-cache-sql` flags are cached can look at only the cache that
+/// serves them.
+#[derive(Default)]
+pub struct CalendarUsers(std::sync::Mutex<HashMap<String, i32>>);
+
+impl CalendarUsers {
+    /// `calendar-cache-sql` for each user of the query's calendars, if every user and flag is
+    /// known in-process.
+    fn sources(&self, query: &Query, flags: &Flags) -> Option<HashMap<i32, bool>> {
+        let users: Vec<i32> = match &query.selection {
+            Selection::User { user_id, .. } => vec![*user_id],
+            Selection::Ids(ids) => {
+                let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                ids.iter().map(|id| known.get(id).copied()).collect::<Option<_>>()?
+            }
+        };
+        users
+            .into_iter()
+            .map(|u| Some((u, flags.cached(CACHE_SQL_READ, Subject::User(u))?)))
+            .collect()
+    }
+
+    fn remember(&self, rows: &[CalendarRow]) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() + rows.len() > 100_000 {
+            known.clear(); // it only saves work
+        }
+        for r in rows {
+            known.insert(r.req_id.clone(), r.user_id);
+        }
+    }
+}
+
+/// Where a read's answers come from, and how it reaches the database.
+pub struct ReadOptions<'a> {
+    pub stale_after: Duration,
+    pub pending_grace: Duration,
+    /// A transaction-mode pooler is in front of Postgres; a read that shows one is (a named
+    /// statement gone missing) sets it and is repeated.
+    pub pooled: &'a AtomicBool,
+    pub legacy: LegacyReads,
+    pub users: &'a CalendarUsers,
+}
+
 /// Runs the read: one SQL round trip when every user's flags are cached, one more per flag that is
-/// not. `pooled` says a transaction-mode pooler is in front of Postgres; a read that shows one is
-/// (a named statement gone missing) sets it and is repeated. With `legacy` other than `Off`, the
-/// same round trip also looks up the legacy JSON cache, and `calendar-cache-sql` picks each user's
-/// source (SPEC §8).
-pub async fn read(
-    pool: &PgPool,
-    flags: &Flags,
-    query: &Query,
-    stale_after: Duration,
-    pending_grace: Duration,
-    pooled: &AtomicBool,
-    legacy: LegacyReads,
-) -> Result<Answer> {
+/// not. With `legacy` other than `Off`, `calendar-cache-sql` picks each user's source (SPEC §8):
+/// the statement looks at the cache(s) the read needs (both when a user's flag is not known yet, or
+/// for a shadow read), in the same round trip.
+pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, opts: &ReadOptions<'_>) -> Result<Answer> {
     let now = crate::time::now_db();
-    let window = (legacy != LegacyReads::Off).then(|| crate::legacy::lookup_window(now, query.time_max));
-    let lookup = window.map(|(lmin, lmax)| LegacyLookup {
+    let window = (opts.legacy != LegacyReads::Off).then(|| crate::legacy::lookup_window(now, query.time_max));
+    let known = match opts.legacy {
+        LegacyReads::Switch => opts.users.sources(query, flags),
+        _ => None,
+    };
+    let plan = match (window, &known) {
+        (None, _) => Plan::Sql,
+        (Some(_), Some(k)) if k.values().all(|sql| *sql) => Plan::Sql,
+        (Some(_), Some(k)) if k.values().all(|sql| !*sql) => Plan::Legacy,
+        _ => Plan::Both,
+    };
+    let lookup = window.filter(|_| plan != Plan::Sql).map(|(lmin, lmax)| LegacyLookup {
         time_min: crate::legacy::js_iso(lmin),
         time_max: crate::legacy::js_iso(lmax),
         now,
     });
     let lookup = lookup.as_ref();
-    let rows = if pooled.load(Ordering::Relaxed) {
-        read_pooled(pool, query, lookup).await?
+    let rows = if opts.pooled.load(Ordering::Relaxed) {
+        read_pooled(pool, query, plan, lookup).await?
     } else {
-        match read_prepared(pool, query, lookup).await {
+        match read_prepared(pool, query, plan, lookup).await {
             Ok(rows) => rows,
             Err(e) if pooler_symptom(&e) => {
-                if !pooled.swap(true, Ordering::Relaxed) {
+                if !opts.pooled.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "a named prepared statement failed as it does behind a transaction-mode pooler; \
                          reads now avoid them (set pooler: true or ?pgbouncer=true to say so up front)"
                     );
                 }
-                read_pooled(pool, query, lookup).await?
+                read_pooled(pool, query, plan, lookup).await?
             }
             Err(e) => return Err(e.into()),
         }
@@ -583,14 +678,21 @@ pub async fn read(
     let mut users: Vec<i32> = rows.iter().map(|r| r.user_id).collect();
     users.sort_unstable();
     users.dedup();
-    let on = flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?;
-    let sql = match window {
-        Some(_) => flags.for_users(pool, CACHE_SQL_READ, &users).await?,
-        None => HashMap::new(),
+    let on = match plan {
+        Plan::Legacy => HashMap::new(),
+        _ => flags.for_users(pool, SUBSCRIPTION_CACHE, &users).await?,
+    };
+    let sql = match (window, known) {
+        (None, _) => HashMap::new(),
+        (Some(_), Some(known)) => known,
+        (Some(_), None) => {
+            opts.users.remember(&rows);
+            flags.for_users(pool, CACHE_SQL_READ, &users).await?
+        }
     };
     let route = window.map(|(_, lmax)| Route {
         sql: &sql,
-        shadow: legacy == LegacyReads::Shadow,
+        shadow: opts.legacy == LegacyReads::Shadow,
         legacy_end: lmax.naive_utc(),
     });
     Ok(assemble(
@@ -599,27 +701,23 @@ pub async fn read(
         &on,
         route.as_ref(),
         now,
-        stale_after,
-        pending_grace,
+        opts.stale_after,
+        opts.pending_grace,
     ))
 }
 
 /// Direct connection: the read statement, prepared once per connection (binary rows, a cached plan).
-async fn read_prepared(pool: &PgPool, query: &Query, legacy: Option<&LegacyLookup>) -> sqlx::Result<Vec<CalendarRow>> {
+async fn read_prepared(
+    pool: &PgPool,
+    query: &Query,
+    plan: Plan,
+    legacy: Option<&LegacyLookup>,
+) -> sqlx::Result<Vec<CalendarRow>> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    let q = match (&query.selection, legacy) {
-        (Selection::Ids(ids), None) => prepared_as(READ_BY_IDS).bind(ids).bind(min).bind(max),
-        (Selection::Ids(ids), Some(_)) => prepared_as(LEGACY_BY_IDS.as_str()).bind(ids).bind(min).bind(max),
-        (Selection::User { user_id, event_type_id }, None) => prepared_as(READ_BY_USER)
-            .bind(user_id)
-            .bind(min)
-            .bind(max)
-            .bind(event_type_id),
-        (Selection::User { user_id, event_type_id }, Some(_)) => prepared_as(LEGACY_BY_USER.as_str())
-            .bind(user_id)
-            .bind(min)
-            .bind(max)
-            .bind(event_type_id),
+    let q = prepared_as(statement(&query.selection, plan).body.as_str());
+    let q = match &query.selection {
+        Selection::Ids(ids) => q.bind(ids).bind(min).bind(max),
+        Selection::User { user_id, event_type_id } => q.bind(user_id).bind(min).bind(max).bind(event_type_id),
     };
     match legacy {
         None => q.fetch_all(pool).await,
@@ -629,27 +727,27 @@ async fn read_prepared(pool: &PgPool, query: &Query, legacy: Option<&LegacyLooku
 
 /// Behind a pooler: one simple-protocol message calling a read function (`read_functions`), whose
 /// plan the server session keeps.
-async fn read_pooled(pool: &PgPool, query: &Query, legacy: Option<&LegacyLookup>) -> Result<Vec<CalendarRow>> {
+async fn read_pooled(
+    pool: &PgPool,
+    query: &Query,
+    plan: Plan,
+    legacy: Option<&LegacyLookup>,
+) -> Result<Vec<CalendarRow>> {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    let call = match (&query.selection, legacy) {
-        (Selection::Ids(ids), None) => return rows_by_ids(pool, ids, min, max).await,
-        (Selection::Ids(ids), Some(_)) => stmt("SELECT * FROM calsync_read_by_ids_legacy_v1($1, $2, $3, $4, $5, $6)")
-            .texts(ids)
-            .ts(min)
-            .ts(max),
-        (Selection::User { user_id, event_type_id }, l) => stmt(if l.is_some() {
-            "SELECT * FROM calsync_read_by_user_legacy_v1($1, $2, $3, $4, $5, $6, $7)"
-        } else {
-            "SELECT * FROM calsync_read_by_user_v1($1, $2, $3, $4)"
-        })
-        .int(*user_id)
-        .ts(min)
-        .ts(max)
-        .int(*event_type_id),
+    let call = stmt(statement(&query.selection, plan).call.as_str());
+    let call = match &query.selection {
+        Selection::Ids(ids) => call.texts(ids).ts(min).ts(max),
+        Selection::User { user_id, event_type_id } => call.int(*user_id).ts(min).ts(max).int(*event_type_id),
     };
     match legacy {
         None => call.fetch_as(pool).await,
-        Some(l) => call.text(l.time_min.as_str()).text(l.time_max.as_str()).ts(l.now).fetch_as(pool).await,
+        Some(l) => {
+            call.text(l.time_min.as_str())
+                .text(l.time_max.as_str())
+                .ts(l.now)
+                .fetch_as(pool)
+                .await
+        }
     }
 }
 
@@ -661,7 +759,7 @@ pub async fn rows_by_ids<'e>(
     min: NaiveDateTime,
     max: NaiveDateTime,
 ) -> Result<Vec<CalendarRow>> {
-    stmt("SELECT * FROM calsync_read_by_ids_v1($1, $2, $3)")
+    stmt(statement(&Selection::Ids(Vec::new()), Plan::Sql).call.as_str())
         .texts(ids)
         .ts(min)
         .ts(max)
@@ -798,6 +896,94 @@ mod tests {
             .busy
             .iter()
             .all(|b| b.selected_calendar_id == "a" && b.source == "google_calendar"));
+    }
+
+    #[test]
+    fn a_route_serves_each_user_from_its_source_and_shadow_compares() {
+        let q = Query::new(
+            Selection::Ids(vec!["sql".into(), "old".into(), "gone".into()]),
+            t(10, 0).and_utc(),
+            t(18, 0).and_utc(),
+            10,
+        )
+        .unwrap();
+        let legacy = |busy: &str| {
+            Some(LegacyCell {
+                found: true,
+                calendar: Some(busy.to_string()),
+            })
+        };
+        // User 1 reads from SQL, user 2 from the legacy cache.
+        let mut on_sql = healthy("sql", "o1");
+        on_sql.legacy = legacy(r#"{"busy":[{"start":"2026-03-02T10:00:00Z","end":"2026-03-02T11:30:00Z"}]}"#);
+        let mut on_legacy = healthy("old", "o2");
+        on_legacy.user_id = 2;
+        on_legacy.legacy = legacy(r#"{"busy":[{"start":"2026-03-02T15:00:00Z","end":"2026-03-02T16:00:00Z"}]}"#);
+        let mut missing = healthy("gone", "o3");
+        missing.user_id = 2;
+        missing.legacy = Some(LegacyCell {
+            found: false,
+            calendar: None,
+        });
+        let flags = HashMap::from([(1, true), (2, true)]);
+        let sql = HashMap::from([(1, true), (2, false)]);
+        let route = Route {
+            sql: &sql,
+            shadow: true,
+            legacy_end: t(23, 0),
+        };
+        let ans = assemble(
+            &q,
+            vec![on_sql, on_legacy, missing],
+            &flags,
+            Some(&route),
+            t(9, 0),
+            DAY,
+            DAY,
+        );
+        assert_eq!(ans.served, vec!["sql", "old"]);
+        assert_eq!(ans.legacy_served, Some(vec!["old".to_string()]));
+        assert_eq!(ans.uncached, vec![("gone".to_string(), Uncached::LegacyMiss)]);
+        let old: Vec<&str> = ans
+            .busy
+            .iter()
+            .filter(|b| b.selected_calendar_id == "old")
+            .map(|b| b.start.as_str())
+            .collect();
+        assert_eq!(old, vec!["2026-03-02T15:00:00.000Z"]);
+        let report = ans.shadow.unwrap();
+        assert_eq!((report.compared, report.diverged, report.not_comparable), (2, 2, 0));
+        let kinds: Vec<(&str, &str, &str)> = report
+            .divergences
+            .iter()
+            .map(|(served, d)| (*served, d.calendar.as_str(), d.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("sql", "sql", "missing_block"), // 13:00-14:00 is busy in SQL only
+                ("legacy", "old", "extra_block"),
+                ("legacy", "old", "missing_block"),
+                ("legacy", "old", "missing_block"),
+            ]
+        );
+        // Past the legacy key's window: not answered from the legacy row.
+        let route = Route {
+            legacy_end: t(17, 0),
+            ..route
+        };
+        let mut on_legacy = healthy("old", "o2");
+        on_legacy.user_id = 2;
+        on_legacy.legacy = legacy(r#"{"busy":[]}"#);
+        let q = Query::new(
+            Selection::Ids(vec!["old".into()]),
+            t(10, 0).and_utc(),
+            t(18, 0).and_utc(),
+            10,
+        )
+        .unwrap();
+        let ans = assemble(&q, vec![on_legacy], &flags, Some(&route), t(9, 0), DAY, DAY);
+        assert_eq!(ans.uncached, vec![("old".to_string(), Uncached::OutOfWindow)]);
     }
 
     #[test]

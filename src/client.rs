@@ -48,16 +48,14 @@ impl Calsync {
     /// Busy blocks from the cache, plus the calendars it cannot answer for and why.
     pub async fn availability(&self, query: &Query) -> Result<Answer> {
         let e = &self.engine;
-        let answer = availability::read(
-            &e.front,
-            &e.flags,
-            query,
-            e.cfg.stale_after,
-            e.cfg.pending_grace,
-            &e.pooled,
-            e.cfg.legacy_reads,
-        )
-        .await?;
+        let opts = availability::ReadOptions {
+            stale_after: e.cfg.stale_after,
+            pending_grace: e.cfg.pending_grace,
+            pooled: &e.pooled,
+            legacy: e.cfg.legacy_reads,
+            users: &e.calendar_users,
+        };
+        let answer = availability::read(&e.front, &e.flags, query, &opts).await?;
         if e.cfg.sync_on_read && !answer.repairable.is_empty() {
             Engine::sync_on_read(&self.engine, &answer.repairable);
         }

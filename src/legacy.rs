@@ -43,25 +43,36 @@ pub fn lookup_window(now: NaiveDateTime, end: DateTime<Utc>) -> (DateTime<Utc>, 
     (window(now).0, window(base).1)
 }
 
-/// The busy blocks of a calendar's entry in a legacy value (`{ "busy": [{ start, end }] }`),
-/// sorted; `None` when the entry is malformed or carries Google's `errors` for the calendar
-/// (its `busy` then means nothing).
-pub fn busy_of(entry: &serde_json::Value) -> Option<Vec<Span>> {
-    if entry
-        .get("errors")
-        .is_some_and(|e| e.as_array().is_none_or(|a| !a.is_empty()))
-    {
+/// A calendar's entry in a legacy value: `{ "busy": [{ start, end }] }`, or Google's `errors`.
+#[derive(serde::Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow)]
+    busy: Vec<Block<'a>>,
+    #[serde(default)]
+    errors: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Block<'a> {
+    #[serde(borrow)]
+    start: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    end: std::borrow::Cow<'a, str>,
+}
+
+/// The busy blocks of a calendar's entry in a legacy value (JSON text), sorted; `None` when the
+/// entry is malformed or carries Google's `errors` for the calendar (its `busy` then means nothing).
+pub fn busy_of(entry: &str) -> Option<Vec<Span>> {
+    let entry: Entry = serde_json::from_str(entry).ok()?;
+    if entry.errors.is_some_and(|e| !e.is_empty()) {
         return None;
     }
-    let instant = |v: &serde_json::Value| {
-        DateTime::parse_from_rfc3339(v.as_str()?)
-            .ok()
-            .map(|t| t.naive_utc())
-    };
-    let mut spans = Vec::new();
-    for b in entry.get("busy")?.as_array()? {
-        spans.push((instant(b.get("start")?)?, instant(b.get("end")?)?));
-    }
+    let instant = |v: &str| DateTime::parse_from_rfc3339(v).ok().map(|t| t.naive_utc());
+    let mut spans = entry
+        .busy
+        .iter()
+        .map(|b| Some((instant(&b.start)?, instant(&b.end)?)))
+        .collect::<Option<Vec<Span>>>()?;
     spans.sort_unstable();
     Some(spans)
 }
@@ -259,7 +270,7 @@ pub enum Scope {
 /// One difference between a legacy row and the SQL cache: `missing_block` (busy in the SQL cache,
 /// free in the legacy row), `extra_block` (the other way round) or `different_bounds` (both busy
 /// there, with other start or end). Only the calendar id and the interval, never event contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Divergence {
     pub calendar: String,
     pub kind: &'static str,
@@ -298,7 +309,7 @@ fn parse_row(key: &str, value: &serde_json::Value) -> Option<Parsed> {
     let mut calendars = Vec::new();
     for item in k["items"].as_array()? {
         let id = item["id"].as_str()?.to_string();
-        let spans = busy_of(&value["calendars"][&id])?;
+        let spans = busy_of(&value["calendars"][&id].to_string())?;
         calendars.push((id, spans));
     }
     (max > min).then_some(Parsed { min, max, calendars })
@@ -469,7 +480,7 @@ const RECORD_EVERY: Duration = Duration::from_secs(60);
 /// most once a minute per process, however many reads see it.
 #[derive(Default)]
 pub struct ShadowLog {
-    recent: std::sync::Mutex<HashMap<(String, &'static str, String, String), std::time::Instant>>,
+    recent: std::sync::Mutex<HashMap<Divergence, std::time::Instant>>,
 }
 
 impl ShadowLog {
@@ -481,14 +492,11 @@ impl ShadowLog {
         }
         found
             .iter()
-            .filter(|(_, d)| {
-                let key = (d.calendar.clone(), d.kind, d.start.clone(), d.end.clone());
-                match recent.get(&key) {
-                    Some(at) if at.elapsed() < RECORD_EVERY => false,
-                    _ => {
-                        recent.insert(key, std::time::Instant::now());
-                        true
-                    }
+            .filter(|(_, d)| match recent.get(d) {
+                Some(at) if at.elapsed() < RECORD_EVERY => false,
+                _ => {
+                    recent.insert(d.clone(), std::time::Instant::now());
+                    true
                 }
             })
             .cloned()
@@ -593,12 +601,11 @@ pub async fn stage(pool: &sqlx::PgPool, flags: &crate::flags::Flags, now: NaiveD
     .await?;
     let get =
         |c: &str| -> Result<u64> { Ok(row.first().map(|r| r.try_get::<i64, _>(c)).transpose()?.unwrap_or(0) as u64) };
-    let team_ids: Vec<(i32,)> = stmt(
-        r#"SELECT DISTINCT "teamId" FROM "TeamFeatures" WHERE "featureId" = ANY($1) ORDER BY 1"#,
-    )
-    .texts(&[CACHE_SQL_WRITE, CACHE_SQL_READ])
-    .fetch_as(pool)
-    .await?;
+    let team_ids: Vec<(i32,)> =
+        stmt(r#"SELECT DISTINCT "teamId" FROM "TeamFeatures" WHERE "featureId" = ANY($1) ORDER BY 1"#)
+            .texts(&[CACHE_SQL_WRITE, CACHE_SQL_READ])
+            .fetch_as(pool)
+            .await?;
     let mut teams = Vec::with_capacity(team_ids.len());
     for (team_id,) in team_ids {
         teams.push(TeamStage {
@@ -708,6 +715,48 @@ mod tests {
             w(at(2027, 1, 31)),
             ("2027-01-01T00:00:00.000Z".into(), "2027-03-01T00:00:00.000Z".into())
         );
+    }
+
+    #[test]
+    fn lookup_window_widens_to_the_months_the_writer_covers() {
+        let end = |y, m, d| {
+            NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        let w = |now, e| {
+            let (a, b) = lookup_window(now, e);
+            (js_iso(a), js_iso(b))
+        };
+        // Ending this month or in the next two: the window the writer writes.
+        let written = ("2026-11-01T00:00:00.000Z".into(), "2027-01-01T00:00:00.000Z".into());
+        assert_eq!(w(at(2026, 11, 24), end(2026, 11, 30)), written);
+        assert_eq!(w(at(2026, 11, 24), end(2027, 1, 15)), written);
+        // Further out: based on the end's month.
+        assert_eq!(
+            w(at(2026, 11, 24), end(2027, 2, 10)),
+            ("2026-11-01T00:00:00.000Z".into(), "2027-04-01T00:00:00.000Z".into())
+        );
+    }
+
+    #[test]
+    fn busy_of_reads_google_entries_and_refuses_errors() {
+        let ok = serde_json::json!({ "busy": [
+            { "start": "2026-12-01T10:00:00Z", "end": "2026-12-01T11:00:00Z" },
+            { "start": "2026-12-01T08:00:00+01:00", "end": "2026-12-01T08:30:00+01:00" }
+        ] });
+        let spans = busy_of(&ok.to_string()).unwrap();
+        assert_eq!(crate::time::format_utc(spans[0].0), "2026-12-01T07:00:00.000Z");
+        assert_eq!(spans.len(), 2);
+        assert_eq!(busy_of(r#"{"busy":[]}"#), Some(vec![]));
+        let errors = serde_json::json!({ "errors": [{ "domain": "global", "reason": "notFound" }], "busy": [] });
+        assert_eq!(busy_of(&errors.to_string()), None);
+        assert_eq!(busy_of(r#"{"busy":[{"start":"soon","end":"later"}]}"#), None);
+        assert_eq!(busy_of(r#"{"busy":[{"start":"2026-12-01T10:00:00Z"}]}"#), None);
+        assert_eq!(busy_of("null"), None);
+        assert_eq!(busy_of(r#"{"busy":[{"start":"2026-12-01T10:00:00\u005a","end":"2026-12-01T11:00:00Z"}]}"#).map(|v| v.len()), Some(1));
     }
 
     #[test]

@@ -94,7 +94,15 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("TeamFeatures", &["teamId", "featureId", "enabled"]),
     (
         "CalendarSyncDivergence",
-        &["selectedCalendarId", "kind", "start", "end", "served", "firstSeenAt", "lastSeenAt"],
+        &[
+            "selectedCalendarId",
+            "kind",
+            "start",
+            "end",
+            "served",
+            "firstSeenAt",
+            "lastSeenAt",
+        ],
     ),
     (
         "CalendarSyncState",
@@ -107,19 +115,14 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
 /// read statement only needs `applySchema` (a changed result shape gets a new `_vN` name).
 pub fn read_functions_sql() -> String {
     let mut out = String::new();
-    for crate::availability::ReadFunction {
-        name,
-        args,
-        columns,
-        body,
-    } in crate::availability::read_functions()
-    {
+    for f in crate::availability::read_functions() {
+        let (name, args) = (f.name, f.args);
         // Dropped first: CREATE OR REPLACE cannot change the columns a function returns.
         out.push_str(&format!(
             "DROP FUNCTION IF EXISTS {name}({args});\nCREATE FUNCTION {name}({args}) RETURNS TABLE ({cols}) LANGUAGE plpgsql STABLE AS $calsync$\n\
              #variable_conflict use_column\nBEGIN\nRETURN QUERY\n{body};\nEND\n$calsync$;\n",
-            cols = columns,
-            body = body.trim_end().trim_end_matches(';'),
+            cols = f.columns,
+            body = f.body.trim_end().trim_end_matches(';'),
         ));
     }
     out
@@ -155,7 +158,7 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     .fetch_as(pool)
     .await?;
     let mut gaps = missing(&rows.into_iter().collect());
-    let functions: Vec<&str> = crate::availability::read_functions().iter().map(|f| f.name).collect();
+    let functions: Vec<&str> = crate::availability::read_functions().map(|f| f.name).collect();
     let present: Vec<String> =
         stmt("SELECT proname::text FROM pg_proc WHERE proname = ANY($1) AND pg_function_is_visible(oid)")
             .texts(&functions)

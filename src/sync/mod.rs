@@ -102,6 +102,8 @@ pub struct Engine {
     read_syncs: std::sync::Mutex<HashSet<String>>,
     /// Differences shadow reads recorded lately (legacy JSON cache vs SQL cache).
     pub shadow: crate::legacy::ShadowLog,
+    /// The users of calendars read lately (for reads that switch between caches).
+    pub calendar_users: crate::availability::CalendarUsers,
     sync_slots: tokio::sync::Semaphore,
 }
 
@@ -121,6 +123,7 @@ impl Engine {
             background: background::Tasks::default(),
             read_syncs: Default::default(),
             shadow: Default::default(),
+            calendar_users: Default::default(),
             marks: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
