@@ -28,7 +28,7 @@ async function run({ log = console.log } = {}) {
     await applySchema({ databaseUrl: db.url })
     await pg.connect()
     log(`Provider emulator (Google Calendar API, Microsoft Graph, OAuth, push) on ${emu.url}; webhook route on ${receiver.url}.`)
-    sync = await CalendarSync.connect({
+    const options = {
       databaseUrl: db.url,
       googleApiUrl: `${emu.url}/calendar/v3`,
       googleTokenUrl: `${emu.url}/token`,
@@ -42,7 +42,9 @@ async function run({ log = console.log } = {}) {
       microsoftClientSecret: 'demo-ms-secret',
       microsoftWebhookToken: 'demo-ms-client-state',
       microsoftWebhookUrl: receiver.url,
-    })
+    }
+    sync = await CalendarSync.connect(options)
+    sync.options = options
 
     const day = new Date(Math.ceil(Date.now() / (24 * HOUR)) * 24 * HOUR) // tomorrow 00:00 UTC
     const at = (h, m = 0) => new Date(day.getTime() + h * HOUR + m * 60000).toISOString()
@@ -97,6 +99,8 @@ async function run({ log = console.log } = {}) {
     await sync.settle() // Graph got its 202 at once; wait for the background delta sync
     await show('A meeting lands in her Outlook calendar (times in a Windows time zone); Graph notifies, calsync runs a delta sync:')
 
+    await migrationStep({ pg, sync, ids, calendarId, timeMin, timeMax, log, options: sync.options })
+
     const n = 500
     const started = process.hrtime.bigint()
     for (let i = 0; i < n; i++) await sync.getCachedAvailability({ selectedCalendarIds: [ids.calendar], timeMin, timeMax })
@@ -115,12 +119,44 @@ async function run({ log = console.log } = {}) {
   }
 }
 
+// The move off Cal.com's legacy JSON cache (SPEC §8, MIGRATION.md): dual-write, then one read that
+// serves each user from the cache their `calendar-cache-sql` flag picks, compared with the other.
+async function migrationStep({ pg, sync, ids, calendarId, timeMin, timeMax, log, options }) {
+  log('\nMigrating off the legacy JSON cache ("CalendarCache", which older Cal.com releases read):')
+  const report = await sync.syncCalendar(ids.calendar)
+  const { rows } = await pg.query('SELECT key, value FROM "CalendarCache"')
+  log(`  1. calendar-cache-sql-write has been on for the organization since the start: every sync above, and this one, rewrote Ada's legacy row in its own transaction (${report.legacyWritten} written now, ${rows.length} in the table; the team-room calendar is never subscribed, so no row claims it is free).`)
+  const [row] = rows
+  log(`     key ${row.key}`)
+  log(`     ${row.value.calendars[calendarId].busy.length} busy blocks for ${calendarId}, as Google's freebusy would answer`)
+  const reader = await CalendarSync.connect({ ...options, legacyReads: 'shadow', flagCacheTtlMs: 100 })
+  try {
+    const read = async (title) => {
+      const res = await reader.getCachedAvailability({ selectedCalendarIds: [ids.calendar], timeMin, timeMax })
+      const from = res.servedFromLegacy.length ? 'the legacy JSON cache' : 'the SQL cache'
+      log(`  ${title}: served from ${from}, ${res.busy.length} busy blocks; shadow compared ${res.shadow.compared} calendar(s) with the other cache, ${res.shadow.diverged} differed`)
+    }
+    await read("2. legacyReads: 'shadow', calendar-cache-sql off for Ada")
+    const user = (await pg.query('SELECT "userId" FROM "SelectedCalendar" WHERE id = $1', [ids.calendar])).rows[0].userId
+    await seed.setUserFlag(pg, user, 'calendar-cache-sql', true)
+    await new Promise((resolve) => setTimeout(resolve, 150)) // the reader's flag cache TTL
+    await read('3. calendar-cache-sql on for Ada')
+    const st = await sync.legacyCacheStage()
+    log(`  migrate status: ${st.users} user(s) with legacy rows, ${st.writing} writing them, ${st.readingSql} reading from SQL; ${st.liveRows} live row(s); ${st.divergences} differences recorded`)
+  } finally {
+    await reader.close()
+  }
+}
+
 async function seedDemo(pg, emu, calendarId, outlookId) {
   await seed.setGlobalFlag(pg, 'calendar-subscription-cache', true)
   const org = await seed.createTeam(pg, { name: 'Acme (organization)', isOrganization: true })
   const team = await seed.createTeam(pg, { name: 'Acme Sales', parentId: org })
   // Enabled for the organization only: Ada inherits it through her team.
   await seed.setTeamFlag(pg, org, 'calendar-subscription-cache', true)
+  // The migration off the legacy JSON cache (see migrationStep): dual-write for the organization.
+  for (const slug of ['calendar-cache-sql-write', 'calendar-cache-sql']) await seed.setGlobalFlag(pg, slug, true)
+  await seed.setTeamFlag(pg, org, 'calendar-cache-sql-write', true)
   const user = await seed.createUser(pg, { email: calendarId, name: 'Ada' })
   await seed.addMember(pg, user, team)
   const credentialId = await seed.createCredential(pg, { userId: user, type: 'google_calendar', key: emu.google.addAccount({ email: calendarId }) })
