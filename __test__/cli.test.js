@@ -57,7 +57,21 @@ test('schema, status, renew, cleanup and sync from the command line', async () =
   assert.match((await cli(['migrate', 'verify', '--user', '999999'])).stderr, /\[NOT_FOUND\]/)
   assert.match((await cli(['migrate', 'verify', '--team', 'x'])).stderr, /\[INVALID_ARGUMENT\]/)
   const stage = await cli(['migrate', 'status', '--json'])
-  assert.deepEqual(JSON.parse(stage.stdout), { users: 0, writing: 0, readingSql: 0, liveRows: 0, expiredRows: 0 })
+  assert.deepEqual(JSON.parse(stage.stdout), { users: 0, writing: 0, readingSql: 0, liveRows: 0, expiredRows: 0, teams: [], divergences: 0, lastDivergences: [] })
+  // A team in stage 1 and a difference a shadow read recorded.
+  const pg2 = new Client({ connectionString: db.url })
+  await pg2.connect()
+  try {
+    const team = await seed.createTeam(pg2, { name: 'Sales' })
+    await seed.setGlobalFlag(pg2, 'calendar-cache-sql-write', true)
+    await seed.setTeamFlag(pg2, team, 'calendar-cache-sql-write', true)
+    await pg2.query(`INSERT INTO "CalendarSyncDivergence" VALUES ('sc-1', 'missing_block', '2026-12-01 09:00', '2026-12-01 10:00', 'legacy', now(), now())`)
+    const text = (await cli(['migrate', 'status'])).stdout
+    assert.match(text, new RegExp(`team ${team}: write on, read from SQL off`))
+    assert.match(text, /differences recorded by shadow reads \(last 30 days\): 1\n.*missing_block calendar sc-1 2026-12-01T09:00:00.000Z \.\. 2026-12-01T10:00:00.000Z \(served: legacy\)/)
+  } finally {
+    await pg2.end()
+  }
   assert.deepEqual(JSON.parse((await cli(['migrate', 'cleanup', '--json'])).stdout), { deleted: 0 })
   assert.match((await cli(['migrate', 'frob'])).stderr, /\[INVALID_ARGUMENT\]/)
   const bad = await cli(['frobnicate'])
