@@ -12,7 +12,7 @@ const NAPI_INPUT_ERRORS = new Set([
   'BooleanExpected', 'ArrayExpected', 'BigintExpected', 'DateExpected',
 ])
 // Methods that return a value rather than a Promise.
-const SYNC_METHODS = new Set(['progress', 'shiftClockForTesting'])
+const SYNC_METHODS = new Set(['progress', 'shiftClockForTesting', 'onBookingChanges'])
 
 function withCode(err, fallback) {
   if (err instanceof Error) {

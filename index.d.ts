@@ -113,6 +113,27 @@ export declare class CalendarSync {
    * `INVALID_ARGUMENT` saying how many do not, and deletes nothing.
    */
   dropLegacyCache(options?: { batchSize?: number } | undefined | null): Promise<number>
+  /**
+   * Two-way sync: takes up to `limit` (default 100, at most 1000) changes of the app's bookings
+   * that syncs found at the providers and nobody holds, oldest first, and holds them for this
+   * caller for `holdMs` (default 60000). Handle each (reschedule or cancel the booking with that
+   * `uid`; a change may come more than once), then `ackBookingChanges` their ids. A change not
+   * acknowledged in time — the process died, say — is handed out again.
+   */
+  takeBookingChanges(options?: { limit?: number; holdMs?: number } | undefined | null): Promise<Array<BookingChange>>
+  /**
+   * Two-way sync: removes handled booking changes by the `id`s `takeBookingChanges` (or the
+   * `onBookingChanges` callback) gave. An id whose change was replaced by a newer one since
+   * removes nothing: the newer change stays for the next take. Resolves to how many were removed.
+   */
+  ackBookingChanges(ids: Array<string>): Promise<number>
+  /**
+   * Two-way sync: calls `callback` with booking changes as soon as a sync (in the background
+   * too) has written them, held for 60 s as `takeBookingChanges` would; acknowledge them with
+   * `ackBookingChanges`. The callback never keeps Node running. `null` stops the calls. Changes
+   * the callback did not acknowledge are handed out again by the next take.
+   */
+  onBookingChanges(callback: ((changes: BookingChange[]) => void) | null): void
   /** Calendars counted by provider and health, for dashboards and `npx calsync status`. */
   status(): Promise<Array<HealthCount>>
   /** Progress of the current (or last) `renewWatches` run. Synchronous. */
@@ -145,6 +166,36 @@ export interface AvailabilityArgs {
   timeMin: string
   /** Range end (exclusive), ISO-8601 with an offset; must be after `timeMin`. */
   timeMax: string
+}
+
+/**
+ * A change of one of the app's bookings waiting in the two-way sync outbox; acknowledge it with
+ * `ackBookingChanges([id])` once handled.
+ */
+export interface BookingChange {
+  /** Acknowledges this state of the change (a later change of the same event gets a new id). */
+  id: string
+  /** The booking uid (the event's iCalUID without `@cal.com`). */
+  uid: string
+  /** New start (ISO-8601 UTC), absent when cancelled. */
+  start?: string
+  /** New end (ISO-8601 UTC), absent when cancelled. */
+  end?: string
+  /** The event was cancelled or deleted at the provider. */
+  cancelled: boolean
+  /** The `SelectedCalendar` row holding the calendar's cached events. */
+  selectedCalendarId: string
+  /** The provider's id of the event (one per occurrence of a recurring booking). */
+  externalId: string
+  userId: number
+  integration: 'google_calendar' | 'office365_calendar'
+  /** When the sync that found it committed (ISO-8601 UTC). */
+  changedAt: string
+  /**
+   * How many times it has been handed out, this time included (more than 1: a taker before did
+   * not acknowledge it in time).
+   */
+  deliveries: number
 }
 
 /** A booking of the app (iCalUID ending in `@cal.com`) that changed at the provider. */
@@ -617,6 +668,17 @@ export interface SyncResult {
    * theirs the SQL cache cannot vouch for; their old legacy row was deleted).
    */
   legacySkipped: number
+}
+
+/** Options of `takeBookingChanges`. */
+export interface TakeOptions {
+  /** Most changes to take. Default 100, at most 1000. */
+  limit?: number
+  /**
+   * Milliseconds the taken changes are held for this taker; one not acknowledged by then is
+   * handed out again. Default 60000.
+   */
+  holdMs?: number
 }
 
 /** A calendar the cache cannot answer for truthfully; call the provider live for it. */

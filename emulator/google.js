@@ -40,6 +40,17 @@ const ERRORS = {
 }
 
 const etag = () => `"${Date.now()}${crypto.randomInt(1e6)}"`
+/**
+ * A deleted event as incremental syncs report it: Google guarantees only `id` (and, for an
+ * occurrence, `recurringEventId` / `originalStartTime`) on cancelled events, and in practice sends
+ * little more — no iCalUID, no times. Clients must match deletions by id.
+ */
+function tombstone(ev) {
+  if (ev.status !== 'cancelled') return ev
+  const out = { kind: 'calendar#event', etag: ev.etag, id: ev.id, status: 'cancelled' }
+  if (ev.recurringEventId) Object.assign(out, { recurringEventId: ev.recurringEventId, originalStartTime: ev.originalStartTime })
+  return out
+}
 const rfc3339 = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '.000Z')
 const idStamp = (ms) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')
 
@@ -412,9 +423,9 @@ class GoogleEmulator {
       const ev = cal.events.get(id) ?? cal.tombstones.get(id)
       if (!ev) continue
       if (singleEvents && ev.recurrence) {
-        out.push(...this.occurrences(cal, ev, window[1]).filter((inst) => this.span(cal, inst)[1] > window[0]))
+        out.push(...this.occurrences(cal, ev, window[1]).filter((inst) => this.span(cal, inst)[1] > window[0]).map(tombstone))
       } else {
-        out.push(structuredClone(ev))
+        out.push(tombstone(structuredClone(ev)))
       }
     }
     return out

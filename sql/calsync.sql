@@ -106,3 +106,28 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncDivergence" (
   PRIMARY KEY ("selectedCalendarId", "kind", "start", "end")
 );
 CREATE INDEX IF NOT EXISTS "CalendarSyncDivergence_lastSeenAt_idx" ON "CalendarSyncDivergence" ("lastSeenAt");
+
+-- The outbox of two-way sync (SPEC §5): changes of the app's own bookings (iCalUID "<uid>@cal.com")
+-- that syncs found at the providers, written in the transaction of the sync that found them and kept
+-- until the app acknowledges them (takeBookingChanges / ackBookingChanges, or the onBookingChanges
+-- callback). One row per event of a calendar ("selectedCalendarId" = the row holding the calendar's
+-- cached events, "externalId" = the provider's event id): a newer change of the same event replaces
+-- the row's state and gets a new "id", so acknowledging the older one leaves the newer in place.
+-- "takenUntil": handed to a taker until then; after it, the change is handed out again.
+CREATE SEQUENCE IF NOT EXISTS "CalendarSyncBookingChange_id_seq";
+CREATE TABLE IF NOT EXISTS "CalendarSyncBookingChange" (
+  "id" BIGINT NOT NULL DEFAULT nextval('"CalendarSyncBookingChange_id_seq"'),
+  "selectedCalendarId" TEXT NOT NULL,
+  "externalId" TEXT NOT NULL,
+  "uid" TEXT NOT NULL,
+  "userId" INTEGER NOT NULL,
+  "integration" TEXT NOT NULL,
+  "start" TIMESTAMP(3),
+  "end" TIMESTAMP(3),
+  "cancelled" BOOLEAN NOT NULL,
+  "changedAt" TIMESTAMP(3) NOT NULL,
+  "takenUntil" TIMESTAMP(3),
+  "deliveries" INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY ("selectedCalendarId", "externalId")
+);
+CREATE UNIQUE INDEX IF NOT EXISTS "CalendarSyncBookingChange_id_key" ON "CalendarSyncBookingChange" ("id");

@@ -145,6 +145,21 @@ impl Calsync {
         crate::legacy::drop_all(&self.engine.pool, &self.engine.flags, batch).await
     }
 
+    /// Hands out up to `limit` waiting booking changes (two-way sync), held for `hold`.
+    pub async fn take_booking_changes(&self, limit: i64, hold: Duration) -> Result<Vec<crate::db::outbox::Queued>> {
+        crate::db::outbox::take(&self.engine.front, limit, hold, now_db()).await
+    }
+
+    /// Removes acknowledged booking changes; returns how many.
+    pub async fn ack_booking_changes(&self, ids: &[i64]) -> Result<u64> {
+        crate::db::outbox::ack(&self.engine.front, ids).await
+    }
+
+    /// Hands booking changes to `listener` as syncs write them (`None` stops).
+    pub fn on_booking_changes(&self, listener: Option<crate::sync::BookingListener>) {
+        self.engine.set_booking_listener(listener);
+    }
+
     /// Calendars counted by provider and health.
     pub async fn status(&self, margin: Duration) -> Result<Vec<cron::Health>> {
         self.engine.status(margin).await
@@ -160,6 +175,7 @@ impl Calsync {
 
     /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.engine.set_booking_listener(None);
         self.engine.front.close().await;
         self.engine.pool.close().await;
     }

@@ -756,7 +756,11 @@ mod tests {
         assert_eq!(busy_of(r#"{"busy":[{"start":"soon","end":"later"}]}"#), None);
         assert_eq!(busy_of(r#"{"busy":[{"start":"2026-12-01T10:00:00Z"}]}"#), None);
         assert_eq!(busy_of("null"), None);
-        assert_eq!(busy_of(r#"{"busy":[{"start":"2026-12-01T10:00:00\u005a","end":"2026-12-01T11:00:00Z"}]}"#).map(|v| v.len()), Some(1));
+        assert_eq!(
+            busy_of(r#"{"busy":[{"start":"2026-12-01T10:00:00\u005a","end":"2026-12-01T11:00:00Z"}]}"#)
+                .map(|v| v.len()),
+            Some(1)
+        );
     }
 
     #[test]

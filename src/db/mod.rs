@@ -7,6 +7,7 @@ pub mod channels;
 pub mod credentials;
 pub mod events;
 pub mod lease;
+pub mod outbox;
 pub mod schema;
 pub mod sql;
 

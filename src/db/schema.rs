@@ -93,6 +93,23 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("UserFeatures", &["userId", "featureId", "enabled"]),
     ("TeamFeatures", &["teamId", "featureId", "enabled"]),
     (
+        "CalendarSyncBookingChange",
+        &[
+            "id",
+            "selectedCalendarId",
+            "externalId",
+            "uid",
+            "userId",
+            "integration",
+            "start",
+            "end",
+            "cancelled",
+            "changedAt",
+            "takenUntil",
+            "deliveries",
+        ],
+    ),
+    (
         "CalendarSyncDivergence",
         &[
             "selectedCalendarId",

@@ -141,6 +141,15 @@ impl Stmt {
 
     /// An `int4[]` value.
     pub fn ints(self, v: &[i32]) -> Self {
+        self.numbers(v, "int4")
+    }
+
+    /// An `int8[]` value.
+    pub fn bigints(self, v: &[i64]) -> Self {
+        self.numbers(v, "int8")
+    }
+
+    fn numbers(self, v: &[impl std::fmt::Display], ty: &str) -> Self {
         let mut lit = String::from("ARRAY[");
         for (i, n) in v.iter().enumerate() {
             if i > 0 {
@@ -148,7 +157,7 @@ impl Stmt {
             }
             let _ = write!(lit, "{n}");
         }
-        lit.push_str("]::int4[]");
+        let _ = write!(lit, "]::{ty}[]");
         self.push(lit)
     }
 

@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use napi::Result;
+use napi::bindgen_prelude::Unknown;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Result, Status};
 use napi_derive::napi;
 
 use super::js_error;
@@ -10,6 +12,7 @@ use super::types::{
     AvailabilityArgs, ConnectOptions, FlagTarget, PackedAvailability, SchemaOptions, SubscribeResult, SyncOptions,
     SyncResult, WebhookOptions, WebhookResponse,
 };
+use super::types::{BookingChange, TakeOptions};
 use super::types::{
     CleanupOptions, CleanupResult, DropLegacyOptions, HealthCount, LegacyScope, LegacyStage, LegacyVerdict,
     RenewProgress, RenewReport, RenewWatchesOptions, SettleOptions, Settled,
@@ -20,6 +23,10 @@ use crate::flags::Subject;
 use crate::time::parse_iso;
 use crate::webhook::Request;
 use crate::{db, Calsync};
+
+/// The JS callback of `onBookingChanges`: called with the changes, never keeping Node alive.
+type BookingCallback =
+    ThreadsafeFunction<Vec<BookingChange>, Unknown<'static>, Vec<BookingChange>, Status, false, true>;
 
 /// A connected calsync instance. Create it with `CalendarSync.connect()`; release it with `close()`.
 #[napi]
@@ -242,6 +249,57 @@ impl CalendarSync {
     pub async fn drop_legacy_cache(&self, options: Option<DropLegacyOptions>) -> Result<i64> {
         let batch = options.and_then(|o| o.batch_size).unwrap_or(5000).max(1) as i64;
         Ok(self.core()?.drop_legacy(batch).await.map_err(js_error)? as i64)
+    }
+
+    /// Two-way sync: takes up to `limit` (default 100, at most 1000) changes of the app's bookings
+    /// that syncs found at the providers and nobody holds, oldest first, and holds them for this
+    /// caller for `holdMs` (default 60000). Handle each (reschedule or cancel the booking with that
+    /// `uid`; a change may come more than once), then `ackBookingChanges` their ids. A change not
+    /// acknowledged in time — the process died, say — is handed out again.
+    #[napi(ts_args_type = "options?: { limit?: number; holdMs?: number } | undefined | null")]
+    pub async fn take_booking_changes(&self, options: Option<TakeOptions>) -> Result<Vec<BookingChange>> {
+        let (limit, hold) = options.map_or((None, None), |o| (o.limit, o.hold_ms));
+        let limit = limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(js_error(Error::invalid("limit must be between 1 and 1000")));
+        }
+        let hold = std::time::Duration::from_millis(hold.unwrap_or(60_000) as u64);
+        let taken = self
+            .core()?
+            .take_booking_changes(limit as i64, hold)
+            .await
+            .map_err(js_error)?;
+        Ok(taken.into_iter().map(Into::into).collect())
+    }
+
+    /// Two-way sync: removes handled booking changes by the `id`s `takeBookingChanges` (or the
+    /// `onBookingChanges` callback) gave. An id whose change was replaced by a newer one since
+    /// removes nothing: the newer change stays for the next take. Resolves to how many were removed.
+    #[napi]
+    pub async fn ack_booking_changes(&self, ids: Vec<String>) -> Result<i64> {
+        let ids = ids
+            .iter()
+            .map(|id| id.parse::<i64>())
+            .collect::<std::result::Result<Vec<i64>, _>>()
+            .map_err(|_| js_error(Error::invalid("ids must be the id strings takeBookingChanges gave")))?;
+        Ok(self.core()?.ack_booking_changes(&ids).await.map_err(js_error)? as i64)
+    }
+
+    /// Two-way sync: calls `callback` with booking changes as soon as a sync (in the background
+    /// too) has written them, held for 60 s as `takeBookingChanges` would; acknowledge them with
+    /// `ackBookingChanges`. The callback never keeps Node running. `null` stops the calls. Changes
+    /// the callback did not acknowledge are handed out again by the next take.
+    #[napi(ts_args_type = "callback: ((changes: BookingChange[]) => void) | null")]
+    pub fn on_booking_changes(&self, callback: Option<BookingCallback>) -> Result<()> {
+        let listener = callback.map(|tsfn| {
+            let tsfn = Arc::new(tsfn);
+            Arc::new(move |batch: Vec<crate::db::outbox::Queued>| {
+                let batch: Vec<BookingChange> = batch.into_iter().map(Into::into).collect();
+                tsfn.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+            }) as crate::sync::BookingListener
+        });
+        self.core()?.on_booking_changes(listener);
+        Ok(())
     }
 
     /// Calendars counted by provider and health, for dashboards and `npx calsync status`.

@@ -7,8 +7,9 @@ use napi_derive::napi;
 
 use crate::availability::Answer;
 use crate::config::{webhook_address, Config, Secret, GOOGLE_WEBHOOK_PATH, MICROSOFT_WEBHOOK_PATH};
+use crate::db::outbox::{Found, Queued};
 use crate::sync::channels::Subscribed;
-use crate::sync::{BookingChange, SyncReport};
+use crate::sync::SyncReport;
 use crate::time::format_utc;
 use crate::webhook::Response;
 
@@ -435,8 +436,8 @@ pub struct BookingUpdate {
     pub cancelled: bool,
 }
 
-impl From<BookingChange> for BookingUpdate {
-    fn from(b: BookingChange) -> Self {
+impl From<Found> for BookingUpdate {
+    fn from(b: Found) -> Self {
         BookingUpdate {
             uid: b.uid,
             start: b.start.map(format_utc),
@@ -444,6 +445,62 @@ impl From<BookingChange> for BookingUpdate {
             cancelled: b.cancelled,
         }
     }
+}
+
+/// A change of one of the app's bookings waiting in the two-way sync outbox; acknowledge it with
+/// `ackBookingChanges([id])` once handled.
+#[napi(object)]
+pub struct BookingChange {
+    /// Acknowledges this state of the change (a later change of the same event gets a new id).
+    pub id: String,
+    /// The booking uid (the event's iCalUID without `@cal.com`).
+    pub uid: String,
+    /// New start (ISO-8601 UTC), absent when cancelled.
+    pub start: Option<String>,
+    /// New end (ISO-8601 UTC), absent when cancelled.
+    pub end: Option<String>,
+    /// The event was cancelled or deleted at the provider.
+    pub cancelled: bool,
+    /// The `SelectedCalendar` row holding the calendar's cached events.
+    pub selected_calendar_id: String,
+    /// The provider's id of the event (one per occurrence of a recurring booking).
+    pub external_id: String,
+    pub user_id: i32,
+    #[napi(ts_type = "'google_calendar' | 'office365_calendar'")]
+    pub integration: String,
+    /// When the sync that found it committed (ISO-8601 UTC).
+    pub changed_at: String,
+    /// How many times it has been handed out, this time included (more than 1: a taker before did
+    /// not acknowledge it in time).
+    pub deliveries: i32,
+}
+
+impl From<Queued> for BookingChange {
+    fn from(q: Queued) -> Self {
+        BookingChange {
+            id: q.id.to_string(),
+            uid: q.uid,
+            start: q.start.map(format_utc),
+            end: q.end.map(format_utc),
+            cancelled: q.cancelled,
+            selected_calendar_id: q.selected_calendar_id,
+            external_id: q.external_id,
+            user_id: q.user_id,
+            integration: q.integration,
+            changed_at: format_utc(q.changed_at),
+            deliveries: q.deliveries,
+        }
+    }
+}
+
+/// Options of `takeBookingChanges`.
+#[napi(object, object_to_js = false)]
+pub struct TakeOptions {
+    /// Most changes to take. Default 100, at most 1000.
+    pub limit: Option<u32>,
+    /// Milliseconds the taken changes are held for this taker; one not acknowledged by then is
+    /// handed out again. Default 60000.
+    pub hold_ms: Option<u32>,
 }
 
 /// What a sync did.

@@ -26,6 +26,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::db::calendars::{self, Group};
 use crate::db::lease::{self, Lease};
+use crate::db::outbox::{self, Found};
 use crate::db::{events, Pools};
 use crate::error::{Error, Result};
 use crate::flags::{Flags, Subject, CACHE_SQL_WRITE, SUBSCRIPTION_SYNC};
@@ -45,14 +46,50 @@ pub const GOOGLE: &str = "google_calendar";
 /// Microsoft Outlook / Graph.
 pub const OFFICE365: &str = "office365_calendar";
 
-/// A booking of the app itself (iCalUID `…@cal.com`) that changed at the provider (two-way sync).
+/// Receives booking changes as syncs write them (see [`Engine::set_booking_listener`]).
+pub type BookingListener = std::sync::Arc<dyn Fn(Vec<outbox::Queued>) + Send + Sync>;
+/// How many waiting changes one listener call takes at most.
+const LISTENER_BATCH: i64 = 100;
+/// How long changes handed to the listener are held before any taker gets them again.
+pub const LISTENER_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The iCalUID suffix of the app's own bookings.
+const BOOKING_SUFFIX: &str = "@cal.com";
+
+/// What a sync saw of an event that may be one of the app's bookings (two-way sync).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BookingChange {
-    /// The booking uid (the iCalUID without `@cal.com`).
-    pub uid: String,
-    pub start: Option<NaiveDateTime>,
-    pub end: Option<NaiveDateTime>,
-    pub cancelled: bool,
+enum Seen {
+    /// Busy at these times, with this iCalUID (`…@cal.com`).
+    At {
+        uid: String,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+    },
+    /// Cancelled (deleted); the iCalUID when the provider sent one (Google's and Graph's deletions
+    /// often carry none: the cached row has it).
+    Cancelled(Option<String>),
+}
+
+/// The two-way-sync view of a change: `Some` for a change that may concern a booking, `None` for
+/// one that does not (another event's, or one that only turned free).
+fn seen(change: &Change) -> Option<Seen> {
+    match change {
+        Change::Upsert(e) => e
+            .ical_uid
+            .as_deref()
+            .filter(|u| u.ends_with(BOOKING_SUFFIX))
+            .map(|uid| Seen::At {
+                uid: uid.to_string(),
+                start: e.start,
+                end: e.end,
+            }),
+        Change::Remove {
+            cancelled: true,
+            ical_uid,
+            ..
+        } => Some(Seen::Cancelled(ical_uid.clone())),
+        Change::Remove { .. } => None,
+    }
 }
 
 /// What a sync did.
@@ -68,7 +105,8 @@ pub struct SyncReport {
     pub deleted: u64,
     /// True when a concurrent sync already covered this request and nothing ran.
     pub coalesced: bool,
-    pub booking_changes: Vec<BookingChange>,
+    /// Changes of the app's bookings this sync wrote to the outbox (two-way sync).
+    pub booking_changes: Vec<crate::db::outbox::Found>,
     /// Time spent waiting for the provider, in milliseconds.
     pub provider_ms: f64,
     /// Time spent writing cache rows, in milliseconds.
@@ -104,6 +142,8 @@ pub struct Engine {
     pub shadow: crate::legacy::ShadowLog,
     /// The users of calendars read lately (for reads that switch between caches).
     pub calendar_users: crate::availability::CalendarUsers,
+    /// Where booking changes go as soon as a sync has written them (two-way sync), if anywhere.
+    booking_listener: std::sync::RwLock<Option<BookingListener>>,
     sync_slots: tokio::sync::Semaphore,
 }
 
@@ -124,6 +164,7 @@ impl Engine {
             read_syncs: Default::default(),
             shadow: Default::default(),
             calendar_users: Default::default(),
+            booking_listener: Default::default(),
             marks: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
@@ -190,6 +231,30 @@ impl Engine {
                 e.read_syncs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             });
         }
+    }
+
+    /// Hands booking changes to `listener` as syncs write them (`None` stops): after each sync that
+    /// wrote any, a batch of waiting changes is taken (held for [`LISTENER_HOLD`]) and passed on. The
+    /// app acknowledges them as it would after `take_booking_changes`.
+    pub fn set_booking_listener(&self, listener: Option<BookingListener>) {
+        *self.booking_listener.write().unwrap_or_else(|p| p.into_inner()) = listener;
+    }
+
+    fn deliver_booking_changes(&self) {
+        let Some(listener) = self.booking_listener.read().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        self.in_background(async move {
+            match outbox::take(&pool, LISTENER_BATCH, LISTENER_HOLD, now_db()).await {
+                Ok(batch) if !batch.is_empty() => listener(batch),
+                Ok(_) => {} // another taker had them
+                Err(e) => tracing::warn!(
+                    code = e.code(),
+                    "booking changes not handed to the listener; they wait in the outbox"
+                ),
+            }
+        });
     }
 
     /// Waits up to `limit` for every background sync started so far; returns how many still run
@@ -318,7 +383,8 @@ impl Engine {
             group,
             full: full_reason.is_some(),
             stamp: now_db(),
-            report_bookings: full_reason.is_none() && bookings_flag,
+            report_bookings: bookings_flag,
+            bookings: HashMap::new(),
             report: SyncReport::default(),
             buffer: Buffer::new(),
             claim,
@@ -360,6 +426,15 @@ impl Engine {
             Some(_) => {}
         }
         let owner = group.owner_id.as_str();
+        let found = if run.report_bookings {
+            let keys: Vec<String> = run.bookings.keys().cloned().collect();
+            let old = events::cached_bookings(&mut tx, owner, run.full, &keys, BOOKING_SUFFIX).await?;
+            let found = bookings_found(&run.bookings, &old, run.full.then(|| self.window(run.stamp)));
+            outbox::write(&mut tx, owner, group.user_id, &group.integration, &found, run.stamp).await?;
+            found
+        } else {
+            Vec::new()
+        };
         let buffer = &mut run.buffer;
         let replaced = if run.full {
             events::delete_all(&mut tx, &group.row_ids).await?
@@ -399,6 +474,10 @@ impl Engine {
             run.report.legacy_skipped = done.skipped;
         }
         tx.commit().await.map_err(Error::from)?;
+        if !found.is_empty() {
+            self.deliver_booking_changes();
+        }
+        run.report.booking_changes = found;
         if let Err(e) = calendars::clear_pending(&self.pool, &group.row_ids, group.read_at).await {
             // Committed all the same: the mark only causes one more sync later.
             tracing::warn!(calendar = %group.owner_id, error = %e, "could not clear a covered pending mark");
@@ -539,9 +618,10 @@ impl Engine {
                 continue;
             }
             if run.report_bookings {
-                if let Some(b) = booking_change(&change) {
-                    run.report.booking_changes.push(b);
-                }
+                match seen(&change) {
+                    Some(b) => run.bookings.insert(change.external_id().to_string(), b),
+                    None => run.bookings.remove(change.external_id()),
+                };
             }
             run.buffer.push(change);
         }
@@ -605,7 +685,10 @@ struct Run<'a> {
     group: &'a Group,
     full: bool,
     stamp: NaiveDateTime,
+    /// Two-way sync is on for the calendar's user (`calendar-subscription-sync`).
     report_bookings: bool,
+    /// With it: the last change of each event that may be a booking, by external id.
+    bookings: HashMap<String, Seen>,
     report: SyncReport,
     buffer: Buffer,
     claim: &'a Lease,
@@ -669,6 +752,48 @@ impl Buffer {
     }
 }
 
+/// A cached booking row: iCalUID, start, end.
+type CachedBooking = (String, NaiveDateTime, NaiveDateTime);
+
+/// The booking changes of a sync: what it saw (`bookings`) against the cached rows of the bookings
+/// it touched (`old`, by external id). An event seen for the first time counts in an incremental
+/// sync (it may have moved before calsync first saw it), not in a full one (which sees every event
+/// of its `window`); a full sync reports the cached bookings inside its window it no longer saw as
+/// cancelled. Sorted by external id.
+fn bookings_found(
+    bookings: &HashMap<String, Seen>,
+    old: &HashMap<String, CachedBooking>,
+    full: Option<(NaiveDateTime, NaiveDateTime)>,
+) -> Vec<Found> {
+    let found = |external_id: &str, uid: &str, span: Option<(NaiveDateTime, NaiveDateTime)>| Found {
+        external_id: external_id.to_string(),
+        uid: uid.strip_suffix(BOOKING_SUFFIX).unwrap_or(uid).to_string(),
+        start: span.map(|s| s.0),
+        end: span.map(|s| s.1),
+        cancelled: span.is_none(),
+    };
+    let mut out = Vec::new();
+    for (ext, seen) in bookings {
+        match (seen, old.get(ext)) {
+            (Seen::At { uid, start, end }, Some((u, s, e))) if u == uid && s == start && e == end => {}
+            (Seen::At { .. }, None) if full.is_some() => {}
+            (Seen::At { uid, start, end }, _) => out.push(found(ext, uid, Some((*start, *end)))),
+            (Seen::Cancelled(_), Some((uid, _, _))) => out.push(found(ext, uid, None)),
+            (Seen::Cancelled(Some(uid)), None) if uid.ends_with(BOOKING_SUFFIX) => out.push(found(ext, uid, None)),
+            (Seen::Cancelled(_), None) => {}
+        }
+    }
+    if let Some((from, to)) = full {
+        for (ext, (uid, s, e)) in old {
+            if !bookings.contains_key(ext) && *s >= from && *e <= to {
+                out.push(found(ext, uid, None));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    out
+}
+
 /// Why `sync_once` stopped early.
 enum Restart {
     /// The sync token was refused: run again as a full sync.
@@ -705,32 +830,19 @@ fn rfc3339(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The two-way-sync view of a change, for the app's own bookings only.
-pub fn booking_change(change: &Change) -> Option<BookingChange> {
-    let (uid, start, end, cancelled) = match change {
-        Change::Upsert(e) => (e.ical_uid.as_deref()?, Some(e.start), Some(e.end), false),
-        Change::Remove {
-            ical_uid,
-            cancelled: true,
-            ..
-        } => (ical_uid.as_deref()?, None, None, true),
-        Change::Remove { .. } => return None,
-    };
-    let uid = uid.strip_suffix("@cal.com")?;
-    Some(BookingChange {
-        uid: uid.to_string(),
-        start,
-        end,
-        cancelled,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at(h: u32) -> NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
+    }
+
     #[test]
-    fn only_cal_com_bookings_are_reported() {
+    fn only_cal_com_bookings_are_seen() {
         let ev = |uid: &str| CacheEvent {
             external_id: "x".into(),
             etag: String::new(),
@@ -739,8 +851,8 @@ mod tests {
             summary: None,
             description: None,
             location: None,
-            start: NaiveDateTime::default(),
-            end: NaiveDateTime::default(),
+            start: at(9),
+            end: at(10),
             is_all_day: false,
             time_zone: None,
             status: "confirmed",
@@ -749,27 +861,57 @@ mod tests {
             external_created: None,
             external_updated: None,
         };
-        assert_eq!(booking_change(&Change::Upsert(ev("abc@cal.com"))).unwrap().uid, "abc");
-        assert!(booking_change(&Change::Upsert(ev("abc@google.com"))).is_none());
-        let gone = Change::Remove {
+        assert!(matches!(
+            seen(&Change::Upsert(ev("abc@cal.com"))),
+            Some(Seen::At { .. })
+        ));
+        assert_eq!(seen(&Change::Upsert(ev("abc@google.com"))), None);
+        let gone = |cancelled, uid: Option<&str>| Change::Remove {
             external_id: "x".into(),
-            cancelled: true,
-            ical_uid: Some("b1@cal.com".into()),
+            cancelled,
+            ical_uid: uid.map(str::to_string),
         };
+        assert_eq!(seen(&gone(true, None)), Some(Seen::Cancelled(None)));
         assert_eq!(
-            booking_change(&gone),
-            Some(BookingChange {
-                uid: "b1".into(),
-                start: None,
-                end: None,
-                cancelled: true
-            })
+            seen(&gone(false, Some("b1@cal.com"))),
+            None,
+            "turned free, not cancelled"
         );
-        let free = Change::Remove {
-            external_id: "x".into(),
-            cancelled: false,
-            ical_uid: Some("b1@cal.com".into()),
+    }
+
+    #[test]
+    fn booking_changes_against_the_cached_rows() {
+        let seen_at = |uid: &str, h| Seen::At {
+            uid: uid.into(),
+            start: at(h),
+            end: at(h + 1),
         };
-        assert_eq!(booking_change(&free), None);
+        let bookings = HashMap::from([
+            ("moved".to_string(), seen_at("m@cal.com", 11)),
+            ("same".to_string(), seen_at("s@cal.com", 9)),
+            ("new".to_string(), seen_at("n@cal.com", 14)),
+            ("deleted".to_string(), Seen::Cancelled(None)),
+            ("not-a-booking".to_string(), Seen::Cancelled(None)),
+        ]);
+        let old = HashMap::from([
+            ("moved".to_string(), ("m@cal.com".to_string(), at(10), at(11))),
+            ("same".to_string(), ("s@cal.com".to_string(), at(9), at(10))),
+            ("deleted".to_string(), ("d@cal.com".to_string(), at(12), at(13))),
+            ("gone".to_string(), ("g@cal.com".to_string(), at(15), at(16))),
+            ("long-ago".to_string(), ("l@cal.com".to_string(), at(1), at(2))),
+        ]);
+        let summary = |found: Vec<Found>| -> Vec<(String, String, bool)> {
+            found.into_iter().map(|f| (f.external_id, f.uid, f.cancelled)).collect()
+        };
+        let s = |e: &str, u: &str, c| (e.to_string(), u.to_string(), c);
+        assert_eq!(
+            summary(bookings_found(&bookings, &old, None)),
+            vec![s("deleted", "d", true), s("moved", "m", false), s("new", "n", false)]
+        );
+        // A full sync saw every event of its window: new ones are not news, missing ones are gone.
+        assert_eq!(
+            summary(bookings_found(&bookings, &old, Some((at(5), at(23))))),
+            vec![s("deleted", "d", true), s("gone", "g", true), s("moved", "m", false)]
+        );
     }
 }
