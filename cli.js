@@ -17,7 +17,10 @@ Commands:
                          calendars the safety net finds behind. Shows progress on stderr.
   cleanup [--json]       Delete ended and unwatched cached events and expired legacy cache rows.
   status [--json]        Calendars by provider and health (healthy, expiring, failing, stale,
-                         unsubscribed).
+                         unsubscribed), changes announced but not synced yet, booking changes
+                         waiting for the app.
+  metrics                Print this process's metrics in the Prometheus text format (the gauges
+                         are read from the database; the counters start at zero).
   sync <id> [--full] [--json]
                          Sync the calendar of SelectedCalendar row <id> now.
   migrate status [--json]
@@ -87,6 +90,18 @@ async function main(argv) {
       return withSync(async (sync) => {
         const rows = await sync.status()
         print(json, rows, (r) => (r.length ? table(r.map((x) => ({ ...x, reason: x.reason ?? '' })), ['integration', 'health', 'reason', 'calendars']) : 'no Google or Outlook calendars selected'))
+        if (!json) {
+          // The gauges of `calsync metrics`, at a glance.
+          const text = await sync.metrics()
+          const value = (series) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0)
+          console.log(`changes announced, not yet synced: ${value('calsync_pending_notifications')}`)
+          console.log(`booking changes waiting for the app: ${value('calsync_booking_changes_waiting{state="ready"}')} ready, ${value('calsync_booking_changes_waiting{state="held"}')} held by a taker`)
+        }
+        return 0
+      })
+    case 'metrics':
+      return withSync(async (sync) => {
+        process.stdout.write(await sync.metrics())
         return 0
       })
     case 'sync': {

@@ -134,6 +134,15 @@ export declare class CalendarSync {
    * the callback did not acknowledge are handed out again by the next take.
    */
   onBookingChanges(callback: ((changes: BookingChange[]) => void) | null): void
+  /**
+   * What this instance did since it connected, in the Prometheus text exposition format
+   * (version 0.0.4: serve it as `text/plain; version=0.0.4`), every name prefixed `calsync_`:
+   * webhooks, syncs (with durations), propagation lag, reads and uncached calendars by reason,
+   * provider requests and retries, token refreshes, renewals, shadow comparisons; and, read at
+   * each call, pending notifications, booking changes waiting and pool connections. No label
+   * carries a calendar, user or event id. The README lists every family.
+   */
+  metrics(): Promise<string>
   /** Calendars counted by provider and health, for dashboards and `npx calsync status`. */
   status(): Promise<Array<HealthCount>>
   /** Progress of the current (or last) `renewWatches` run. Synchronous. */

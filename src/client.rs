@@ -14,6 +14,7 @@ use crate::cron::{self, Progress, RenewOptions, RenewReport};
 use crate::db;
 use crate::error::Result;
 use crate::flags::Subject;
+use crate::metrics::Metrics;
 use crate::sync::channels::Subscribed;
 use crate::sync::{Engine, SyncReport};
 use crate::time::now_db;
@@ -55,7 +56,36 @@ impl Calsync {
             legacy: e.cfg.legacy_reads,
             users: &e.calendar_users,
         };
-        let answer = availability::read(&e.front, &e.flags, query, &opts).await?;
+        let m = &e.metrics;
+        let answer = match availability::read(&e.front, &e.flags, query, &opts).await {
+            Ok(a) => a,
+            Err(err) => {
+                Metrics::inc(&m.reads, &[err.code()]);
+                return Err(err);
+            }
+        };
+        Metrics::inc(&m.reads, &["ok"]);
+        let legacy = answer.legacy_served.as_ref().map_or(0, Vec::len) as u64;
+        m.served.with_label_values(&["legacy"]).inc_by(legacy);
+        m.served
+            .with_label_values(&["sql"])
+            .inc_by(answer.served.len() as u64 - legacy);
+        for (_, reason) in &answer.uncached {
+            Metrics::inc(&m.uncached, &[reason.as_str()]);
+        }
+        if let Some(report) = &answer.shadow {
+            let equal = report.compared - report.diverged;
+            for (outcome, n) in [
+                ("equal", equal),
+                ("diverged", report.diverged),
+                ("not_comparable", report.not_comparable),
+            ] {
+                m.shadow.with_label_values(&[outcome]).inc_by(n as u64);
+            }
+            for (_, d) in &report.divergences {
+                Metrics::inc(&m.divergences, &[d.kind]);
+            }
+        }
         if e.cfg.sync_on_read && !answer.repairable.is_empty() {
             Engine::sync_on_read(&self.engine, &answer.repairable);
         }
@@ -81,13 +111,17 @@ impl Calsync {
     /// Handles a Google push notification; never fails (bad input becomes a 4xx response). The
     /// sync runs in the background unless `wait`.
     pub async fn handle_google_webhook(&self, req: &Request, wait: bool) -> Response {
-        webhook::google::handle(&self.engine, req, wait).await
+        let res = webhook::google::handle(&self.engine, req, wait).await;
+        Metrics::inc(&self.engine.metrics.webhooks, &["google", &res.status.to_string()]);
+        res
     }
 
     /// Handles a Microsoft Graph request (validation handshake, change or lifecycle notifications);
     /// never fails. Syncs run in the background unless `wait`.
     pub async fn handle_microsoft_webhook(&self, req: &Request, wait: bool) -> Response {
-        webhook::microsoft::handle(&self.engine, req, wait).await
+        let res = webhook::microsoft::handle(&self.engine, req, wait).await;
+        Metrics::inc(&self.engine.metrics.webhooks, &["microsoft", &res.status.to_string()]);
+        res
     }
 
     /// Waits up to `limit` for every background sync started so far; returns how many still run.
@@ -112,7 +146,48 @@ impl Calsync {
 
     /// One renewal run (subscribe, renew, share, stop) plus the safety-net resync.
     pub async fn renew_watches(&self, opts: &RenewOptions) -> Result<RenewReport> {
-        self.engine.renew(opts, &self.progress).await
+        let r = self.engine.renew(opts, &self.progress).await?;
+        let m = &self.engine.metrics.renewals;
+        for (action, n) in [
+            ("subscribed", r.created),
+            ("renewed", r.renewed),
+            ("shared", r.shared),
+            ("stopped", r.stopped),
+            ("failed", r.failed),
+            ("paused", r.paused),
+            ("resynced", r.resynced),
+            ("orphan_stopped", r.orphans_stopped),
+            ("deferred", r.deferred),
+        ] {
+            m.with_label_values(&[action]).inc_by(n);
+        }
+        Ok(r)
+    }
+
+    /// Every metric in the Prometheus text exposition format (SPEC §13); the gauges are read now.
+    pub async fn metrics(&self) -> Result<String> {
+        let e = &self.engine;
+        let m = &e.metrics;
+        let row = crate::db::sql::stmt(
+            r#"SELECT (SELECT count(*) FROM "CalendarSyncPending") AS pending,
+                      count(*) FILTER (WHERE "takenUntil" IS NULL OR "takenUntil" <= $1) AS ready,
+                      count(*) FILTER (WHERE "takenUntil" > $1) AS held
+               FROM "CalendarSyncBookingChange""#,
+        )
+        .ts(now_db())
+        .fetch_optional(&e.front)
+        .await?;
+        let get =
+            |c: &str| -> Result<i64> { Ok(row.as_ref().map(|r| sqlx::Row::try_get(r, c)).transpose()?.unwrap_or(0)) };
+        m.pending.with_label_values(&[] as &[&str]).set(get("pending")?);
+        m.outbox.with_label_values(&["ready"]).set(get("ready")?);
+        m.outbox.with_label_values(&["held"]).set(get("held")?);
+        for (name, pool) in [("front", &e.front), ("background", &e.pool)] {
+            let (size, idle) = (pool.size() as i64, pool.num_idle() as i64);
+            m.connections.with_label_values(&[name, "in_use"]).set(size - idle);
+            m.connections.with_label_values(&[name, "idle"]).set(idle);
+        }
+        Ok(m.render())
     }
 
     /// Deletes what the cache no longer needs, in batches.

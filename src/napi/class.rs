@@ -302,6 +302,17 @@ impl CalendarSync {
         Ok(())
     }
 
+    /// What this instance did since it connected, in the Prometheus text exposition format
+    /// (version 0.0.4: serve it as `text/plain; version=0.0.4`), every name prefixed `calsync_`:
+    /// webhooks, syncs (with durations), propagation lag, reads and uncached calendars by reason,
+    /// provider requests and retries, token refreshes, renewals, shadow comparisons; and, read at
+    /// each call, pending notifications, booking changes waiting and pool connections. No label
+    /// carries a calendar, user or event id. The README lists every family.
+    #[napi]
+    pub async fn metrics(&self) -> Result<String> {
+        self.core()?.metrics().await.map_err(js_error)
+    }
+
     /// Calendars counted by provider and health, for dashboards and `npx calsync status`.
     #[napi]
     pub async fn status(&self) -> Result<Vec<HealthCount>> {

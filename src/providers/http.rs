@@ -21,6 +21,7 @@ pub struct Reply {
 pub struct Http {
     client: reqwest::Client,
     cfg: HttpConfig,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// `base` with `segments` appended as percent-encoded path segments.
@@ -97,7 +98,7 @@ pub fn backoff(cfg: &HttpConfig, attempt: u32) -> Duration {
 
 impl Http {
     /// Builds the shared client.
-    pub fn new(cfg: HttpConfig) -> Result<Self, ProviderError> {
+    pub fn new(cfg: HttpConfig, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Result<Self, ProviderError> {
         let client = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
@@ -105,7 +106,12 @@ impl Http {
             .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::Config(format!("could not build the HTTP client: {e}")))?;
-        Ok(Http { client, cfg })
+        Ok(Http { client, cfg, metrics })
+    }
+
+    /// Where requests and token refreshes are counted.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// A request builder on the shared client.
@@ -117,6 +123,7 @@ impl Http {
     /// for the caller to interpret.
     pub async fn refresh_grant(
         &self,
+        endpoint: &'static str,
         token_url: &str,
         client: &OAuthClient<'_>,
         refresh_token: &str,
@@ -134,16 +141,27 @@ impl Http {
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
-        self.send(|| self.request(Method::POST, token_url).form(&form)).await
+        self.send(endpoint, || self.request(Method::POST, token_url).form(&form))
+            .await
     }
 
     /// Sends the request `build` makes, retrying as the module docs say. Returns the final reply,
     /// successful or not (non-retryable 4xx come back as replies for the caller to interpret), or
     /// `Unavailable` when retries ran out.
-    pub async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Reply, ProviderError> {
+    /// `endpoint` names the call in metrics (`google.events.list`, ...).
+    pub async fn send(
+        &self,
+        endpoint: &'static str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Reply, ProviderError> {
         let mut attempt = 0;
         loop {
             let outcome = build().send().await;
+            let status = match &outcome {
+                Ok(resp) => resp.status().as_str().to_string(),
+                Err(_) => "error".to_string(),
+            };
+            crate::metrics::Metrics::inc(&self.metrics.requests, &[endpoint, &status]);
             let (reason, wait_hint) = match outcome {
                 Ok(resp) => {
                     let status = resp.status();
@@ -179,6 +197,7 @@ impl Http {
                 None => backoff(&self.cfg, attempt - 1),
             };
             tracing::debug!(attempt, ?wait, %reason, "retrying provider request");
+            crate::metrics::Metrics::inc(&self.metrics.retries, &[endpoint]);
             tokio::time::sleep(wait).await;
         }
     }

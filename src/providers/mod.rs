@@ -40,6 +40,34 @@ pub enum ProviderError {
     ClientRejected(String),
 }
 
+impl ProviderError {
+    /// A short fixed name of the failure, for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProviderError::InvalidGrant => "invalid_grant",
+            ProviderError::Unauthorized => "unauthorized",
+            ProviderError::SyncTokenInvalid => "sync_token_invalid",
+            ProviderError::NotFound => "not_found",
+            ProviderError::Rejected { .. } => "rejected",
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::Decode(_) => "decode",
+            ProviderError::Config(_) => "config",
+            ProviderError::ClientRejected(_) => "client_rejected",
+        }
+    }
+}
+
+/// Counts a token refresh's outcome and passes it on.
+pub fn count_refresh<T>(
+    metrics: &crate::metrics::Metrics,
+    provider: &'static str,
+    result: Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    let outcome = result.as_ref().map_or_else(|e| e.label(), |_| "ok");
+    crate::metrics::Metrics::inc(&metrics.refreshes, &[provider, outcome]);
+    result
+}
+
 /// A client-level refusal pauses every token request to that provider for this long: a
 /// misconfiguration is reported once per pause, and nothing spins while it lasts.
 pub const CLIENT_PAUSE: std::time::Duration = std::time::Duration::from_secs(300);

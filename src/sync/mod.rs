@@ -142,6 +142,8 @@ pub struct Engine {
     pub shadow: crate::legacy::ShadowLog,
     /// The users of calendars read lately (for reads that switch between caches).
     pub calendar_users: crate::availability::CalendarUsers,
+    /// What this process did, for `metrics()`.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Where booking changes go as soon as a sync has written them (two-way sync), if anywhere.
     booking_listener: std::sync::RwLock<Option<BookingListener>>,
     sync_slots: tokio::sync::Semaphore,
@@ -150,7 +152,8 @@ pub struct Engine {
 impl Engine {
     /// Builds the engine around an open pool.
     pub fn new(pools: Pools, cfg: Config) -> Result<Self> {
-        let http = Http::new(cfg.http.clone())?;
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+        let http = Http::new(cfg.http.clone(), metrics.clone())?;
         Ok(Engine {
             flags: Flags::new(cfg.flag_cache_ttl),
             google: GoogleClient::new(http.clone(), cfg.google.clone()),
@@ -165,6 +168,7 @@ impl Engine {
             shadow: Default::default(),
             calendar_users: Default::default(),
             booking_listener: Default::default(),
+            metrics,
             marks: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
@@ -312,11 +316,15 @@ impl Engine {
             .ok_or_else(|| not_found(id))?;
         match self.gates.run(&group.owner_id, || self.sync(id, false)).await {
             Some(result) => result,
-            None => Ok(SyncReport {
-                owner_id: group.owner_id,
-                coalesced: true,
-                ..Default::default()
-            }),
+            None => {
+                let provider = crate::metrics::provider(&group.integration);
+                crate::metrics::Metrics::inc(&self.metrics.syncs, &[provider, "incremental", "coalesced"]);
+                Ok(SyncReport {
+                    owner_id: group.owner_id,
+                    coalesced: true,
+                    ..Default::default()
+                })
+            }
         }
     }
 
@@ -336,10 +344,29 @@ impl Engine {
         // Re-read under the claim: another process may have just synced and moved the token on.
         let result = match calendars::group_of(&self.pool, id).await {
             Ok(Some(group)) => {
+                let started = Instant::now();
                 let result = self.sync_claimed(&group, force_full, &claim).await;
                 if let Err(Restart::Failed(e)) = &result {
                     self.record_failure(&group, e).await;
                 }
+                let full = match &result {
+                    Ok(report) => report.full,
+                    Err(_) => force_full.is_some() || group.sync_token.is_none(),
+                };
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(Restart::Failed(_)) => "failed",
+                    Err(_) => "restarted",
+                };
+                let (provider, kind) = (
+                    crate::metrics::provider(&group.integration),
+                    if full { "full" } else { "incremental" },
+                );
+                crate::metrics::Metrics::inc(&self.metrics.syncs, &[provider, kind, outcome]);
+                self.metrics
+                    .sync_seconds
+                    .with_label_values(&[provider, kind])
+                    .observe(started.elapsed().as_secs_f64());
                 result
             }
             Ok(None) => Err(not_found(id).into()),
@@ -446,6 +473,13 @@ impl Engine {
             upserted += events::merge_stage(&mut tx, owner, &buffer.run_id, run.stamp).await?;
         }
         let rows = buffer.take_rows();
+        // When the provider says each event changed (a full sync reads every event, changed lately
+        // or not: only incremental syncs measure propagation).
+        let updated: Vec<NaiveDateTime> = if run.full {
+            Vec::new()
+        } else {
+            rows.iter().filter_map(|e| e.external_updated).collect()
+        };
         upserted += if run.full && buffer.staged == 0 {
             // The calendar is empty inside this transaction and the ids are unique: COPY.
             events::copy_insert(&mut tx, owner, &rows, run.stamp).await?
@@ -474,6 +508,14 @@ impl Engine {
             run.report.legacy_skipped = done.skipped;
         }
         tx.commit().await.map_err(Error::from)?;
+        let lag = self
+            .metrics
+            .propagation_seconds
+            .with_label_values(&[crate::metrics::provider(&group.integration)]);
+        let committed = now_db();
+        for at in updated {
+            lag.observe((committed - at).num_milliseconds().max(0) as f64 / 1000.0);
+        }
         if !found.is_empty() {
             self.deliver_booking_changes();
         }

@@ -48,6 +48,10 @@ impl GoogleClient {
 
     /// Exchanges a refresh token for a new access token. `invalid_grant` means the credential is dead.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
+        super::count_refresh(self.http.metrics(), "google", self.refresh_once(refresh_token).await)
+    }
+
+    async fn refresh_once(&self, refresh_token: &str) -> Result<Token, ProviderError> {
         if let Some(paused) = self.client_pause.active() {
             return Err(paused);
         }
@@ -58,7 +62,7 @@ impl GoogleClient {
         };
         let reply = self
             .http
-            .refresh_grant(&self.cfg.token_url, &client, refresh_token, None)
+            .refresh_grant("google.token", &self.cfg.token_url, &client, refresh_token, None)
             .await?;
         if reply.status.is_success() {
             return decode(&reply);
@@ -97,7 +101,7 @@ impl GoogleClient {
         }
         let reply = self
             .http
-            .send(|| {
+            .send("google.events.list", || {
                 self.http
                     .request(Method::GET, url.as_str())
                     .bearer_auth(access_token)
@@ -140,7 +144,7 @@ impl GoogleClient {
         });
         let reply = self
             .http
-            .send(|| {
+            .send("google.events.watch", || {
                 self.http
                     .request(Method::POST, url.as_str())
                     .bearer_auth(access_token)
@@ -159,7 +163,7 @@ impl GoogleClient {
         let body = serde_json::json!({ "id": channel_id, "resourceId": resource_id });
         let reply = self
             .http
-            .send(|| {
+            .send("google.channels.stop", || {
                 self.http
                     .request(Method::POST, url.as_str())
                     .bearer_auth(access_token)

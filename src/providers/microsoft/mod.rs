@@ -50,6 +50,10 @@ impl MicrosoftClient {
 
     /// Exchanges a refresh token; the answer carries the rotated refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
+        super::count_refresh(self.http.metrics(), "microsoft", self.refresh_once(refresh_token).await)
+    }
+
+    async fn refresh_once(&self, refresh_token: &str) -> Result<Token, ProviderError> {
         if let Some(paused) = self.client_pause.active() {
             return Err(paused);
         }
@@ -61,6 +65,7 @@ impl MicrosoftClient {
         let reply = self
             .http
             .refresh_grant(
+                "microsoft.token",
                 &self.cfg.token_url,
                 &client,
                 refresh_token,
@@ -103,7 +108,7 @@ impl MicrosoftClient {
         let prefer = format!("outlook.timezone=\"UTC\", odata.maxpagesize={}", self.cfg.page_size);
         let reply = self
             .http
-            .send(|| {
+            .send("microsoft.events.delta", || {
                 self.http
                     .request(Method::GET, url)
                     .bearer_auth(access_token)
@@ -142,7 +147,7 @@ impl MicrosoftClient {
         });
         let reply = self
             .http
-            .send(|| {
+            .send("microsoft.subscriptions.create", || {
                 self.http
                     .request(Method::POST, url.as_str())
                     .bearer_auth(access_token)
@@ -161,7 +166,7 @@ impl MicrosoftClient {
         let body = serde_json::json!({ "expirationDateTime": expiration });
         let reply = self
             .http
-            .send(|| {
+            .send("microsoft.subscriptions.renew", || {
                 self.http
                     .request(Method::PATCH, url.as_str())
                     .bearer_auth(access_token)
@@ -187,7 +192,7 @@ impl MicrosoftClient {
             }
             let reply = self
                 .http
-                .send(|| {
+                .send("microsoft.subscriptions.list", || {
                     self.http
                         .request(Method::GET, target.as_str())
                         .bearer_auth(access_token)
@@ -213,7 +218,7 @@ impl MicrosoftClient {
         let url = self.url(&["subscriptions", id])?;
         let reply = self
             .http
-            .send(|| {
+            .send("microsoft.subscriptions.delete", || {
                 self.http
                     .request(Method::DELETE, url.as_str())
                     .bearer_auth(access_token)

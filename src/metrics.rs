@@ -1,0 +1,219 @@
+//! Prometheus metrics (SPEC §13): what calsync did since the process started, in the Prometheus
+//! text exposition format, every name prefixed `calsync_`. Labels take a few fixed values each
+//! (provider, outcome, reason, endpoint, HTTP status...): never calendar, user or event ids.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Every metric family calsync keeps.
+pub struct Metrics {
+    registry: Registry,
+    /// Webhook requests by provider and the HTTP status of the answer.
+    pub webhooks: IntCounterVec,
+    /// Syncs by provider, kind (`full` / `incremental`) and outcome (`ok`, `failed`, `restarted`:
+    /// it started over, as a full sync or from a newer token; `coalesced`: another sync covered it).
+    pub syncs: IntCounterVec,
+    /// How long syncs took, by provider and kind.
+    pub sync_seconds: HistogramVec,
+    /// From a change's `updated` time at the provider to the commit of the sync that cached it.
+    pub propagation_seconds: HistogramVec,
+    /// Reads (`getCachedAvailability`) by outcome (`ok` or the error code).
+    pub reads: IntCounterVec,
+    /// Calendars reads answered, by source (`sql` / `legacy`).
+    pub served: IntCounterVec,
+    /// Calendars reads did not answer, by reason.
+    pub uncached: IntCounterVec,
+    /// Provider HTTP requests by endpoint and status (`error`: no answer).
+    pub requests: IntCounterVec,
+    /// Provider requests attempted again, by endpoint.
+    pub retries: IntCounterVec,
+    /// OAuth token refreshes by provider and outcome.
+    pub refreshes: IntCounterVec,
+    /// What renewal passes did to calendars, by action.
+    pub renewals: IntCounterVec,
+    /// Shadow reads' comparisons by outcome (`equal`, `diverged`, `not_comparable`).
+    pub shadow: IntCounterVec,
+    /// Differences shadow reads found, by kind.
+    pub divergences: IntCounterVec,
+    /// Read at each scrape: changes announced and not yet synced; booking changes waiting for the
+    /// app; database connections by pool and state.
+    pub pending: IntGaugeVec,
+    pub outbox: IntGaugeVec,
+    pub connections: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("a metric registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("a metric registered once");
+    g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("a valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("a metric registered once");
+    h
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let r = Registry::new_custom(Some("calsync".into()), None).expect("a valid prefix");
+        let seconds = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+        Metrics {
+            webhooks: counter(
+                &r,
+                "webhooks_total",
+                "Webhook requests by provider and the HTTP status answered.",
+                &["provider", "status"],
+            ),
+            syncs: counter(
+                &r,
+                "syncs_total",
+                "Syncs by provider, kind (full, incremental) and outcome (ok, failed, restarted, coalesced).",
+                &["provider", "kind", "outcome"],
+            ),
+            sync_seconds: histogram(
+                &r,
+                "sync_duration_seconds",
+                "How long syncs took, by provider and kind.",
+                &["provider", "kind"],
+                seconds.clone(),
+            ),
+            propagation_seconds: histogram(
+                &r,
+                "propagation_lag_seconds",
+                "From an event's updated time at the provider to the commit of the incremental sync that cached it.",
+                &["provider"],
+                seconds,
+            ),
+            reads: counter(
+                &r,
+                "reads_total",
+                "Availability reads by outcome (ok or the error code).",
+                &["outcome"],
+            ),
+            served: counter(
+                &r,
+                "read_calendars_served_total",
+                "Calendars answered by reads, by source (sql, legacy).",
+                &["source"],
+            ),
+            uncached: counter(
+                &r,
+                "read_calendars_uncached_total",
+                "Calendars reads could not answer, by reason.",
+                &["reason"],
+            ),
+            requests: counter(
+                &r,
+                "provider_requests_total",
+                "Provider HTTP requests by endpoint and status (error: no answer).",
+                &["endpoint", "status"],
+            ),
+            retries: counter(
+                &r,
+                "provider_retries_total",
+                "Provider requests attempted again after a retryable failure, by endpoint.",
+                &["endpoint"],
+            ),
+            refreshes: counter(
+                &r,
+                "token_refreshes_total",
+                "OAuth access-token refreshes by provider and outcome.",
+                &["provider", "outcome"],
+            ),
+            renewals: counter(
+                &r,
+                "renewals_total",
+                "What renewal passes did to calendars, by action.",
+                &["action"],
+            ),
+            shadow: counter(
+                &r,
+                "shadow_comparisons_total",
+                "Shadow reads' comparisons of the legacy JSON cache with the SQL cache, by outcome.",
+                &["outcome"],
+            ),
+            divergences: counter(
+                &r,
+                "shadow_divergences_total",
+                "Differences shadow reads found, by kind (missing_block, extra_block, different_bounds).",
+                &["kind"],
+            ),
+            pending: gauge(
+                &r,
+                "pending_notifications",
+                "Calendars with a change announced by a webhook that no sync has covered yet.",
+                &[],
+            ),
+            outbox: gauge(
+                &r,
+                "booking_changes_waiting",
+                "Booking changes in the two-way sync outbox not yet acknowledged, by state (ready, held).",
+                &["state"],
+            ),
+            connections: gauge(
+                &r,
+                "pool_connections",
+                "Database connections by pool (front: reads and answers; background) and state (in_use, idle).",
+                &["pool", "state"],
+            ),
+            registry: r,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition of every family.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+
+    /// Adds one to `family` under `labels`.
+    pub fn inc(family: &IntCounterVec, labels: &[&str]) {
+        family.with_label_values(labels).inc();
+    }
+}
+
+/// The provider label of an integration.
+pub fn provider(integration: &str) -> &'static str {
+    match integration {
+        "google_calendar" => "google",
+        "office365_calendar" => "microsoft",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_families_in_text_format() {
+        let m = Metrics::default();
+        Metrics::inc(&m.webhooks, &["google", "200"]);
+        m.sync_seconds.with_label_values(&["google", "full"]).observe(0.2);
+        let text = m.render();
+        assert!(text.contains("# TYPE calsync_webhooks_total counter"), "{text}");
+        assert!(
+            text.contains("calsync_webhooks_total{provider=\"google\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("calsync_sync_duration_seconds_bucket{kind=\"full\",provider=\"google\",le=\"0.25\"} 1"),
+            "{text}"
+        );
+    }
+}
