@@ -66,7 +66,7 @@ async function createCredential(db, { userId, type = 'google_calendar', key = {}
   return rows[0].id
 }
 
-async function createSelectedCalendar(db, { userId, integration = 'google_calendar', externalId, credentialId = null, eventTypeId = null }) {
+async function createSelectedCalendar(db, { userId, integration = 'google_calendar', externalId, credentialId = null, eventTypeId = null, delegationCredentialId = null }) {
   const id = crypto.randomUUID()
   if (eventTypeId != null) {
     // SelectedCalendar.eventTypeId is a foreign key to "EventType": make sure the event type exists.
@@ -76,9 +76,29 @@ async function createSelectedCalendar(db, { userId, integration = 'google_calend
     )
   }
   await db.query(
-    `INSERT INTO "SelectedCalendar" ("id", "userId", "integration", "externalId", "credentialId", "eventTypeId")
-     VALUES ($1, $2, $3, $4, $5, $6)`,
-    [id, userId, integration, externalId ?? `${crypto.randomUUID()}@example.com`, credentialId, eventTypeId],
+    `INSERT INTO "SelectedCalendar" ("id", "userId", "integration", "externalId", "credentialId", "eventTypeId", "delegationCredentialId")
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [id, userId, integration, externalId ?? `${crypto.randomUUID()}@example.com`, credentialId, eventTypeId, delegationCredentialId],
+  )
+  return id
+}
+
+/**
+ * An organisation's delegation credential (Google Workspace domain-wide delegation, or a Microsoft
+ * tenant app with `platform: 'office365'`) for `domain`; returns its id.
+ */
+async function createDelegationCredential(db, { organizationId, domain, serviceAccountKey, enabled = true, platform = 'google' }) {
+  const { rows: [wp] } = await db.query(
+    `INSERT INTO "WorkspacePlatform" ("slug", "name", "description", "defaultServiceAccountKey", "updatedAt", "enabled")
+     VALUES ($1, $1, $1, '{}', now(), true)
+     ON CONFLICT ("slug") DO UPDATE SET "enabled" = true RETURNING id`,
+    [platform],
+  )
+  const id = crypto.randomUUID()
+  await db.query(
+    `INSERT INTO "DelegationCredential" ("id", "workspacePlatformId", "serviceAccountKey", "enabled", "organizationId", "domain", "updatedAt")
+     VALUES ($1, $2, $3, $4, $5, $6, now())`,
+    [id, wp.id, JSON.stringify(serviceAccountKey), enabled, organizationId, domain],
   )
   return id
 }
@@ -142,5 +162,5 @@ function utc(t) {
 
 module.exports = {
   createUser, createTeam, addMember, setGlobalFlag, setUserFlag, setTeamFlag, createCredential,
-  createSelectedCalendar, markSynced, insertEvents, utc,
+  createSelectedCalendar, createDelegationCredential, markSynced, insertEvents, utc,
 }

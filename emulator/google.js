@@ -62,6 +62,7 @@ class GoogleEmulator {
     this.accessTokens = new Map() // token -> expiry ms
     this.refreshTokens = new Map() // token -> { revoked, email, clientId }
     this.clients = new Map() // OAuth client id -> secret; none registered: any client is accepted
+    this.serviceAccounts = new Map() // client_email -> { publicKey, domain, delegated }
     this.pages = new Map()
     this.tokenEpoch = 0
     this.delivery = { dropNext: 0, duplicateNext: 0, delayMs: 0, hold: false }
@@ -89,6 +90,26 @@ class GoogleEmulator {
       scope: 'https://www.googleapis.com/auth/calendar.readonly https://www.googleapis.com/auth/calendar.events',
       token_type: 'Bearer',
     }
+  }
+
+  /**
+   * A Workspace service account allowed domain-wide delegation for `domain` (unless `delegated` is
+   * false: the admin never granted it). Returns its key as Cal.com stores it in
+   * `DelegationCredential.serviceAccountKey`; the emulator keeps only the public half, and verifies
+   * the JWT bearer grants signed with the private one.
+   */
+  addServiceAccount({ domain, delegated = true } = {}) {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const clientId = String(crypto.randomInt(1e9, 1e10))
+    const clientEmail = `calsync-${clientId}@project.iam.gserviceaccount.com`
+    this.serviceAccounts.set(clientEmail, { publicKey, domain, delegated })
+    return { type: 'service_account', client_email: clientEmail, client_id: clientId, private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }) }
+  }
+
+  /** Withdraws a service account's domain-wide delegation (the admin removed it). */
+  revokeDelegation(clientEmail) {
+    const sa = this.serviceAccounts.get(clientEmail)
+    if (sa) sa.delegated = false
   }
 
   issueAccessToken(ttlMs = 3600 * 1000) {
@@ -349,6 +370,7 @@ class GoogleEmulator {
     if (fault) return fault
     this.host.count('google.token.requests')
     const form = new URLSearchParams(req.body)
+    if (form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer') return this.jwtGrant(form.get('assertion') ?? '', req)
     if (form.get('grant_type') !== 'refresh_token') {
       return { status: 400, body: { error: 'unsupported_grant_type', error_description: 'Invalid grant_type' } }
     }
@@ -373,6 +395,45 @@ class GoogleEmulator {
       status: 200,
       body: { access_token: this.issueAccessToken(ttl * 1000), expires_in: ttl, scope: 'https://www.googleapis.com/auth/calendar.readonly', token_type: 'Bearer' },
     }
+  }
+
+  /**
+   * RFC 7523 JWT bearer grant, as Google's token endpoint answers it for service accounts: the JWT
+   * must be RS256-signed by a known service account, addressed to this token endpoint, short-lived
+   * (at most an hour) and current; `sub` names the user to act as, who must be in a domain that
+   * granted the service account delegation.
+   */
+  jwtGrant(assertion, req) {
+    this.host.count('google.token.jwt')
+    const bad = (error, description, status = 400) => ({ status, body: { error, error_description: description } })
+    const parts = assertion.split('.')
+    if (parts.length !== 3) return bad('invalid_grant', 'Invalid JWT.')
+    let header, claims
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url'))
+      claims = JSON.parse(Buffer.from(parts[1], 'base64url'))
+    } catch {
+      return bad('invalid_grant', 'Invalid JWT.')
+    }
+    const sa = this.serviceAccounts.get(claims.iss)
+    if (header.alg !== 'RS256' || !sa) return bad('invalid_grant', 'Invalid JWT Signature.')
+    const signed = crypto.verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), sa.publicKey, Buffer.from(parts[2], 'base64url'))
+    if (!signed) return bad('invalid_grant', 'Invalid JWT Signature.')
+    const now = Math.floor(this.host.now() / 1000)
+    const audience = `http://${req.headers.host}/token`
+    if (claims.aud !== audience && claims.aud !== 'https://oauth2.googleapis.com/token') return bad('invalid_grant', 'Invalid JWT: Failed audience check.')
+    if (typeof claims.iat !== 'number' || typeof claims.exp !== 'number' || claims.exp - claims.iat > 3600 || claims.exp < now || claims.iat > now + 300) {
+      return bad('invalid_grant', 'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.')
+    }
+    if (!sa.delegated) {
+      return bad('unauthorized_client', 'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.', 401)
+    }
+    if (typeof claims.sub !== 'string' || !claims.sub.toLowerCase().endsWith(`@${sa.domain}`)) return bad('invalid_grant', 'Invalid email or User ID')
+    if (!String(claims.scope ?? '').split(' ').includes('https://www.googleapis.com/auth/calendar')) {
+      return bad('unauthorized_client', 'Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.', 401)
+    }
+    const ttl = 3599
+    return { status: 200, body: { access_token: this.issueAccessToken(ttl * 1000), expires_in: ttl, token_type: 'Bearer' } }
   }
 
   list(calendarId, req) {

@@ -5,9 +5,10 @@ SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", s
        sc."channelExpiration", sc."syncSubscribedErrorCount" AS sub_errors, sc."syncSubscribedErrorAt" AS sub_error_at,
        sc."syncedAt", sc."syncErrorAt", sc."syncSubscribedAt",
        COALESCE(sc."syncErrorCount", 0) AS sync_errors, st."windowEnd" AS window_end,
-       (cr.id IS NOT NULL AND cr.invalid IS NOT TRUE) AS credential_ok
+       CASE WHEN cr.id IS NOT NULL THEN cr.invalid IS NOT TRUE ELSE dc.enabled IS TRUE END AS credential_ok
 FROM "SelectedCalendar" sc
 LEFT JOIN "Credential" cr ON cr.id = sc."credentialId"
+LEFT JOIN "DelegationCredential" dc ON dc.id = sc."delegationCredentialId"
 LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
 WHERE sc.integration = ANY($1)
   AND ($2::text[] IS NULL OR (sc."userId", sc.integration, sc."externalId") IN (

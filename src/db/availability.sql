@@ -6,7 +6,9 @@
 -- owner through a ("selectedCalendarId", …) index, unsorted (the caller sorts).
 , cal AS (
   SELECT r.id AS req_id, r."userId" AS user_id, r.integration, o.*,
-         COALESCE(cr.invalid, false) AS credential_invalid,
+         -- A dead grant, or a delegation credential (the organisation's, when the row has no user
+         -- credential) turned off.
+         COALESCE(cr.invalid, false) OR COALESCE(NOT dc.enabled, false) AS credential_invalid,
          -- How long a change announced for any row of the calendar has waited for a sync.
          (SELECT (extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - min(p.since)) * 1000)::int8
           FROM "SelectedCalendar" g JOIN "CalendarSyncPending" p ON p."selectedCalendarId" = g.id
@@ -24,6 +26,7 @@
     LIMIT 1
   ) o
   LEFT JOIN "Credential" cr ON cr.id = r."credentialId"
+  LEFT JOIN "DelegationCredential" dc ON dc.id = r."delegationCredentialId" AND r."credentialId" IS NULL
 )
 -- The events of every owner in one index scan (one bitmap over all of them, so calendars whose rows
 -- share heap pages are read once), grouped per owner.

@@ -22,6 +22,8 @@ pub struct Group {
     pub integration: String,
     pub external_id: String,
     pub credential_id: Option<i32>,
+    /// The organisation's `DelegationCredential` the rows carry instead of a user credential.
+    pub delegation_id: Option<String>,
     pub channel_id: Option<String>,
     pub channel_resource_id: Option<String>,
     pub channel_expiration: Option<NaiveDateTime>,
@@ -35,7 +37,7 @@ pub struct Group {
 }
 
 const GROUP_SQL: &str = r#"
-SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", sc."channelId",
+SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", sc."delegationCredentialId", sc."channelId",
        sc."channelResourceId", sc."channelExpiration", sc."syncToken", COALESCE(sc."syncErrorCount", 0) AS errors,
        (st."selectedCalendarId" IS NOT NULL) AS has_state, st."windowEnd" AS window_end,
        (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3) AS read_at
@@ -58,6 +60,7 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
         integration: first.try_get("integration")?,
         external_id: first.try_get("externalId")?,
         credential_id: None,
+        delegation_id: None,
         channel_id: None,
         channel_resource_id: None,
         channel_expiration: None,
@@ -72,6 +75,9 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
         // Any row's credential and live channel speak for the whole group.
         if g.credential_id.is_none() {
             g.credential_id = r.try_get("credentialId")?;
+        }
+        if g.delegation_id.is_none() {
+            g.delegation_id = r.try_get("delegationCredentialId")?;
         }
         if g.channel_id.is_none() {
             let ch: Option<String> = r.try_get("channelId")?;

@@ -90,6 +90,11 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
         &["credentialId", "key", "value", "expiresAt", "updatedAt", "userId"],
     ),
     ("Feature", &["slug", "enabled"]),
+    (
+        "DelegationCredential",
+        &["id", "workspacePlatformId", "serviceAccountKey", "enabled"],
+    ),
+    ("WorkspacePlatform", &["id", "slug"]),
     ("UserFeatures", &["userId", "featureId", "enabled"]),
     ("TeamFeatures", &["teamId", "featureId", "enabled"]),
     (

@@ -95,7 +95,7 @@ impl Engine {
     }
 
     async fn open_claimed(&self, group: &Group, claim: &Lease) -> Result<Subscribed> {
-        let (_, access) = self.access_token(group, None).await?;
+        let access = self.access_token(group, None).await?;
         let ledger_id = uuid::Uuid::new_v4().to_string();
         let chosen = (group.integration == GOOGLE).then_some(ledger_id.as_str());
         ledger::opening(&self.pool, &ledger_id, chosen, group).await?;
@@ -228,7 +228,7 @@ impl Engine {
         let Some(sub_id) = group.channel_id.clone() else {
             return self.open_claimed(group, claim).await;
         };
-        let (_, access) = self.access_token(group, None).await?;
+        let access = self.access_token(group, None).await?;
         match self.microsoft.renew(&access, &sub_id, &self.graph_expiration()).await {
             Ok(s) => {
                 let expiration = s.expiration_date_time.as_deref().and_then(parse_instant);
@@ -272,7 +272,7 @@ impl Engine {
             // A dead credential cannot stop anything; the ledger keeps the channel for the sweep,
             // and it expires on its own.
             match self.access_token(&group, None).await {
-                Ok((_, access)) => {
+                Ok(access) => {
                     if self.stop(&group.integration, &access, (ch, resource)).await {
                         self.forget_stopped(ch).await;
                     }
@@ -315,12 +315,36 @@ impl Engine {
     }
 
     async fn stop_orphan(&self, o: &Orphan) -> Result<u64> {
-        let Some(credential) = o.credential_id else {
-            self.forget_ledger(&o.id).await;
-            return Ok(0);
+        let access = match o.credential_id {
+            Some(credential) => {
+                let source = self.tokens(&o.integration)?;
+                super::auth::access_token(&self.pool, source, credential, None, self.refresh_claim()).await?
+            }
+            None => {
+                // A calendar reached through its organisation's delegation credential: any row of
+                // the calendar still names it.
+                let delegation: Option<String> = crate::db::sql::stmt(
+                    r#"SELECT "delegationCredentialId" FROM "SelectedCalendar"
+                       WHERE "userId" = $1 AND integration = $2 AND "externalId" = $3 AND "delegationCredentialId" IS NOT NULL
+                       LIMIT 1"#,
+                )
+                .int(o.user_id)
+                .text(o.integration.as_str())
+                .text(o.external_id.as_str())
+                .scalar(&self.pool)
+                .await?;
+                match delegation {
+                    Some(d) if o.integration == GOOGLE => {
+                        super::delegation::access_token(&self.pool, &self.google, &self.delegated, &d, o.user_id, None)
+                            .await?
+                    }
+                    _ => {
+                        self.forget_ledger(&o.id).await;
+                        return Ok(0);
+                    }
+                }
+            }
         };
-        let source = self.tokens(&o.integration)?;
-        let access = super::auth::access_token(&self.pool, source, credential, None, self.refresh_claim()).await?;
         let mut stopped = 0;
         match (o.integration.as_str(), o.channel_id.as_deref()) {
             (GOOGLE, Some(ch)) => {

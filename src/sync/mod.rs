@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod background;
 pub mod channels;
+pub mod delegation;
 pub mod gate;
 pub mod marks;
 
@@ -142,6 +143,8 @@ pub struct Engine {
     pub shadow: crate::legacy::ShadowLog,
     /// The users of calendars read lately (for reads that switch between caches).
     pub calendar_users: crate::availability::CalendarUsers,
+    /// Access tokens obtained through delegation credentials (memory only).
+    pub(crate) delegated: delegation::DelegatedTokens,
     /// What this process did, for `metrics()`.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Where booking changes go as soon as a sync has written them (two-way sync), if anywhere.
@@ -168,6 +171,7 @@ impl Engine {
             shadow: Default::default(),
             calendar_users: Default::default(),
             booking_listener: Default::default(),
+            delegated: Default::default(),
             metrics,
             marks: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
@@ -183,16 +187,33 @@ impl Engine {
         }
     }
 
-    /// An access token for the group's credential.
-    pub async fn access_token(&self, group: &Group, rejected: Option<&str>) -> Result<(i32, String)> {
+    /// An access token for the group's credential: the user's own OAuth grant, or else the
+    /// organisation's delegation credential. `rejected` names a token the provider just refused.
+    pub async fn access_token(&self, group: &Group, rejected: Option<&str>) -> Result<String> {
         let source = self.tokens(&group.integration)?;
-        let credential = group
-            .credential_id
-            .ok_or_else(|| Error::invalid(format!("selected calendar {} has no credential", group.owner_id)))?;
-        Ok((
-            credential,
-            auth::access_token(&self.pool, source, credential, rejected, self.refresh_claim()).await?,
-        ))
+        match (group.credential_id, &group.delegation_id) {
+            (Some(credential), _) => {
+                auth::access_token(&self.pool, source, credential, rejected, self.refresh_claim()).await
+            }
+            (None, Some(delegation)) if group.integration == GOOGLE => {
+                delegation::access_token(
+                    &self.pool,
+                    &self.google,
+                    &self.delegated,
+                    delegation,
+                    group.user_id,
+                    rejected,
+                )
+                .await
+            }
+            (None, Some(delegation)) => Err(Error::ProviderAuth(format!(
+                "delegation credential {delegation}: calsync supports Google Workspace delegation only"
+            ))),
+            (None, None) => Err(Error::invalid(format!(
+                "selected calendar {} has no credential",
+                group.owner_id
+            ))),
+        }
     }
 
     /// How long a token refresh's claim lasts: the whole token request with its retries.
@@ -396,7 +417,7 @@ impl Engine {
         } else {
             None
         };
-        let (credential, mut access) = self.access_token(group, None).await?;
+        let mut access = self.access_token(group, None).await?;
         let bookings_flag = self
             .flags
             .is_enabled(&self.pool, SUBSCRIPTION_SYNC, Subject::User(group.user_id))
@@ -420,7 +441,7 @@ impl Engine {
         };
         let fetched = match group.integration.as_str() {
             OFFICE365 => self.fetch_microsoft(&mut run, &access).await,
-            _ => self.fetch_google(&mut run, &mut access, credential).await,
+            _ => self.fetch_google(&mut run, &mut access).await,
         };
         let committed = match fetched {
             Ok(token) => self.commit(&mut run, token.as_deref()).await,
@@ -535,12 +556,7 @@ impl Engine {
     }
 
     /// Reads every page of the list into the run's buffer; returns the new sync token.
-    async fn fetch_google(
-        &self,
-        run: &mut Run<'_>,
-        access: &mut String,
-        credential: i32,
-    ) -> Result<Option<String>, Restart> {
+    async fn fetch_google(&self, run: &mut Run<'_>, access: &mut String) -> Result<Option<String>, Restart> {
         let (start, end) = self.window(run.stamp);
         let (time_min, time_max) = (rfc3339(start), rfc3339(end));
         let token = run.group.sync_token.clone();
@@ -568,15 +584,7 @@ impl Engine {
                 Ok(p) => p,
                 // A refused access token that looked fresh: refresh once, then ask again.
                 Err(ProviderError::Unauthorized) if !refreshed => {
-                    let source = TokenSource::Google(&self.google);
-                    *access = auth::access_token(
-                        &self.pool,
-                        source,
-                        credential,
-                        Some(access.as_str()),
-                        self.refresh_claim(),
-                    )
-                    .await?;
+                    *access = self.access_token(run.group, Some(access.as_str())).await?;
                     refreshed = true;
                     continue;
                 }

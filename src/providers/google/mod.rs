@@ -10,6 +10,12 @@ use super::ProviderError;
 use crate::config::GoogleConfig;
 use wire::{error_reason, Channel, EventsPage, Token};
 
+/// The OAuth scope delegated tokens ask for (what a Workspace admin grants Cal.com's service
+/// account for domain-wide delegation).
+pub const DELEGATION_SCOPE: &str = "https://www.googleapis.com/auth/calendar";
+/// RFC 7523's JWT bearer grant type.
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /// What one `events.list` request asks for.
 #[derive(Debug, Clone)]
 pub enum ListQuery<'a> {
@@ -74,6 +80,70 @@ impl GoogleClient {
             Some(reason @ ("invalid_client" | "unauthorized_client")) => {
                 Err(self.client_pause.refused("google", reason))
             }
+            reason => Err(rejected(&reply, reason)),
+        }
+    }
+
+    /// An access token for `subject` (a user's email) through Google Workspace domain-wide
+    /// delegation: a JWT signed with the service account's RSA key (RS256) exchanged at the token
+    /// endpoint (RFC 7523 bearer grant). `invalid_grant` (an unknown user, a bad signature, a key
+    /// revoked) and `unauthorized_client` (delegation not granted for this scope) come back as
+    /// errors for the caller; nothing is cached here.
+    pub async fn delegated_token(
+        &self,
+        client_email: &str,
+        private_key: &str,
+        subject: &str,
+    ) -> Result<Token, ProviderError> {
+        let result = self.delegated_once(client_email, private_key, subject).await;
+        super::count_refresh(self.http.metrics(), "google_delegation", result)
+    }
+
+    async fn delegated_once(
+        &self,
+        client_email: &str,
+        private_key: &str,
+        subject: &str,
+    ) -> Result<Token, ProviderError> {
+        #[derive(serde::Serialize)]
+        struct Claims<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            scope: &'a str,
+            aud: &'a str,
+            iat: i64,
+            exp: i64,
+        }
+        let iat = crate::time::now_utc().timestamp();
+        let claims = Claims {
+            iss: client_email,
+            sub: subject,
+            scope: DELEGATION_SCOPE,
+            aud: &self.cfg.token_url,
+            iat,
+            exp: iat + 3600,
+        };
+        let unreadable =
+            || ProviderError::Config("the service account's private_key is not an RSA key in PEM form".into());
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key.as_bytes()).map_err(|_| unreadable())?;
+        let assertion = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &key,
+        )
+        .map_err(|_| unreadable())?;
+        let form = [("grant_type", JWT_BEARER_GRANT), ("assertion", assertion.as_str())];
+        let reply = self
+            .http
+            .send("google.token", || {
+                self.http.request(Method::POST, &self.cfg.token_url).form(&form)
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        match error_reason(&reply.body).as_deref() {
+            Some("invalid_grant") => Err(ProviderError::InvalidGrant),
             reason => Err(rejected(&reply, reason)),
         }
     }
