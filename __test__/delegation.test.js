@@ -116,18 +116,71 @@ test('what Google refuses is a PROVIDER_AUTH failure naming why, never the key: 
   // The admin withdrew the delegation.
   const withdrawn = await workspace()
   s.emu.google.revokeDelegation(withdrawn.key.client_email)
-  await assert.rejects(s.sync.subscribe(withdrawn.id), (e) => e.code === 'PROVIDER_AUTH' && /not authorized for domain-wide delegation/.test(e.message))
+  await assert.rejects(s.sync.subscribe(withdrawn.id), (e) => e.code === 'PROVIDER_AUTH' && /not authorized \(unauthorized_client\)/.test(e.message))
   // A key that is not a key.
   const broken = await workspace()
   await s.db.query(`UPDATE "DelegationCredential" SET "serviceAccountKey" = '{"client_email": "x@y", "private_key": "not a key"}' WHERE id = $1`, [broken.delegationId])
   await assert.rejects(s.sync.subscribe(broken.id), (e) => e.code === 'PROVIDER_AUTH' && /PEM/.test(e.message))
 })
 
-test('a Microsoft tenant delegation credential is refused clearly (Cal.com keeps no Graph app credentials calsync could use)', async () => {
-  const domain = 'contoso-delegated.example'
-  const delegationId = await seed.createDelegationCredential(s.db, { organizationId: org, domain, serviceAccountKey: { client_id: 'x', private_key: 'y', tenant_id: 'z' }, platform: 'office365' })
-  const userId = await seed.createUser(s.db, { email: `meg@${domain}` })
-  await seed.setUserFlag(s.db, userId, 'calendar-subscription-cache', true)
-  const id = await seed.createSelectedCalendar(s.db, { userId, integration: 'office365_calendar', externalId: 'AAMkADx', delegationCredentialId: delegationId })
-  await assert.rejects(s.sync.subscribe(id), (e) => e.code === 'PROVIDER_AUTH' && /Google Workspace delegation only/.test(e.message))
+test('an Outlook calendar through a tenant app (client credentials): Graph requests name the user, the token serves the tenant', async () => {
+  const domain = `contoso-${Math.random().toString(36).slice(2, 8)}.example`
+  const app = s.emu.microsoft.addTenantApp({ domain })
+  const delegationId = await seed.createDelegationCredential(s.db, { organizationId: org, domain, serviceAccountKey: app, platform: 'office365' })
+  const outlook = async (name) => {
+    const email = `${name}@${domain}`
+    const userId = await seed.createUser(s.db, { email })
+    await seed.setUserFlag(s.db, userId, 'calendar-subscription-cache', true)
+    const externalId = `AAMkAD-${name}-${Math.random().toString(36).slice(2, 8)}`
+    s.emu.microsoft.createCalendar(externalId)
+    const id = await seed.createSelectedCalendar(s.db, { userId, integration: 'office365_calendar', externalId, delegationCredentialId: delegationId })
+    return { id, externalId, email }
+  }
+  // Graph facts the emulator keeps: app-only tokens come from the tenant's authority, and `/me`
+  // means nothing with them.
+  const tokenAt = (tenant) => fetch(`${s.emu.url}/${tenant}/oauth2/v2.0/token`, { method: 'POST', body: new URLSearchParams({ client_id: app.client_id, client_secret: app.private_key, scope: 'https://graph.microsoft.com/.default', grant_type: 'client_credentials' }) })
+  assert.equal((await tokenAt('common')).status, 400)
+  const appToken = (await (await tokenAt(app.tenant_id)).json()).access_token
+  const me = await fetch(`${s.emu.url}/v1.0/me/calendars/x/calendarView/delta`, { headers: { authorization: `Bearer ${appToken}` } })
+  assert.equal(me.status, 400)
+  assert.match((await me.json()).error.message, /only valid with delegated authentication/)
+  const meg = await outlook('meg')
+  const ian = await outlook('ian')
+  const before = s.emu.counter('microsoft.token.app')
+  for (const c of [meg, ian]) await s.sync.subscribe(c.id)
+  assert.equal(s.emu.counter('microsoft.token.app') - before, 1, 'one app token for the whole tenant')
+  const { rows: [sub] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [meg.id])
+  assert.equal(sub.channelResourceId, `users/${meg.email}/calendars/${meg.externalId}/events`)
+  const wall = (h) => at(h).slice(0, 19)
+  await s.emu.microsoft.insertEvent(meg.externalId, { subject: 'x', start: { dateTime: wall(10), timeZone: 'UTC' }, end: { dateTime: wall(11), timeZone: 'UTC' } })
+  await s.sync.settle() // Graph got its 202; the delta sync runs in the background
+  const { res, blocks } = await cached(meg.id)
+  assert.deepEqual(res.served, [meg.id])
+  assert.deepEqual(blocks, [[Date.parse(at(10)), Date.parse(at(11))]])
+  await s.sync.renewWatches() // (the earlier test's refused calendars fail again there)
+  const { rows: fine } = await s.db.query(`SELECT sc."channelId", f.code FROM "SelectedCalendar" sc LEFT JOIN "CalendarSyncFailure" f ON f."selectedCalendarId" = sc.id WHERE sc.id = ANY($1)`, [[meg.id, ian.id]])
+  assert.deepEqual(fine.map((r) => [Boolean(r.channelId), r.code]), [[true, null], [true, null]])
+
+  // The tenant app's secret was rotated without Cal.com knowing: once the cached token expires,
+  // the next one is refused, with the reason named and the secret not shown.
+  await s.db.query(`UPDATE "DelegationCredential" SET "serviceAccountKey" = jsonb_set("serviceAccountKey", '{private_key}', '"stale-secret"') WHERE id = $1`, [delegationId])
+  const late = await outlook('lea')
+  shiftClockForTesting(2 * HOUR)
+  s.emu.setClock(2 * HOUR)
+  try {
+    await assert.rejects(s.sync.subscribe(late.id), (e) => e.code === 'PROVIDER_AUTH' && /invalid_client/.test(e.message) && !e.message.includes('stale-secret'))
+  } finally {
+    shiftClockForTesting(0)
+    s.emu.setClock(0)
+  }
+  // Off: served no more.
+  await s.db.query('UPDATE "DelegationCredential" SET enabled = false WHERE id = $1', [delegationId])
+  assert.deepEqual((await cached(meg.id)).res.uncached, [{ id: meg.id, reason: 'credential_invalid' }])
+})
+
+test('a delegation credential of the other provider\'s platform is refused clearly', async () => {
+  const w = await workspace()
+  const userId = await seed.createUser(s.db, { email: `kim@${w.domain}` })
+  const id = await seed.createSelectedCalendar(s.db, { userId, integration: 'office365_calendar', externalId: 'AAMkADmismatch', delegationCredentialId: w.delegationId })
+  await assert.rejects(s.sync.subscribe(id), (e) => e.code === 'PROVIDER_AUTH' && /workspace platform 'google'/.test(e.message))
 })

@@ -146,6 +146,7 @@ class Emulator {
         else out = await this.dispatch(request)
       } catch (e) {
         out = { status: 500, body: { error: { code: 500, message: `emulator error: ${e.message}` } } }
+        if (process.env.CALSYNC_EMULATOR_DEBUG) console.error(e)
       }
       const headers = { ...(out.headers ?? {}) }
       let payload = ''

@@ -66,6 +66,8 @@ class MicrosoftEmulator {
     this.tokenOwners = new Map() // access token -> the account (email) it was issued to
     this.refreshTokens = new Map()
     this.clients = new Map() // app (client) id -> secret; none registered: any client is accepted
+    this.tenantApps = new Map() // app (client) id -> { tenant, secret, domain }: app-only access
+    this.appTokens = new Map() // app-only access token -> the domain of the tenant whose users it reaches
     this.pages = new Map()
     this.delivery = { dropNext: 0, duplicateNext: 0, hold: false }
     this.held = []
@@ -91,6 +93,18 @@ class MicrosoftEmulator {
       scope: 'User.Read Calendars.Read Calendars.ReadWrite offline_access',
       email,
     }
+  }
+
+  /**
+   * An app registered in a tenant with application permission to its users' calendars (what a
+   * Cal.com organisation's Outlook delegation credential names). Returns its key as Cal.com stores
+   * it in `DelegationCredential.serviceAccountKey`: the client secret is kept as `private_key`.
+   */
+  addTenantApp({ domain, tenant = crypto.randomUUID() } = {}) {
+    const clientId = crypto.randomUUID()
+    const secret = crypto.randomBytes(24).toString('base64url')
+    this.tenantApps.set(clientId, { tenant, secret, domain })
+    return { client_id: clientId, private_key: secret, tenant_id: tenant }
   }
 
   issueAccessToken(ttlMs = 3600 * 1000, email = null) {
@@ -337,8 +351,8 @@ class MicrosoftEmulator {
     if (!path.startsWith('/v1.0/')) return null
     const rest = path.slice('/v1.0'.length)
     let m
-    if (method === 'GET' && (m = /^\/me\/calendars\/([^/]+)\/calendarView\/delta$/.exec(rest))) {
-      return this.guard(req, 'microsoft.delta', () => this.delta(decodeURIComponent(m[1]), req))
+    if (method === 'GET' && (m = /^\/(me|users\/[^/]+)\/calendars\/([^/]+)\/calendarView\/delta$/.exec(rest))) {
+      return this.guard(req, 'microsoft.delta', () => this.principalError(req, m[1]) ?? this.delta(decodeURIComponent(m[2]), req, m[1]))
     }
     if (method === 'GET' && rest === '/subscriptions') return this.guard(req, 'microsoft.subscriptions.list', () => this.listSubscriptions(req))
     if (method === 'POST' && rest === '/subscriptions') return this.guard(req, 'microsoft.subscriptions.create', () => this.subscribe(req))
@@ -372,6 +386,7 @@ class MicrosoftEmulator {
       body: { error: 'invalid_grant', error_description: "AADSTS70000: The provided value for the 'refresh_token' is not valid.", error_codes: [70000], timestamp: new Date().toISOString(), trace_id: crypto.randomUUID(), correlation_id: crypto.randomUUID() },
     }
     this.host.count('microsoft.token.requests')
+    if (form.get('grant_type') === 'client_credentials') return this.appToken(form, req)
     if (form.get('grant_type') !== 'refresh_token') return { status: 400, body: { error: 'unsupported_grant_type', error_description: 'AADSTS70003' } }
     // Entra ID checks the app first: unknown → 400 unauthorized_client (AADSTS700016), wrong secret
     // → 401 invalid_client (AADSTS7000215).
@@ -398,6 +413,52 @@ class MicrosoftEmulator {
     }
   }
 
+  /**
+   * The client credentials grant at a tenant's own authority (`/{tenant}/oauth2/v2.0/token`; the
+   * `common` authority cannot issue app-only tokens): the app must be registered in that tenant
+   * with that secret, and ask for the `.default` scope.
+   */
+  appToken(form, req) {
+    this.host.count('microsoft.token.app')
+    const aad = (status, error, code, text) => ({
+      status,
+      body: { error, error_description: `AADSTS${code}: ${text}`, error_codes: [code], timestamp: new Date().toISOString(), trace_id: crypto.randomUUID(), correlation_id: crypto.randomUUID() },
+    })
+    const tenant = req.path.split('/')[1]
+    const clientId = form.get('client_id') ?? ''
+    const app = this.tenantApps.get(clientId)
+    if (tenant === 'common' || tenant === 'organizations') {
+      return aad(400, 'invalid_request', 900023, "Specified tenant identifier 'common' is neither a valid DNS name, nor a valid external domain.")
+    }
+    if (!app || app.tenant !== tenant) {
+      return aad(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant}'.`)
+    }
+    if (form.get('client_secret') !== app.secret) return aad(401, 'invalid_client', 7000215, 'Invalid client secret provided.')
+    if (form.get('scope') !== 'https://graph.microsoft.com/.default') {
+      return aad(400, 'invalid_scope', 1002012, `The provided value for scope ${form.get('scope')} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`)
+    }
+    const ttl = 3599
+    const token = this.issueAccessToken(ttl * 1000, `app:${clientId}`)
+    this.appTokens.set(token, app.domain)
+    return { status: 200, body: { token_type: 'Bearer', expires_in: ttl, ext_expires_in: ttl, access_token: token } }
+  }
+
+  /**
+   * Whose calendars a path names, checked against the token: `me` needs a user's delegated token
+   * (Graph refuses `/me` with an app-only one); `users/{upn}` with an app token must be a user of
+   * the app's tenant. Returns an error response, or null when allowed.
+   */
+  principalError(req, principal) {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+    const appDomain = this.appTokens.get(token)
+    if (principal.toLowerCase() === 'me') {
+      return appDomain ? graphError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.') : null
+    }
+    const upn = decodeURIComponent(principal.slice('users/'.length))
+    if (appDomain && !upn.toLowerCase().endsWith(`@${appDomain}`)) return graphError(404, 'ErrorInvalidUser', `The requested user '${upn}' is invalid.`)
+    return null
+  }
+
   prefers(req, name) {
     const prefer = String(req.headers.prefer ?? '')
     if (name === 'utc') return /outlook\.timezone\s*=\s*"?UTC"?/i.test(prefer)
@@ -405,11 +466,11 @@ class MicrosoftEmulator {
     return m ? Math.min(Math.max(parseInt(m[1], 10), 1), 1000) : 100
   }
 
-  deltaUrl(cal, params) {
-    return `${this.host.url}/v1.0/me/calendars/${encodeURIComponent(cal.id)}/calendarView/delta?${new URLSearchParams(params)}`
+  deltaUrl(cal, params, principal = 'me') {
+    return `${this.host.url}/v1.0/${principal}/calendars/${encodeURIComponent(cal.id)}/calendarView/delta?${new URLSearchParams(params)}`
   }
 
-  delta(calendarId, req) {
+  delta(calendarId, req, principal = 'me') {
     const cal = this.calendars.get(calendarId)
     if (!cal) return ERRORS[404]()
     const q = req.query
@@ -419,7 +480,7 @@ class MicrosoftEmulator {
       const snap = this.pages.get(q.get('$skiptoken'))
       if (!snap) return ERRORS[400]('Invalid skip token.')
       this.pages.delete(q.get('$skiptoken'))
-      return this.page(cal, snap.items, snap.offset, pageSize, snap.token)
+      return this.page(cal, snap.items, snap.offset, pageSize, snap.token, principal)
     }
     this.host.count('microsoft.delta.sequence')
     let items
@@ -443,7 +504,7 @@ class MicrosoftEmulator {
       items = this.view(cal, minMs, maxMs).map((ev) => this.present(ev, utc))
     }
     const token = Buffer.from(JSON.stringify({ cal: cal.id, seq: cal.seq, window })).toString('base64url')
-    return this.page(cal, items, 0, pageSize, token)
+    return this.page(cal, items, 0, pageSize, token, principal)
   }
 
   changesSince(cal, seq, [minMs, maxMs], utc) {
@@ -465,14 +526,14 @@ class MicrosoftEmulator {
     return out
   }
 
-  page(cal, items, offset, pageSize, token) {
+  page(cal, items, offset, pageSize, token, principal = 'me') {
     const body = { '@odata.context': `${this.host.url}/v1.0/$metadata#Collection(event)`, value: items.slice(offset, offset + pageSize) }
     if (offset + pageSize < items.length) {
       const skip = crypto.randomBytes(18).toString('base64url')
       this.pages.set(skip, { items, offset: offset + pageSize, token })
-      body['@odata.nextLink'] = this.deltaUrl(cal, { $skiptoken: skip })
+      body['@odata.nextLink'] = this.deltaUrl(cal, { $skiptoken: skip }, principal)
     } else {
-      body['@odata.deltaLink'] = this.deltaUrl(cal, { $deltatoken: token })
+      body['@odata.deltaLink'] = this.deltaUrl(cal, { $deltatoken: token }, principal)
     }
     return { status: 200, body }
   }
@@ -507,8 +568,10 @@ class MicrosoftEmulator {
 
   async subscribe(req) {
     const b = req.json ?? {}
-    const m = /^\/?(?:me|users\/[^/]+)\/calendars\/([^/]+)\/events$/i.exec(b.resource ?? '')
-    if (!m || !this.calendars.has(decodeURIComponent(m[1]))) return ERRORS[400]('Resource not found or not supported.')
+    const m = /^\/?(me|users\/[^/]+)\/calendars\/([^/]+)\/events$/i.exec(b.resource ?? '')
+    if (!m || !this.calendars.has(decodeURIComponent(m[2]))) return ERRORS[400]('Resource not found or not supported.')
+    const refused = this.principalError(req, m[1])
+    if (refused) return refused
     if (typeof b.notificationUrl !== 'string' || typeof b.changeType !== 'string') return ERRORS[400]('Invalid subscription.')
     const bad = this.checkExpiration(b.expirationDateTime)
     if (bad) return bad
@@ -519,7 +582,7 @@ class MicrosoftEmulator {
       }
     }
     const sub = {
-      id: crypto.randomUUID(), resource: b.resource, calendarId: decodeURIComponent(m[1]), applicationId: crypto.randomUUID(),
+      id: crypto.randomUUID(), resource: b.resource, calendarId: decodeURIComponent(m[2]), applicationId: crypto.randomUUID(),
       changeType: b.changeType, clientState: b.clientState ?? null, notificationUrl: b.notificationUrl,
       lifecycleNotificationUrl: b.lifecycleNotificationUrl ?? null, expirationDateTime: new Date(Date.parse(b.expirationDateTime)).toISOString(),
       creatorId: crypto.randomUUID(), owner: this.ownerOf(req), includeResourceData: false, latestSupportedTlsVersion: 'v1_2', deleted: false,

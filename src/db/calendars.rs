@@ -24,6 +24,8 @@ pub struct Group {
     pub credential_id: Option<i32>,
     /// The organisation's `DelegationCredential` the rows carry instead of a user credential.
     pub delegation_id: Option<String>,
+    /// The user's email: whom a delegation credential acts as.
+    pub user_email: String,
     pub channel_id: Option<String>,
     pub channel_resource_id: Option<String>,
     pub channel_expiration: Option<NaiveDateTime>,
@@ -40,8 +42,9 @@ const GROUP_SQL: &str = r#"
 SELECT sc.id, sc."userId", sc.integration, sc."externalId", sc."credentialId", sc."delegationCredentialId", sc."channelId",
        sc."channelResourceId", sc."channelExpiration", sc."syncToken", COALESCE(sc."syncErrorCount", 0) AS errors,
        (st."selectedCalendarId" IS NOT NULL) AS has_state, st."windowEnd" AS window_end,
-       (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3) AS read_at
+       (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3) AS read_at, u.email
 FROM "SelectedCalendar" sc
+JOIN users u ON u.id = sc."userId"
 LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
 WHERE (sc."userId", sc.integration, sc."externalId") IN (
   SELECT "userId", integration, "externalId" FROM "SelectedCalendar" WHERE id = $1
@@ -61,6 +64,7 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
         external_id: first.try_get("externalId")?,
         credential_id: None,
         delegation_id: None,
+        user_email: first.try_get("email")?,
         channel_id: None,
         channel_resource_id: None,
         channel_expiration: None,
@@ -89,6 +93,14 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
         }
     }
     Ok(Some(g))
+}
+
+impl Group {
+    /// Whose calendars Graph requests for this calendar reach (see `microsoft::principal`).
+    pub fn graph_principal(&self) -> String {
+        let app_only = self.credential_id.is_none() && self.delegation_id.is_some();
+        crate::providers::microsoft::principal(app_only.then_some(self.user_email.as_str()))
+    }
 }
 
 /// The group of the row `id`, or `None` when there is no such row.

@@ -190,7 +190,9 @@ impl Engine {
                 let cfg = &self.cfg.microsoft;
                 let (secret, address) = webhook_settings(&cfg.webhook_token, &cfg.webhook_url, "Outlook")?;
                 let expiration = self.graph_expiration();
+                let principal = group.graph_principal();
                 let request = NewSubscription {
+                    principal: &principal,
                     calendar_id: &group.external_id,
                     notification_url: address,
                     client_state: secret,
@@ -200,7 +202,7 @@ impl Engine {
                 Ok(Granted {
                     resource_id: s
                         .resource
-                        .unwrap_or_else(|| format!("me/calendars/{}/events", group.external_id)),
+                        .unwrap_or_else(|| format!("{principal}/calendars/{}/events", group.external_id)),
                     expiration: s.expiration_date_time.as_deref().and_then(parse_instant),
                     id: s.id,
                     kind: "graph_subscription",
@@ -321,10 +323,10 @@ impl Engine {
                 super::auth::access_token(&self.pool, source, credential, None, self.refresh_claim()).await?
             }
             None => {
-                // A calendar reached through its organisation's delegation credential: any row of
-                // the calendar still names it.
-                let delegation: Option<String> = crate::db::sql::stmt(
-                    r#"SELECT "delegationCredentialId" FROM "SelectedCalendar"
+                // A calendar reached through its organisation's delegation credential: a row of the
+                // calendar that still names it gives the way in.
+                let row: Option<String> = crate::db::sql::stmt(
+                    r#"SELECT id FROM "SelectedCalendar"
                        WHERE "userId" = $1 AND integration = $2 AND "externalId" = $3 AND "delegationCredentialId" IS NOT NULL
                        LIMIT 1"#,
                 )
@@ -333,12 +335,13 @@ impl Engine {
                 .text(o.external_id.as_str())
                 .scalar(&self.pool)
                 .await?;
-                match delegation {
-                    Some(d) if o.integration == GOOGLE => {
-                        super::delegation::access_token(&self.pool, &self.google, &self.delegated, &d, o.user_id, None)
-                            .await?
-                    }
-                    _ => {
+                let group = match row {
+                    Some(row) => calendars::group_of(&self.pool, &row).await?,
+                    None => None,
+                };
+                match group {
+                    Some(group) => self.access_token(&group, None).await?,
+                    None => {
                         self.forget_ledger(&o.id).await;
                         return Ok(0);
                     }

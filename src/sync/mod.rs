@@ -144,7 +144,7 @@ pub struct Engine {
     /// The users of calendars read lately (for reads that switch between caches).
     pub calendar_users: crate::availability::CalendarUsers,
     /// Access tokens obtained through delegation credentials (memory only).
-    pub(crate) delegated: delegation::DelegatedTokens,
+    delegated: delegation::DelegatedTokens,
     /// What this process did, for `metrics()`.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Where booking changes go as soon as a sync has written them (two-way sync), if anywhere.
@@ -195,20 +195,7 @@ impl Engine {
             (Some(credential), _) => {
                 auth::access_token(&self.pool, source, credential, rejected, self.refresh_claim()).await
             }
-            (None, Some(delegation)) if group.integration == GOOGLE => {
-                delegation::access_token(
-                    &self.pool,
-                    &self.google,
-                    &self.delegated,
-                    delegation,
-                    group.user_id,
-                    rejected,
-                )
-                .await
-            }
-            (None, Some(delegation)) => Err(Error::ProviderAuth(format!(
-                "delegation credential {delegation}: calsync supports Google Workspace delegation only"
-            ))),
+            (None, Some(delegation)) => delegation::access_token(self, delegation, group, rejected).await,
             (None, None) => Err(Error::invalid(format!(
                 "selected calendar {} has no credential",
                 group.owner_id
@@ -616,8 +603,12 @@ impl Engine {
             (Some(link), false) => link.clone(),
             _ => {
                 let (start, end) = self.window(run.stamp);
-                self.microsoft
-                    .initial_delta(&run.group.external_id, &rfc3339(start), &rfc3339(end))?
+                self.microsoft.initial_delta(
+                    &run.group.graph_principal(),
+                    &run.group.external_id,
+                    &rfc3339(start),
+                    &rfc3339(end),
+                )?
             }
         };
         let rules = microsoft::map::Rules {

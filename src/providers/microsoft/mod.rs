@@ -20,8 +20,19 @@ pub struct MicrosoftClient {
     client_pause: super::ClientPause,
 }
 
+/// Whose calendars a Graph request reaches: `me` with a user's delegated token, `users/{email}`
+/// with an app-only token (a tenant's delegation credential; `/me` means nothing there).
+pub fn principal(app_user: Option<&str>) -> String {
+    match app_user {
+        Some(email) => format!("users/{email}"),
+        None => "me".into(),
+    }
+}
+
 /// What one subscription request asks for.
 pub struct NewSubscription<'a> {
+    /// See [`principal`].
+    pub principal: &'a str,
     pub calendar_id: &'a str,
     pub notification_url: &'a str,
     pub client_state: &'a str,
@@ -85,9 +96,53 @@ impl MicrosoftClient {
         }
     }
 
+    /// An app-only token for a tenant (OAuth client credentials grant, as a tenant's delegation
+    /// credential grants it: `client_id`, its secret, `tenant_id`), for `.default` Graph scopes.
+    pub async fn app_token(&self, tenant: &str, client_id: &str, secret: &str) -> Result<Token, ProviderError> {
+        let result = self.app_token_once(tenant, client_id, secret).await;
+        super::count_refresh(self.http.metrics(), "microsoft_delegation", result)
+    }
+
+    async fn app_token_once(&self, tenant: &str, client_id: &str, secret: &str) -> Result<Token, ProviderError> {
+        if tenant.is_empty()
+            || !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(ProviderError::Config(
+                "the tenant_id is not a tenant id or domain".into(),
+            ));
+        }
+        // The configured endpoint names the multi-tenant authority (`/common/`); app-only tokens
+        // come from the tenant's own.
+        let url = self.cfg.token_url.replacen("/common/", &format!("/{tenant}/"), 1);
+        let form = [
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ];
+        let reply = self
+            .http
+            .send("microsoft.token", || self.http.request(Method::POST, &url).form(&form))
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply);
+        }
+        Err(rejected(&reply, error_code(&reply.body).as_deref()))
+    }
+
     /// The first delta request of a full sync over `[start, end)` (RFC 3339).
-    pub fn initial_delta(&self, calendar_id: &str, start: &str, end: &str) -> Result<String, ProviderError> {
-        let mut url = self.url(&["me", "calendars", calendar_id, "calendarView", "delta"])?;
+    pub fn initial_delta(
+        &self,
+        principal: &str,
+        calendar_id: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<String, ProviderError> {
+        let mut segments: Vec<&str> = principal.split('/').collect();
+        segments.extend(["calendars", calendar_id, "calendarView", "delta"]);
+        let mut url = self.url(&segments)?;
         url.query_pairs_mut()
             .append_pair("startDateTime", start)
             .append_pair("endDateTime", end);
@@ -141,7 +196,7 @@ impl MicrosoftClient {
             "changeType": "created,updated,deleted",
             "notificationUrl": s.notification_url,
             "lifecycleNotificationUrl": s.notification_url,
-            "resource": format!("me/calendars/{}/events", s.calendar_id),
+            "resource": format!("{}/calendars/{}/events", s.principal, s.calendar_id),
             "expirationDateTime": s.expiration,
             "clientState": s.client_state,
         });
