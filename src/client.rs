@@ -64,28 +64,7 @@ impl Calsync {
                 return Err(err);
             }
         };
-        Metrics::inc(&m.reads, &["ok"]);
-        let legacy = answer.legacy_served.as_ref().map_or(0, Vec::len) as u64;
-        m.served.with_label_values(&["legacy"]).inc_by(legacy);
-        m.served
-            .with_label_values(&["sql"])
-            .inc_by(answer.served.len() as u64 - legacy);
-        for (_, reason) in &answer.uncached {
-            Metrics::inc(&m.uncached, &[reason.as_str()]);
-        }
-        if let Some(report) = &answer.shadow {
-            let equal = report.compared - report.diverged;
-            for (outcome, n) in [
-                ("equal", equal),
-                ("diverged", report.diverged),
-                ("not_comparable", report.not_comparable),
-            ] {
-                m.shadow.with_label_values(&[outcome]).inc_by(n as u64);
-            }
-            for (_, d) in &report.divergences {
-                Metrics::inc(&m.divergences, &[d.kind]);
-            }
-        }
+        m.count_read(&answer);
         if e.cfg.sync_on_read && !answer.repairable.is_empty() {
             Engine::sync_on_read(&self.engine, &answer.repairable);
         }
@@ -147,20 +126,7 @@ impl Calsync {
     /// One renewal run (subscribe, renew, share, stop) plus the safety-net resync.
     pub async fn renew_watches(&self, opts: &RenewOptions) -> Result<RenewReport> {
         let r = self.engine.renew(opts, &self.progress).await?;
-        let m = &self.engine.metrics.renewals;
-        for (action, n) in [
-            ("subscribed", r.created),
-            ("renewed", r.renewed),
-            ("shared", r.shared),
-            ("stopped", r.stopped),
-            ("failed", r.failed),
-            ("paused", r.paused),
-            ("resynced", r.resynced),
-            ("orphan_stopped", r.orphans_stopped),
-            ("deferred", r.deferred),
-        ] {
-            m.with_label_values(&[action]).inc_by(n);
-        }
+        self.engine.metrics.count_renewal(&r);
         Ok(r)
     }
 

@@ -181,6 +181,48 @@ impl Metrics {
             .unwrap_or_default()
     }
 
+    /// Counts a read that answered: calendars by source and by uncached reason, shadow comparisons.
+    pub fn count_read(&self, answer: &crate::availability::Answer) {
+        Metrics::inc(&self.reads, &["ok"]);
+        let legacy = answer.legacy_served.as_ref().map_or(0, Vec::len) as u64;
+        self.served.with_label_values(&["legacy"]).inc_by(legacy);
+        self.served
+            .with_label_values(&["sql"])
+            .inc_by(answer.served.len() as u64 - legacy);
+        for (_, reason) in &answer.uncached {
+            Metrics::inc(&self.uncached, &[reason.as_str()]);
+        }
+        if let Some(report) = &answer.shadow {
+            for (outcome, n) in [
+                ("equal", report.compared - report.diverged),
+                ("diverged", report.diverged),
+                ("not_comparable", report.not_comparable),
+            ] {
+                self.shadow.with_label_values(&[outcome]).inc_by(n as u64);
+            }
+            for (_, d) in &report.divergences {
+                Metrics::inc(&self.divergences, &[d.kind]);
+            }
+        }
+    }
+
+    /// Counts what a renewal pass did to calendars.
+    pub fn count_renewal(&self, r: &crate::cron::RenewReport) {
+        for (action, n) in [
+            ("subscribed", r.created),
+            ("renewed", r.renewed),
+            ("shared", r.shared),
+            ("stopped", r.stopped),
+            ("failed", r.failed),
+            ("paused", r.paused),
+            ("resynced", r.resynced),
+            ("orphan_stopped", r.orphans_stopped),
+            ("deferred", r.deferred),
+        ] {
+            self.renewals.with_label_values(&[action]).inc_by(n);
+        }
+    }
+
     /// Adds one to `family` under `labels`.
     pub fn inc(family: &IntCounterVec, labels: &[&str]) {
         family.with_label_values(labels).inc();
