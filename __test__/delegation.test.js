@@ -68,6 +68,8 @@ test('a calendar reached through domain-wide delegation is subscribed, synced, s
   assert.equal(report.failed, 0)
   const health = await s.sync.status()
   assert.ok(health.some((h) => h.health === 'healthy'))
+  await s.sync.cleanup()
+  assert.deepEqual((await cached(w.id)).blocks, spans(s.emu.google.freeBusyOf(w.externalId, range.timeMin, range.timeMax)), 'still served after cleanup')
 
   // An hour later the token has expired: a new JWT grant, signed afresh.
   const offset = 2 * HOUR
