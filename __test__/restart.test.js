@@ -91,7 +91,10 @@ test('Postgres restarts under load: coded errors, no hang, recovery within secon
   assert.ok(renewed.ok || renewed.code === 'DB_UNAVAILABLE', JSON.stringify(renewed))
   const statuses = new Set([...s.emu.google.deliveries, ...s.emu.microsoft.deliveries].map((d) => d.status))
   for (const st of statuses) assert.ok([200, 202, 503].includes(st), `webhook answered ${st}`)
-  assert.ok(statuses.has(503), 'some notifications were refused with 503 during the outage')
+  // Directly, a notification during the outage is refused with 503 (the provider redelivers it).
+  // Through PgBouncer it may instead wait in the pooler's queue until the server is back and be
+  // answered then: both keep the change, which the parity check below proves.
+  if (!process.env.CALSYNC_TEST_POOLER) assert.ok(statuses.has(503), 'some notifications were refused with 503 during the outage')
 
   // The providers redeliver what was refused; background syncs finish; one cron pass re-drives
   // anything announced whose sync died with the connection. Then: parity, nothing lost.
@@ -108,5 +111,5 @@ test('Postgres restarts under load: coded errors, no hang, recovery within secon
   } finally {
     await s.db.end()
   }
-  t.diagnostic(`reads ${reads.length} (${failed.length} DB_UNAVAILABLE), changes ${n}, recovered in ${recoveryMs} ms`)
+  t.diagnostic(`reads ${reads.length} (${failed.length} DB_UNAVAILABLE), changes ${n}, webhook answers ${[...statuses].sort().join('/')}, recovered in ${recoveryMs} ms`)
 })
