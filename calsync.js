@@ -106,3 +106,8 @@ for (const [name, value] of Object.entries(native)) {
   }
 }
 module.exports = out
+// Spelled out so that Node's CommonJS export detection sees them: `import { CalendarSync } from
+// 'calsync'` in an ES module. (__test__/install.test.js checks every name index.d.ts exports.)
+module.exports.CalendarSync = out.CalendarSync
+module.exports.applySchema = out.applySchema
+module.exports.shiftClockForTesting = out.shiftClockForTesting

