@@ -41,8 +41,8 @@ macro_rules! read_columns {
 
 /// A read statement, also installed as a PL/pgSQL function (see [`read_functions`]).
 pub struct ReadFunction {
-    pub name: &'static str,
-    pub args: &'static str,
+    pub name: String,
+    pub args: String,
     /// The columns it returns (one row per requested calendar).
     pub columns: &'static str,
     /// The statement, its `$n` being the function's parameters.
@@ -71,66 +71,40 @@ static STATEMENTS: LazyLock<[[ReadFunction; 3]; 2]> = LazyLock::new(|| {
             format!("{head}{lookup}{}", include_str!("db/legacy_only.sql"))
         }
     };
-    let function = |name: &'static str, args: &'static str, columns: &'static str, body: String| ReadFunction {
-        call: format!(
-            "SELECT * FROM {name}({})",
-            (1..=args.split(',').count())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        name,
-        args,
-        columns,
-        body,
+    // The three statements of one selection, in `Plan` order: `args` are the plain read's
+    // parameter types; the legacy ones add the key window and now.
+    let family = |selection: &str, head: &str, args: &str| {
+        let params = args.split(',').count();
+        let legacy_args = format!("{args}, text, text, timestamp");
+        let function = |suffix: &str, args: &str, columns: &'static str, body: String| ReadFunction {
+            name: format!("calsync_read_by_{selection}{suffix}"),
+            call: format!(
+                "SELECT * FROM calsync_read_by_{selection}{suffix}({})",
+                (1..=args.split(',').count())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            args: args.to_string(),
+            columns,
+            body,
+        };
+        [
+            function("_v1", args, PLAIN, format!("{head}{AVAILABILITY}{SELECT}")),
+            function("_legacy_v1", &legacy_args, LEGACY, with_legacy(head, params, true)),
+            function(
+                "_legacy_only_v1",
+                &legacy_args,
+                LEGACY,
+                with_legacy(head, params, false),
+            ),
+        ]
     };
     const PLAIN: &str = read_columns!();
     const LEGACY: &str = concat!(read_columns!(), ", legacy_found bool, legacy_calendar text");
-    const IDS: &str = "text[], timestamp, timestamp";
-    const IDS_LEGACY: &str = "text[], timestamp, timestamp, text, text, timestamp";
-    const USER: &str = "int4, timestamp, timestamp, int4";
-    const USER_LEGACY: &str = "int4, timestamp, timestamp, int4, text, text, timestamp";
     [
-        [
-            function(
-                "calsync_read_by_ids_v1",
-                IDS,
-                PLAIN,
-                format!("{READ_BY_IDS}{AVAILABILITY}{SELECT}"),
-            ),
-            function(
-                "calsync_read_by_ids_legacy_v1",
-                IDS_LEGACY,
-                LEGACY,
-                with_legacy(READ_BY_IDS, 3, true),
-            ),
-            function(
-                "calsync_read_by_ids_legacy_only_v1",
-                IDS_LEGACY,
-                LEGACY,
-                with_legacy(READ_BY_IDS, 3, false),
-            ),
-        ],
-        [
-            function(
-                "calsync_read_by_user_v1",
-                USER,
-                PLAIN,
-                format!("{READ_BY_USER}{AVAILABILITY}{SELECT}"),
-            ),
-            function(
-                "calsync_read_by_user_legacy_v1",
-                USER_LEGACY,
-                LEGACY,
-                with_legacy(READ_BY_USER, 4, true),
-            ),
-            function(
-                "calsync_read_by_user_legacy_only_v1",
-                USER_LEGACY,
-                LEGACY,
-                with_legacy(READ_BY_USER, 4, false),
-            ),
-        ],
+        family("ids", READ_BY_IDS, "text[], timestamp, timestamp"),
+        family("user", READ_BY_USER, "int4, timestamp, timestamp, int4"),
     ]
 });
 

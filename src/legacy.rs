@@ -63,7 +63,10 @@ struct Block<'a> {
 /// The busy blocks of a calendar's entry in a legacy value (JSON text), sorted; `None` when the
 /// entry is malformed or carries Google's `errors` for the calendar (its `busy` then means nothing).
 pub fn busy_of(entry: &str) -> Option<Vec<Span>> {
-    let entry: Entry = serde_json::from_str(entry).ok()?;
+    spans_of(serde_json::from_str(entry).ok()?)
+}
+
+fn spans_of(entry: Entry) -> Option<Vec<Span>> {
     if entry.errors.is_some_and(|e| !e.is_empty()) {
         return None;
     }
@@ -309,7 +312,7 @@ fn parse_row(key: &str, value: &serde_json::Value) -> Option<Parsed> {
     let mut calendars = Vec::new();
     for item in k["items"].as_array()? {
         let id = item["id"].as_str()?.to_string();
-        let spans = busy_of(&value["calendars"][&id].to_string())?;
+        let spans = spans_of(serde::Deserialize::deserialize(&value["calendars"][&id]).ok()?)?;
         calendars.push((id, spans));
     }
     (max > min).then_some(Parsed { min, max, calendars })

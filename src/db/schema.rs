@@ -138,7 +138,7 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
 pub fn read_functions_sql() -> String {
     let mut out = String::new();
     for f in crate::availability::read_functions() {
-        let (name, args) = (f.name, f.args);
+        let (name, args) = (&f.name, &f.args);
         // Dropped first: CREATE OR REPLACE cannot change the columns a function returns.
         out.push_str(&format!(
             "DROP FUNCTION IF EXISTS {name}({args});\nCREATE FUNCTION {name}({args}) RETURNS TABLE ({cols}) LANGUAGE plpgsql STABLE AS $calsync$\n\
@@ -180,7 +180,7 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     .fetch_as(pool)
     .await?;
     let mut gaps = missing(&rows.into_iter().collect());
-    let functions: Vec<&str> = crate::availability::read_functions().map(|f| f.name).collect();
+    let functions: Vec<&str> = crate::availability::read_functions().map(|f| f.name.as_str()).collect();
     let present: Vec<String> =
         stmt("SELECT proname::text FROM pg_proc WHERE proname = ANY($1) AND pg_function_is_visible(oid)")
             .texts(&functions)
