@@ -46,6 +46,9 @@ test('the packed main and platform packages install into an empty project withou
   const main = listed.filename
   const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'))).version
   assert.equal(platform.version, version, 'the platform package is version-locked to the main one')
+  const optional = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'))).optionalDependencies
+  assert.deepEqual(Object.keys(optional).sort(), fs.readdirSync(path.join(ROOT, 'npm')).map((p) => `calsync-${p}`).sort(), 'every platform package is an optional dependency')
+  for (const v of Object.values(optional)) assert.equal(v, version)
 
   // An empty project; PATH without cargo or rustc.
   const app = path.join(work, 'app')

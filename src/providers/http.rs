@@ -105,7 +105,17 @@ impl Http {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ProviderError::Config(format!("could not build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                // reqwest's own message is only "builder error"; the cause (say, no CA certificates
+                // on the system, as in an image without ca-certificates) is in its sources.
+                let mut message = format!("could not build the HTTP client: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                ProviderError::Config(message)
+            })?;
         Ok(Http { client, cfg, metrics })
     }
 
