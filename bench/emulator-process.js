@@ -28,6 +28,21 @@ const commands = {
     }
     return count
   },
+  /**
+   * One 30-minute event at `startMs` on a quiet calendar, then its notification: resolves once the
+   * receiver answered, with the instants the notification was sent and answered (this process's
+   * high-resolution clock, comparable across processes) and the emulator's service time before it.
+   */
+  async changeAndNotify({ calendarId, startMs }) {
+    await emu.google.insertEvent(calendarId, {
+      summary: 'change', start: { dateTime: new Date(startMs).toISOString() }, end: { dateTime: new Date(startMs + 1800 * 1000).toISOString() },
+    }, { notify: false })
+    const serviceBefore = emu.serviceTime()
+    const sentAt = performance.timeOrigin + performance.now()
+    await emu.google.notifyCalendar(emu.google.calendar(calendarId))
+    return { sentAt, answeredAt: performance.timeOrigin + performance.now(), serviceBefore }
+  },
+  serviceTime: () => emu.serviceTime(),
   latency({ endpoints, ms }) {
     for (const endpoint of endpoints) emu.inject({ endpoint, latencyMs: ms, times: 1e9 })
     return true

@@ -12,6 +12,7 @@ class Emulator {
     this.server = null
     this.url = null
     this.counts = {}
+    this.serviceMs = 0
     this.faults = []
     this.retry = { baseMs: 100, attempts: 8 } // redelivery of notifications the receiver failed
     this.retries = new Set()
@@ -56,6 +57,14 @@ class Emulator {
   /** The counter `name` (0 when never touched). */
   counter(name) {
     return this.counts[name] ?? 0
+  }
+
+  /**
+   * Milliseconds spent answering requests since the start (injected latency included): the
+   * provider's share of a client's wall time, for benchmarks.
+   */
+  serviceTime() {
+    return this.serviceMs
   }
 
   resetCounts() {
@@ -129,6 +138,7 @@ class Emulator {
     const chunks = []
     req.on('data', (c) => chunks.push(c))
     req.on('end', async () => {
+      const began = performance.now()
       const u = new URL(req.url, 'http://emulator')
       const body = Buffer.concat(chunks).toString('utf8')
       let json = null
@@ -161,6 +171,7 @@ class Emulator {
       }
       res.writeHead(out.status, headers)
       res.end(payload)
+      this.serviceMs += performance.now() - began
     })
   }
 
