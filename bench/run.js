@@ -65,7 +65,7 @@ async function throughput(ms, callers, fn) {
 }
 
 function emulatorProcess() {
-  const child = fork(path.join(__dirname, 'emulator-process.js'), { execArgv: process.env.BENCH_TRACE_GC ? ['--trace-gc'] : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(path.join(__dirname, 'emulator-process.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   let next = 0
   const waiting = new Map()
   child.on('message', (m) => {
