@@ -622,8 +622,14 @@ async function freshnessScenario(sync, pg, emu) {
       const { sentAt, answeredAt, serviceBefore } = await emu.call('changeAndNotify', { calendarId: c.calendarId, startMs })
       // Visible: the first read that shows the change (reads back to back; one takes about 1 ms).
       let visibleAt = null
+      let longestRead = 0
+      let reads = 0
       for (let k = 0; k < 5000 && visibleAt === null; k++) {
-        if (visible((await sync.getCachedAvailability({ selectedCalendarIds: [c.id], ...range })).busy, startMs)) visibleAt = hrNow()
+        const readAt = hrNow()
+        const read = await sync.getCachedAvailability({ selectedCalendarIds: [c.id], ...range })
+        reads++
+        longestRead = Math.max(longestRead, hrNow() - readAt)
+        if (visible(read.busy, startMs)) visibleAt = hrNow()
       }
       if (visibleAt === null) throw new Error(`freshness: the change on ${c.calendarId} never became visible`)
       const providerMs = (await emu.call('serviceTime')) - serviceBefore
@@ -635,7 +641,7 @@ async function freshnessScenario(sync, pg, emu) {
       provider.push(providerMs)
       own.push(visibleAt - sentAt - providerMs)
       settled.push(settledAt - sentAt)
-      if (trace && visibleAt - sentAt - providerMs > 25) log(`freshness: slow change: own ${(visibleAt - sentAt - providerMs).toFixed(1)} ms, webhook ${(answeredAt - sentAt).toFixed(1)} ms, provider ${providerMs.toFixed(1)} ms, list sequences ${(await emu.call('counter', { name: 'google.events.list.sequence' })) - listsBefore}`)
+      if (trace && visibleAt - sentAt - providerMs > 25) log(`freshness: slow change at ${new Date(sentAt).toISOString()}: own ${(visibleAt - sentAt - providerMs).toFixed(1)} ms, webhook ${(answeredAt - sentAt).toFixed(1)} ms, provider ${providerMs.toFixed(1)} ms, list sequences ${(await emu.call('counter', { name: 'google.events.list.sequence' })) - listsBefore}, reads ${reads}, the longest ${longestRead.toFixed(1)} ms`)
     }
     await emu.call('clearFaults')
     for (const a of [total, own, provider, webhook, settled]) a.sort((x, y) => x - y)

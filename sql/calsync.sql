@@ -22,8 +22,10 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncLease" (
 
 -- Pages of a sync too large to keep in memory wait here (one set per sync run, "runId") until
 -- the sync's short final transaction moves them into "CalendarCacheEvent". Same columns as that
--- table; rows of runs that died are removed by cleanup.
-CREATE TABLE IF NOT EXISTS "CalendarSyncStage" (
+-- table; rows of runs that died are removed by cleanup. Unlogged: staged rows are written once, not
+-- twice (no WAL), and a crash that loses them only loses runs that died with it (their syncs start
+-- over); the final transaction copies them into the logged table.
+CREATE UNLOGGED TABLE IF NOT EXISTS "CalendarSyncStage" (
   "id" TEXT NOT NULL,
   "runId" TEXT NOT NULL,
   "externalId" TEXT NOT NULL,
@@ -46,6 +48,7 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncStage" (
   "externalUpdatedAt" TIMESTAMP(3),
   PRIMARY KEY ("runId", "id")
 );
+ALTER TABLE "CalendarSyncStage" SET UNLOGGED; -- installs from before it was created unlogged
 
 -- Why the last sync of a calendar failed (an error code, never a message with contents), for
 -- status(); removed by the next successful sync.
@@ -131,3 +134,51 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncBookingChange" (
   PRIMARY KEY ("selectedCalendarId", "externalId")
 );
 CREATE UNIQUE INDEX IF NOT EXISTS "CalendarSyncBookingChange_id_key" ON "CalendarSyncBookingChange" ("id");
+
+-- A sync's start in one round trip (SPEC §6.8): the calendar group of row p_id, its claim
+-- "sync:<owner row>" taken if free (or expired), then the group read again after the take, so a sync
+-- that got the claim sees what the previous holder committed. "taken" tells whether the claim is now
+-- this holder's; "claimKey" is the key tried. No rows: no such calendar row. A function so a pooler's
+-- server session keeps the plans (the statement is the only one of its transaction).
+CREATE OR REPLACE FUNCTION calsync_sync_claim_v1(p_id TEXT, p_holder TEXT, p_ttl_ms BIGINT)
+RETURNS TABLE (
+  id TEXT, "userId" INTEGER, integration TEXT, "externalId" TEXT, "credentialId" INTEGER,
+  "delegationCredentialId" TEXT, "channelId" TEXT, "channelResourceId" TEXT,
+  "channelExpiration" TIMESTAMP(3), "syncToken" TEXT, errors INTEGER, has_state BOOLEAN,
+  window_end TIMESTAMP(3), read_at TIMESTAMP(3), email TEXT, "claimKey" TEXT, taken BOOLEAN
+) LANGUAGE plpgsql VOLATILE AS $calsync$
+#variable_conflict use_column
+DECLARE
+  v_key TEXT;
+  v_taken BOOLEAN := false;
+BEGIN
+  SELECT 'sync:' || g.id INTO v_key
+  FROM "SelectedCalendar" g
+  LEFT JOIN "CalendarSyncState" s ON s."selectedCalendarId" = g.id
+  WHERE (g."userId", g.integration, g."externalId") IN (
+    SELECT r."userId", r.integration, r."externalId" FROM "SelectedCalendar" r WHERE r.id = p_id)
+  ORDER BY (s."selectedCalendarId" IS NULL), (g."eventTypeId" IS NOT NULL), g.id
+  LIMIT 1;
+  IF v_key IS NULL THEN
+    RETURN;
+  END IF;
+  INSERT INTO "CalendarSyncLease" AS l ("key", "holder", "expiresAt")
+  VALUES (v_key, p_holder, clock_timestamp() + p_ttl_ms * interval '1 millisecond')
+  ON CONFLICT ("key") DO UPDATE SET "holder" = EXCLUDED."holder", "expiresAt" = EXCLUDED."expiresAt"
+  WHERE l."expiresAt" < clock_timestamp()
+  RETURNING true INTO v_taken;
+  RETURN QUERY
+  SELECT sc.id::TEXT, sc."userId"::INTEGER, sc.integration::TEXT, sc."externalId"::TEXT,
+         sc."credentialId"::INTEGER, sc."delegationCredentialId"::TEXT, sc."channelId"::TEXT,
+         sc."channelResourceId"::TEXT, sc."channelExpiration"::TIMESTAMP(3), sc."syncToken"::TEXT,
+         COALESCE(sc."syncErrorCount", 0)::INTEGER, (st."selectedCalendarId" IS NOT NULL),
+         st."windowEnd"::TIMESTAMP(3), (clock_timestamp() AT TIME ZONE 'UTC')::TIMESTAMP(3),
+         u.email::TEXT, v_key, COALESCE(v_taken, false)
+  FROM "SelectedCalendar" sc
+  JOIN users u ON u.id = sc."userId"
+  LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
+  WHERE (sc."userId", sc.integration, sc."externalId") IN (
+    SELECT r."userId", r.integration, r."externalId" FROM "SelectedCalendar" r WHERE r.id = p_id)
+  ORDER BY (st."selectedCalendarId" IS NULL), (sc."eventTypeId" IS NOT NULL), sc.id;
+END
+$calsync$;

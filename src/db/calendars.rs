@@ -10,6 +10,7 @@ use chrono::NaiveDateTime;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::lease::Lease;
 use super::sql::{query, stmt};
 use crate::error::Result;
 
@@ -106,6 +107,28 @@ impl Group {
 /// The group of the row `id`, or `None` when there is no such row.
 pub async fn group_of(pool: &PgPool, id: &str) -> Result<Option<Group>> {
     group_from(stmt(GROUP_SQL).text(id).fetch_all(pool).await?)
+}
+
+/// Row `id`'s group read after trying to take its sync claim for `holder` (one round trip; see
+/// `calsync_sync_claim_v1` in sql/calsync.sql): the group, the claim's key, and whether the claim is
+/// now `holder`'s. `None` when there is no such row.
+pub async fn claim_group(
+    pool: &PgPool,
+    id: &str,
+    holder: &str,
+    ttl: std::time::Duration,
+) -> Result<Option<(Group, String, bool)>> {
+    let rows = stmt("SELECT * FROM calsync_sync_claim_v1($1, $2, $3)")
+        .text(id)
+        .text(holder)
+        .bigint(ttl.as_millis().min(i64::MAX as u128) as i64)
+        .fetch_all(pool)
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (key, taken): (String, bool) = (first.try_get("claimKey")?, first.try_get("taken")?);
+    Ok(group_from(rows)?.map(|g| (g, key, taken)))
 }
 
 /// The channel a notification names: the row id it is stored on, with its resource id and provider.
@@ -335,35 +358,29 @@ pub async fn pending(pool: &PgPool, older_than_ms: i64) -> Result<Vec<String>> {
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Removes the pending marks a committed sync covered: those written before `read_at` (the sync
-/// started reading after them). Run after the sync's commit, so webhooks marking the calendar never
-/// wait for it; should the process die in between, the mark only causes one more sync.
-pub async fn clear_pending(pool: &PgPool, row_ids: &[String], read_at: NaiveDateTime) -> Result<()> {
-    stmt(r#"DELETE FROM "CalendarSyncPending" WHERE "selectedCalendarId" = ANY($1) AND "last" <= $2"#)
-        .texts(row_ids)
-        .ts(read_at)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction.
+/// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction,
+/// in one statement: the new token, the failures forgotten, the pending marks written before the
+/// group was read (`read_at`) cleared, and the sync's claim ended with the commit.
 pub async fn record_sync_success(
     conn: &mut PgConnection,
     row_ids: &[String],
     sync_token: Option<&str>,
     now: NaiveDateTime,
+    read_at: NaiveDateTime,
+    claim: &Lease,
 ) -> Result<()> {
-    query(r#"DELETE FROM "CalendarSyncFailure" WHERE "selectedCalendarId" = ANY($1)"#)
-        .bind(row_ids)
-        .execute(&mut *conn)
-        .await?;
     query(
-        r#"UPDATE "SelectedCalendar" SET "syncToken" = $2, "syncedAt" = $3, "syncErrorCount" = 0 WHERE id = ANY($1)"#,
+        r#"WITH failures AS (DELETE FROM "CalendarSyncFailure" WHERE "selectedCalendarId" = ANY($1)),
+                marks AS (DELETE FROM "CalendarSyncPending" WHERE "selectedCalendarId" = ANY($1) AND "last" <= $4),
+                claim AS (DELETE FROM "CalendarSyncLease" WHERE "key" = $5 AND "holder" = $6)
+           UPDATE "SelectedCalendar" SET "syncToken" = $2, "syncedAt" = $3, "syncErrorCount" = 0 WHERE id = ANY($1)"#,
     )
     .bind(row_ids)
     .bind(sync_token)
     .bind(now)
+    .bind(read_at)
+    .bind(&claim.key)
+    .bind(claim.holder())
     .execute(conn)
     .await?;
     Ok(())

@@ -75,6 +75,16 @@ pub async fn take(pool: &PgPool, key: &str, ttl: Duration, wait: Duration) -> Re
 }
 
 impl Lease {
+    /// A claim taken by other means (`calendars::claim_group`) under `key` for `holder`.
+    pub fn held(key: String, holder: String) -> Lease {
+        Lease { key, holder }
+    }
+
+    /// Who holds it (this claim's random holder id).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Extends the claim by `ttl` from now; false when it was lost (expired and taken by another).
     pub async fn renew(&self, pool: &PgPool, ttl: Duration) -> Result<bool> {
         let n = stmt(

@@ -13,6 +13,9 @@ pub const CALCOM_SQL: &str = include_str!("../../sql/calcom-schema.sql");
 /// calsync's own table, needed in production too.
 pub const CALSYNC_SQL: &str = include_str!("../../sql/calsync.sql");
 
+/// The function a sync starts with (`calendars::claim_group`), created by [`CALSYNC_SQL`].
+const SYNC_CLAIM_FUNCTION: &str = "calsync_sync_claim_v1";
+
 /// Every (table, column) calsync reads or writes.
 pub const REQUIRED: &[(&str, &[&str])] = &[
     ("users", &["id"]),
@@ -180,7 +183,10 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     .fetch_as(pool)
     .await?;
     let mut gaps = missing(&rows.into_iter().collect());
-    let functions: Vec<&str> = crate::availability::read_functions().map(|f| f.name.as_str()).collect();
+    let functions: Vec<&str> = crate::availability::read_functions()
+        .map(|f| f.name.as_str())
+        .chain([SYNC_CLAIM_FUNCTION])
+        .collect();
     let present: Vec<String> =
         stmt("SELECT proname::text FROM pg_proc WHERE proname = ANY($1) AND pg_function_is_visible(oid)")
             .texts(&functions)

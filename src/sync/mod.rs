@@ -337,54 +337,71 @@ impl Engine {
     }
 
     async fn sync_once(&self, id: &str, force_full: Option<&'static str>) -> Result<SyncReport, Restart> {
-        let first = calendars::group_of(&self.pool, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
         let _slot = self.sync_slots.acquire().await.map_err(|_| Error::Closed)?;
-        let key = format!("sync:{}", first.owner_id);
-        let claim = match lease::take(&self.pool, &key, self.cfg.sync.lease, self.cfg.sync.lock_timeout).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.record_failure(&first, &e).await;
+        let (group, claim) = self.claim(id).await?;
+        let started = Instant::now();
+        let result = self.sync_claimed(&group, force_full, &claim).await;
+        if let Err(Restart::Failed(e)) = &result {
+            self.record_failure(&group, e).await;
+        }
+        let full = match &result {
+            Ok(report) => report.full,
+            Err(_) => force_full.is_some() || group.sync_token.is_none(),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Restart::Failed(_)) => "failed",
+            Err(_) => "restarted",
+        };
+        let (provider, kind) = (
+            crate::metrics::provider(&group.integration),
+            if full { "full" } else { "incremental" },
+        );
+        crate::metrics::Metrics::inc(&self.metrics.syncs, &[provider, kind, outcome]);
+        self.metrics
+            .sync_seconds
+            .with_label_values(&[provider, kind])
+            .observe(started.elapsed().as_secs_f64());
+        // A sync that committed ended its claim in the same transaction.
+        if result.is_err() {
+            claim.release(&self.pool).await;
+        }
+        result
+    }
+
+    /// Row `id`'s group, read under its sync claim, waiting up to `lock_timeout` for another
+    /// process's sync of the calendar to end (or its claim to expire).
+    async fn claim(&self, id: &str) -> Result<(Group, Lease), Restart> {
+        let holder = uuid::Uuid::new_v4().to_string();
+        let deadline = tokio::time::Instant::now() + self.cfg.sync.lock_timeout;
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            let (group, key, taken) = match calendars::claim_group(&self.pool, id, &holder, self.cfg.sync.lease).await {
+                Ok(Some(found)) => found,
+                Ok(None) => return Err(not_found(id).into()),
+                Err(e) => {
+                    // The background pool may be what failed: the group for the record comes through
+                    // the front pool.
+                    if let Ok(Some(group)) = calendars::group_of(&self.front, id).await {
+                        self.record_failure(&group, &e).await;
+                    }
+                    return Err(e.into());
+                }
+            };
+            if taken {
+                return Ok((group, Lease::held(key, holder)));
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                let e = Error::Database(format!(
+                    "timed out after {} s waiting for another process's claim on {key}",
+                    self.cfg.sync.lock_timeout.as_secs()
+                ));
+                self.record_failure(&group, &e).await;
                 return Err(e.into());
             }
-        };
-        // Re-read under the claim: another process may have just synced and moved the token on.
-        let result = match calendars::group_of(&self.pool, id).await {
-            Ok(Some(group)) => {
-                let started = Instant::now();
-                let result = self.sync_claimed(&group, force_full, &claim).await;
-                if let Err(Restart::Failed(e)) = &result {
-                    self.record_failure(&group, e).await;
-                }
-                let full = match &result {
-                    Ok(report) => report.full,
-                    Err(_) => force_full.is_some() || group.sync_token.is_none(),
-                };
-                let outcome = match &result {
-                    Ok(_) => "ok",
-                    Err(Restart::Failed(_)) => "failed",
-                    Err(_) => "restarted",
-                };
-                let (provider, kind) = (
-                    crate::metrics::provider(&group.integration),
-                    if full { "full" } else { "incremental" },
-                );
-                crate::metrics::Metrics::inc(&self.metrics.syncs, &[provider, kind, outcome]);
-                self.metrics
-                    .sync_seconds
-                    .with_label_values(&[provider, kind])
-                    .observe(started.elapsed().as_secs_f64());
-                result
-            }
-            Ok(None) => Err(not_found(id).into()),
-            Err(e) => {
-                self.record_failure(&first, &e).await;
-                Err(e.into())
-            }
-        };
-        claim.release(&self.pool).await;
-        result
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(250));
+        }
     }
 
     async fn sync_claimed(
@@ -506,7 +523,7 @@ impl Engine {
             let (start, end) = self.window(run.stamp);
             calendars::store_window(&mut tx, owner, start, end, run.stamp).await?;
         }
-        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp).await?;
+        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp, group.read_at, run.claim).await?;
         if let (true, Some(credential)) = (run.legacy_write, group.credential_id) {
             let done = legacy::refresh(
                 &mut tx,
@@ -534,10 +551,6 @@ impl Engine {
             self.deliver_booking_changes();
         }
         run.report.booking_changes = found;
-        if let Err(e) = calendars::clear_pending(&self.pool, &group.row_ids, group.read_at).await {
-            // Committed all the same: the mark only causes one more sync later.
-            tracing::warn!(calendar = %group.owner_id, error = %e, "could not clear a covered pending mark");
-        }
         run.report.upserted = upserted;
         run.report.deleted = if run.full {
             replaced.saturating_sub(upserted)
