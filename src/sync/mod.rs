@@ -502,7 +502,7 @@ impl Engine {
             rows.clear();
         }
         if buffer.staged > 0 {
-            upserted += events::merge_stage(&mut tx, owner, &buffer.run_id, run.stamp).await?;
+            upserted += events::merge_stage(&mut tx, owner, &buffer.run_id, run.stamp, run.full).await?;
         }
         // When the provider says each event changed (a full sync reads every event, changed lately
         // or not: only incremental syncs measure propagation).
