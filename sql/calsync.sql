@@ -139,7 +139,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS "CalendarSyncBookingChange_id_key" ON "Calenda
 -- "sync:<owner row>" taken if free (or expired), then the group read again after the take, so a sync
 -- that got the claim sees what the previous holder committed. "taken" tells whether the claim is now
 -- this holder's; "claimKey" is the key tried. No rows: no such calendar row. A function so a pooler's
--- server session keeps the plans (the statement is the only one of its transaction).
+-- server session keeps the plans (the statement is the only one of its transaction). Its commit does
+-- not wait for the WAL flush: a claim is an optimisation (the sync's write checks the token), and
+-- one lost in a crash only lets another process sync the calendar too.
 CREATE OR REPLACE FUNCTION calsync_sync_claim_v1(p_id TEXT, p_holder TEXT, p_ttl_ms BIGINT)
 RETURNS TABLE (
   id TEXT, "userId" INTEGER, integration TEXT, "externalId" TEXT, "credentialId" INTEGER,
@@ -152,6 +154,7 @@ DECLARE
   v_key TEXT;
   v_taken BOOLEAN := false;
 BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
   SELECT 'sync:' || g.id INTO v_key
   FROM "SelectedCalendar" g
   LEFT JOIN "CalendarSyncState" s ON s."selectedCalendarId" = g.id

@@ -310,11 +310,20 @@ pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64
 /// final write of a sync checks that no other sync committed since it started. `NO KEY UPDATE`:
 /// webhooks writing pending marks (whose foreign key takes a key-share lock on the row) never wait
 /// for a sync's commit.
+///
+/// The same statement makes the transaction's commit asynchronous (`synchronous_commit = off` for
+/// this transaction only): the commit returns without waiting for its WAL flush. Nothing in it is
+/// an acknowledgement — the pending mark the webhook answered on was flushed before, and a crash
+/// that loses this transaction loses its deletion of that mark too, so the calendar is synced again
+/// (SPEC §6.10). WAL keeps commit order, so a later flushed commit makes this one durable as well.
 pub async fn lock_token(conn: &mut PgConnection, owner_id: &str) -> Result<Option<Option<String>>> {
-    let row = query(r#"SELECT "syncToken" FROM "SelectedCalendar" WHERE id = $1 FOR NO KEY UPDATE"#)
-        .bind(owner_id)
-        .fetch_optional(conn)
-        .await?;
+    let row = query(
+        r#"SELECT set_config('synchronous_commit', 'off', true), "syncToken"
+           FROM "SelectedCalendar" WHERE id = $1 FOR NO KEY UPDATE"#,
+    )
+    .bind(owner_id)
+    .fetch_optional(conn)
+    .await?;
     Ok(match row {
         Some(r) => Some(r.try_get("syncToken")?),
         None => None,
@@ -360,7 +369,8 @@ pub async fn pending(pool: &PgPool, older_than_ms: i64) -> Result<Vec<String>> {
 
 /// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction,
 /// in one statement: the new token, the failures forgotten, the pending marks written before the
-/// group was read (`read_at`) cleared, and the sync's claim ended with the commit.
+/// group was read (`read_at`) cleared, and the sync's claim ended with the commit. A webhook marking
+/// the same calendar in that last instant waits for the commit (its mark then lands after it).
 pub async fn record_sync_success(
     conn: &mut PgConnection,
     row_ids: &[String],

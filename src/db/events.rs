@@ -20,7 +20,10 @@ const MERGE_STAGE_SQL: &str = concat!(
 /// A full sync's merge: the calendar's rows were deleted in the same transaction and the staged rows
 /// are distinct by external id, so nothing can conflict (a plain insert, without the speculative
 /// insertion `ON CONFLICT` costs).
-const INSERT_STAGE_SQL: &str = concat!(include_str!("upsert_events.sql"), include_str!("upsert_events_stage.sql"));
+const INSERT_STAGE_SQL: &str = concat!(
+    include_str!("upsert_events.sql"),
+    include_str!("upsert_events_stage.sql")
+);
 
 /// A new row id: a time-ordered UUID (version 7), so inserts land at the right edge of the primary
 /// key index instead of on random pages (about a quarter faster full syncs, and a denser index).
