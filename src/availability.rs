@@ -488,6 +488,10 @@ pub fn assemble(
         }
     };
     let mut emitted_owners: HashSet<String> = HashSet::new();
+    // Every calendar's blocks, by index into `sources` (its id and provider), sorted and formatted
+    // once all are in: comparing timestamps, not their strings.
+    let mut blocks: Vec<(NaiveDateTime, NaiveDateTime, usize)> = Vec::new();
+    let mut sources: Vec<(String, String)> = Vec::new();
     for id in requested {
         let Some(row) = by_id.get(&id) else {
             answer.uncached.push((id, Uncached::NotFound));
@@ -542,18 +546,20 @@ pub fn assemble(
                 }
             }
         }
-        for (s, e) in spans {
-            answer.busy.push(Busy {
-                start: format_utc(s),
-                end: format_utc(e),
-                selected_calendar_id: id.clone(),
-                source: row.integration.clone(),
-            });
-        }
+        blocks.extend(spans.into_iter().map(|(s, e)| (s, e, sources.len())));
+        sources.push((id, row.integration.clone()));
     }
-    answer
-        .busy
-        .sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.end.cmp(&b.end)));
+    // Stable: blocks with equal bounds keep the calendars' order.
+    blocks.sort_by_key(|&(s, e, _)| (s, e));
+    answer.busy = blocks
+        .into_iter()
+        .map(|(s, e, i)| Busy {
+            start: format_utc(s),
+            end: format_utc(e),
+            selected_calendar_id: sources[i].0.clone(),
+            source: sources[i].1.clone(),
+        })
+        .collect();
     answer
 }
 

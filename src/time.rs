@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Timelike, Utc};
 
 use crate::error::{Error, Result};
 
@@ -18,9 +18,31 @@ pub fn parse_iso(field: &str, value: &str) -> Result<DateTime<Utc>> {
         })
 }
 
-/// Formats a database timestamp (UTC) as `2026-01-31T09:00:00.000Z`.
+/// Formats a database timestamp (UTC) as `2026-01-31T09:00:00.000Z`. Digits are written directly
+/// (a read of a large team formats tens of thousands of these); years outside 0–9999 and leap
+/// seconds, which the database never holds, go through chrono.
 pub fn format_utc(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
+    let mut out = String::with_capacity(24);
+    let mut digits = |v: u32, width: u32, then: Option<char>| {
+        for p in (0..width).rev() {
+            out.push(char::from(b'0' + (v / 10u32.pow(p) % 10) as u8));
+        }
+        if let Some(c) = then {
+            out.push(c);
+        }
+    };
+    digits(year as u32, 4, Some('-'));
+    digits(t.month(), 2, Some('-'));
+    digits(t.day(), 2, Some('T'));
+    digits(t.hour(), 2, Some(':'));
+    digits(t.minute(), 2, Some(':'));
+    digits(t.second(), 2, Some('.'));
+    digits(nanos / 1_000_000, 3, Some('Z'));
+    out
 }
 
 /// How far calsync's clock is shifted from the system's, in milliseconds (simulations and tests).
@@ -46,6 +68,33 @@ pub fn now_db() -> NaiveDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_utc_writes_what_chrono_writes() {
+        let base = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let mut t = base;
+        // Steps of a prime number of milliseconds across two millennia: every field and carry.
+        for _ in 0..200_000 {
+            assert_eq!(format_utc(t), t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true));
+            t += chrono::Duration::milliseconds(314_159_265);
+        }
+        let odd = chrono::NaiveDate::from_ymd_opt(2026, 2, 28)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 999_999_999)
+            .unwrap();
+        assert_eq!(format_utc(odd), "2026-02-28T23:59:59.999Z");
+        let far = chrono::NaiveDate::from_ymd_opt(12026, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        assert_eq!(
+            format_utc(far),
+            far.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+    }
 
     #[test]
     fn parses_offsets_to_utc() {
