@@ -138,7 +138,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS "CalendarSyncBookingChange_id_key" ON "Calenda
 -- A sync's start in one round trip (SPEC §6.8): the calendar group of row p_id, its claim
 -- "sync:<owner row>" taken if free (or expired), then the group read again after the take, so a sync
 -- that got the claim sees what the previous holder committed. "taken" tells whether the claim is now
--- this holder's; "claimKey" is the key tried. No rows: no such calendar row. A function so a pooler's
+-- this holder's; "claimKey" is the key tried; "pending": the row has a pending mark (SPEC §6.10).
+-- No rows: no such calendar row. A function so a pooler's
 -- server session keeps the plans (the statement is the only one of its transaction). Its commit does
 -- not wait for the WAL flush: a claim is an optimisation (the sync's write checks the token), and
 -- one lost in a crash only lets another process sync the calendar too.
@@ -147,7 +148,8 @@ RETURNS TABLE (
   id TEXT, "userId" INTEGER, integration TEXT, "externalId" TEXT, "credentialId" INTEGER,
   "delegationCredentialId" TEXT, "channelId" TEXT, "channelResourceId" TEXT,
   "channelExpiration" TIMESTAMP(3), "syncToken" TEXT, errors INTEGER, has_state BOOLEAN,
-  window_end TIMESTAMP(3), read_at TIMESTAMP(3), email TEXT, "claimKey" TEXT, taken BOOLEAN
+  window_end TIMESTAMP(3), read_at TIMESTAMP(3), email TEXT, pending BOOLEAN, "claimKey" TEXT,
+  taken BOOLEAN
 ) LANGUAGE plpgsql VOLATILE AS $calsync$
 #variable_conflict use_column
 DECLARE
@@ -176,7 +178,9 @@ BEGIN
          sc."channelResourceId"::TEXT, sc."channelExpiration"::TIMESTAMP(3), sc."syncToken"::TEXT,
          COALESCE(sc."syncErrorCount", 0)::INTEGER, (st."selectedCalendarId" IS NOT NULL),
          st."windowEnd"::TIMESTAMP(3), (clock_timestamp() AT TIME ZONE 'UTC')::TIMESTAMP(3),
-         u.email::TEXT, v_key, COALESCE(v_taken, false)
+         u.email::TEXT,
+         EXISTS (SELECT 1 FROM "CalendarSyncPending" p WHERE p."selectedCalendarId" = sc.id),
+         v_key, COALESCE(v_taken, false)
   FROM "SelectedCalendar" sc
   JOIN users u ON u.id = sc."userId"
   LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id

@@ -37,6 +37,9 @@ pub struct Group {
     pub window_end: Option<NaiveDateTime>,
     /// When this was read, on the database's clock: a sync clears the pending marks written before.
     pub read_at: NaiveDateTime,
+    /// Whether a row of the group had a pending mark when it was read (known from
+    /// [`claim_group`] only; `false` from [`group_of`]).
+    pub pending: bool,
 }
 
 const GROUP_SQL: &str = r#"
@@ -74,6 +77,7 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
         has_state: first.try_get("has_state")?,
         window_end: first.try_get("window_end")?,
         read_at: first.try_get("read_at")?,
+        pending: false,
     };
     for r in &rows {
         g.row_ids.push(r.try_get("id")?);
@@ -128,7 +132,8 @@ pub async fn claim_group(
         return Ok(None);
     };
     let (key, taken): (String, bool) = (first.try_get("claimKey")?, first.try_get("taken")?);
-    Ok(group_from(rows)?.map(|g| (g, key, taken)))
+    let pending = rows.iter().any(|r| r.try_get::<bool, _>("pending").unwrap_or(false));
+    Ok(group_from(rows)?.map(|g| (Group { pending, ..g }, key, taken)))
 }
 
 /// The channel a notification names: the row id it is stored on, with its resource id and provider.
@@ -311,17 +316,20 @@ pub async fn clear_subscription(pool: &PgPool, row_ids: &[String]) -> Result<u64
 /// webhooks writing pending marks (whose foreign key takes a key-share lock on the row) never wait
 /// for a sync's commit.
 ///
-/// The same statement makes the transaction's commit asynchronous (`synchronous_commit = off` for
-/// this transaction only): the commit returns without waiting for its WAL flush. Nothing in it is
-/// an acknowledgement — the pending mark the webhook answered on was flushed before, and a crash
-/// that loses this transaction loses its deletion of that mark too, so the calendar is synced again
-/// (SPEC §6.10). WAL keeps commit order, so a later flushed commit makes this one durable as well.
-pub async fn lock_token(conn: &mut PgConnection, owner_id: &str) -> Result<Option<Option<String>>> {
+/// `clears_mark`: the transaction will delete a pending mark (SPEC §6.10). The same statement then
+/// makes its commit asynchronous (`synchronous_commit = off`, for this transaction only): the
+/// commit returns without waiting for its WAL flush. A crash that loses such a transaction loses
+/// its deletion of the mark too, so the calendar is synced again and nothing acknowledged is lost;
+/// WAL keeps commit order, so any later flushed commit makes it durable as well. Other syncs (cron,
+/// sync-on-read, `syncCalendar`) have no mark to fall back on and commit as the server is set to.
+pub async fn lock_token(conn: &mut PgConnection, owner_id: &str, clears_mark: bool) -> Result<Option<Option<String>>> {
     let row = query(
-        r#"SELECT set_config('synchronous_commit', 'off', true), "syncToken"
+        r#"SELECT set_config('synchronous_commit', CASE WHEN $2 THEN 'off' ELSE current_setting('synchronous_commit') END, true),
+                  "syncToken"
            FROM "SelectedCalendar" WHERE id = $1 FOR NO KEY UPDATE"#,
     )
     .bind(owner_id)
+    .bind(clears_mark)
     .fetch_optional(conn)
     .await?;
     Ok(match row {

@@ -472,7 +472,7 @@ impl Engine {
         let group = run.group;
         let writing = Instant::now();
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        match calendars::lock_token(&mut tx, &group.owner_id).await? {
+        match calendars::lock_token(&mut tx, &group.owner_id, group.pending).await? {
             None => return Err(not_found(&group.owner_id).into()),
             Some(current) if current != group.sync_token => return Err(Restart::Moved),
             Some(_) => {}
