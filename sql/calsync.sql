@@ -137,12 +137,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS "CalendarSyncBookingChange_id_key" ON "Calenda
 
 -- A sync's start in one round trip (SPEC §6.8): the calendar group of row p_id, its claim
 -- "sync:<owner row>" taken if free (or expired), then the group read again after the take, so a sync
--- that got the claim sees what the previous holder committed. "taken" tells whether the claim is now
--- this holder's; "claimKey" is the key tried; "pending": the row has a pending mark (SPEC §6.10).
--- No rows: no such calendar row. A function so a pooler's
--- server session keeps the plans (the statement is the only one of its transaction). Its commit does
--- not wait for the WAL flush: a claim is an optimisation (the sync's write checks the token), and
--- one lost in a crash only lets another process sync the calendar too.
+-- that got the claim sees what the previous holder committed. "taken": the claim is now this
+-- holder's; "claimKey": the key tried; "pending": the row has a pending mark (SPEC §6.10). No rows:
+-- no such calendar row. A function, so a pooler's server session keeps the plans (the call is the
+-- only statement of its transaction). Its commit does not wait for the WAL flush: a claim is an
+-- optimisation (the sync's write checks the token), and one lost in a crash only lets another
+-- process sync the calendar too.
 CREATE OR REPLACE FUNCTION calsync_sync_claim_v1(p_id TEXT, p_holder TEXT, p_ttl_ms BIGINT)
 RETURNS TABLE (
   id TEXT, "userId" INTEGER, integration TEXT, "externalId" TEXT, "credentialId" INTEGER,

@@ -27,21 +27,19 @@ pub fn format_utc(t: NaiveDateTime) -> String {
         return t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true);
     }
     let mut out = String::with_capacity(24);
-    let mut digits = |v: u32, width: u32, then: Option<char>| {
+    let mut digits = |v: u32, width: u32, then: char| {
         for p in (0..width).rev() {
             out.push(char::from(b'0' + (v / 10u32.pow(p) % 10) as u8));
         }
-        if let Some(c) = then {
-            out.push(c);
-        }
+        out.push(then);
     };
-    digits(year as u32, 4, Some('-'));
-    digits(t.month(), 2, Some('-'));
-    digits(t.day(), 2, Some('T'));
-    digits(t.hour(), 2, Some(':'));
-    digits(t.minute(), 2, Some(':'));
-    digits(t.second(), 2, Some('.'));
-    digits(nanos / 1_000_000, 3, Some('Z'));
+    digits(year as u32, 4, '-');
+    digits(t.month(), 2, '-');
+    digits(t.day(), 2, 'T');
+    digits(t.hour(), 2, ':');
+    digits(t.minute(), 2, ':');
+    digits(t.second(), 2, '.');
+    digits(nanos / 1_000_000, 3, 'Z');
     out
 }
 

@@ -132,7 +132,10 @@ pub async fn claim_group(
         return Ok(None);
     };
     let (key, taken): (String, bool) = (first.try_get("claimKey")?, first.try_get("taken")?);
-    let pending = rows.iter().any(|r| r.try_get::<bool, _>("pending").unwrap_or(false));
+    let mut pending = false;
+    for r in &rows {
+        pending |= r.try_get::<bool, _>("pending")?;
+    }
     Ok(group_from(rows)?.map(|g| (Group { pending, ..g }, key, taken)))
 }
 
