@@ -4,13 +4,8 @@
 const { startEmulator } = require('../emulator')
 
 let emu
-// This process's garbage-collection pauses (start and end on the shared high-resolution clock), for
-// telling the emulator's own stalls from calsync's when tracing.
-const pauses = []
-new (require('node:perf_hooks').PerformanceObserver)((list) => {
-  for (const e of list.getEntries()) pauses.push([performance.timeOrigin + e.startTime, performance.timeOrigin + e.startTime + e.duration])
-  if (pauses.length > 10000) pauses.splice(0, 5000)
-}).observe({ entryTypes: ['gc'] })
+// The emulator's own garbage-collection pauses, when tracing freshness (bench/run.js).
+const gc = process.env.BENCH_TRACE_FRESHNESS ? require('./gc-pauses').watchGcPauses() : null
 const DAY = 24 * 3600 * 1000
 
 const commands = {
@@ -51,7 +46,7 @@ const commands = {
   },
   serviceTime: () => emu.serviceTime(),
   /** Milliseconds this process spent collecting garbage between `from` and `to`. */
-  gcPauses: ({ from, to }) => pauses.reduce((ms, [a, b]) => ms + Math.max(0, Math.min(b, to) - Math.max(a, from)), 0),
+  gcPauses: ({ from, to }) => (gc ? gc.pausedMs(from, to) : 0),
   latency({ endpoints, ms }) {
     for (const endpoint of endpoints) emu.inject({ endpoint, latencyMs: ms, times: 1e9 })
     return true

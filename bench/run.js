@@ -8,7 +8,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { fork, execFileSync } = require('node:child_process')
-const { PerformanceObserver } = require('node:perf_hooks')
+const { watchGcPauses } = require('./gc-pauses')
 const { Pool } = require('pg')
 const { startServer, createDatabase } = require('../dev/postgres')
 const { startReceiver } = require('../dev/receiver')
@@ -590,12 +590,8 @@ const hrNow = () => performance.timeOrigin + performance.now() // comparable wit
 // events.list, its injected latency included); calsync's share is the rest: the webhook route's
 // work, the pending-change ledger, the claim, the write and the read.
 async function freshnessScenario(sync, pg, emu) {
-  const pauses = [] // this process's garbage-collection pauses, when tracing
-  const gc = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) pauses.push([performance.timeOrigin + e.startTime, performance.timeOrigin + e.startTime + e.duration])
-  })
-  if (process.env.BENCH_TRACE_FRESHNESS) gc.observe({ entryTypes: ['gc'] })
-  const pausedMs = (from, to) => pauses.reduce((ms, [a, b]) => ms + Math.max(0, Math.min(b, to) - Math.max(a, from)), 0)
+  const trace = Boolean(process.env.BENCH_TRACE_FRESHNESS)
+  const gc = trace ? watchGcPauses() : null // this process's garbage-collection pauses
   const userId = await flaggedUser(pg)
   const n = SIZE.freshness
   const ids = Array.from({ length: n }, (_, i) => `fresh-${i}@bench.example`)
@@ -624,7 +620,6 @@ async function freshnessScenario(sync, pg, emu) {
       const quiet = c.lastAt + 1100 - Date.now() // past syncMinIntervalMs (1 s): the notification syncs at once
       if (quiet > 0) await sleep(quiet)
       const startMs = day0 + round * DAY + 9 * 3600 * 1000
-      const trace = Boolean(process.env.BENCH_TRACE_FRESHNESS)
       const listsBefore = trace ? await emu.call('counter', { name: 'google.events.list.sequence' }) : 0
       const { sentAt, answeredAt, serviceBefore } = await emu.call('changeAndNotify', { calendarId: c.calendarId, startMs })
       // Visible: the first read that shows the change (reads back to back; one takes about 1 ms).
@@ -648,7 +643,7 @@ async function freshnessScenario(sync, pg, emu) {
       provider.push(providerMs)
       own.push(visibleAt - sentAt - providerMs)
       settled.push(settledAt - sentAt)
-      if (trace && visibleAt - sentAt - providerMs > 25) log(`freshness: slow change at ${new Date(sentAt).toISOString()}: own ${(visibleAt - sentAt - providerMs).toFixed(1)} ms, webhook ${(answeredAt - sentAt).toFixed(1)} ms, provider ${providerMs.toFixed(1)} ms, list sequences ${(await emu.call('counter', { name: 'google.events.list.sequence' })) - listsBefore}, reads ${reads}, the longest ${longestRead.toFixed(1)} ms, collecting garbage: the emulator ${(await emu.call('gcPauses', { from: sentAt, to: visibleAt })).toFixed(1)} ms, this process ${pausedMs(sentAt, visibleAt).toFixed(1)} ms`)
+      if (trace && visibleAt - sentAt - providerMs > 25) log(`freshness: slow change at ${new Date(sentAt).toISOString()}: own ${(visibleAt - sentAt - providerMs).toFixed(1)} ms, webhook ${(answeredAt - sentAt).toFixed(1)} ms, provider ${providerMs.toFixed(1)} ms, list sequences ${(await emu.call('counter', { name: 'google.events.list.sequence' })) - listsBefore}, reads ${reads}, the longest ${longestRead.toFixed(1)} ms, collecting garbage: the emulator ${(await emu.call('gcPauses', { from: sentAt, to: visibleAt })).toFixed(1)} ms, this process ${gc.pausedMs(sentAt, visibleAt).toFixed(1)} ms`)
     }
     await emu.call('clearFaults')
     for (const a of [total, own, provider, webhook, settled]) a.sort((x, y) => x - y)
@@ -706,7 +701,7 @@ async function freshnessScenario(sync, pg, emu) {
   record('freshness (burst, 1 s throttle)', `notification → visible p50 (${fresh.length} changes, 10 calendars, one every 100 ms each)`, percentile(fresh, 50), { unit: 'ms' })
   record('freshness (burst, 1 s throttle)', 'notification → visible p99', percentile(fresh, 99), { unit: 'ms', target: '≤ throttle + one sync', pass: percentile(fresh, 99) <= 1000 + 100 })
   results.freshness.burst = { changes: fresh.length, p50: percentile(fresh, 50), p99: percentile(fresh, 99), pollMs: 5 }
-  gc.disconnect()
+  gc?.stop()
 }
 
 // Google calendars `ids` at the emulator and one user's rows for them, each with a channel that

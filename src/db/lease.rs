@@ -57,20 +57,50 @@ pub async fn try_take(pool: &PgPool, key: &str, ttl: Duration) -> Result<Option<
 
 /// Takes claim `key`, waiting up to `wait` for its holder to end it (or to die).
 pub async fn take(pool: &PgPool, key: &str, ttl: Duration, wait: Duration) -> Result<Lease> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut pause = Duration::from_millis(10);
+    let mut waiting = Waiting::new(wait);
     loop {
         if let Some(lease) = try_take(pool, key, ttl).await? {
             return Ok(lease);
         }
-        if tokio::time::Instant::now() + pause > deadline {
-            return Err(Error::Database(format!(
-                "timed out after {} s waiting for another process's claim on {key}",
-                wait.as_secs()
-            )));
+        if !waiting.pause().await {
+            return Err(waiting.timed_out(key));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// The wait for a claim another process holds: pauses from 10 ms, doubling up to 250 ms, until
+/// `wait` has passed.
+pub struct Waiting {
+    wait: Duration,
+    deadline: tokio::time::Instant,
+    pause: Duration,
+}
+
+impl Waiting {
+    pub fn new(wait: Duration) -> Self {
+        Waiting {
+            wait,
+            deadline: tokio::time::Instant::now() + wait,
+            pause: Duration::from_millis(10),
+        }
+    }
+
+    /// Sleeps before the next try; false (without sleeping) when that would pass the deadline.
+    pub async fn pause(&mut self) -> bool {
+        if tokio::time::Instant::now() + self.pause > self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(250));
+        true
+    }
+
+    /// The error once the wait for claim `key` ran out.
+    pub fn timed_out(&self, key: &str) -> Error {
+        Error::Database(format!(
+            "timed out after {} s waiting for another process's claim on {key}",
+            self.wait.as_secs()
+        ))
     }
 }
 

@@ -373,8 +373,7 @@ impl Engine {
     /// process's sync of the calendar to end (or its claim to expire).
     async fn claim(&self, id: &str) -> Result<(Group, Lease), Restart> {
         let holder = uuid::Uuid::new_v4().to_string();
-        let deadline = tokio::time::Instant::now() + self.cfg.sync.lock_timeout;
-        let mut pause = std::time::Duration::from_millis(10);
+        let mut waiting = lease::Waiting::new(self.cfg.sync.lock_timeout);
         loop {
             let (group, key, taken) = match calendars::claim_group(&self.pool, id, &holder, self.cfg.sync.lease).await {
                 Ok(Some(found)) => found,
@@ -391,16 +390,11 @@ impl Engine {
             if taken {
                 return Ok((group, Lease::held(key, holder)));
             }
-            if tokio::time::Instant::now() + pause > deadline {
-                let e = Error::Database(format!(
-                    "timed out after {} s waiting for another process's claim on {key}",
-                    self.cfg.sync.lock_timeout.as_secs()
-                ));
+            if !waiting.pause().await {
+                let e = waiting.timed_out(&key);
                 self.record_failure(&group, &e).await;
                 return Err(e.into());
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(std::time::Duration::from_millis(250));
         }
     }
 
