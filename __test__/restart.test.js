@@ -82,11 +82,14 @@ test('Postgres restarts under load: coded errors, no hang, recovery within secon
   assert.ok(recovered, 'reads work again after the restart')
   const recoveryMs = recovered.t + recovered.ms - upAt
   assert.ok(recoveryMs < 10_000, `recovered ${recoveryMs} ms after the server was back`)
-  const during = reads.filter((r) => r.t >= downAt && r.t < upAt)
+  // Reads were in flight during the outage. Directly they fail with DB_UNAVAILABLE; through
+  // PgBouncer a read sent just after the server went away may instead wait out the whole outage in
+  // the pooler's queue and be answered once the server is back (so none may start inside it).
+  const during = reads.filter((r) => r.t < upAt && r.t + r.ms > downAt)
   assert.ok(during.length > 0, 'reads ran while the server was down')
   const failed = reads.filter((r) => !r.ok)
-  assert.ok(failed.length > 0, 'the outage was seen')
-  assert.deepEqual([...new Set(failed.map((r) => r.code))], ['DB_UNAVAILABLE'])
+  if (!process.env.CALSYNC_TEST_POOLER) assert.ok(failed.length > 0, 'the outage was seen')
+  assert.deepEqual([...new Set(failed.map((r) => r.code))], failed.length ? ['DB_UNAVAILABLE'] : [])
   assert.ok(Math.max(...reads.map((r) => r.ms)) < 5000, 'no read hung')
   assert.ok(renewed.ok || renewed.code === 'DB_UNAVAILABLE', JSON.stringify(renewed))
   const statuses = new Set([...s.emu.google.deliveries, ...s.emu.microsoft.deliveries].map((d) => d.status))
@@ -111,5 +114,5 @@ test('Postgres restarts under load: coded errors, no hang, recovery within secon
   } finally {
     await s.db.end()
   }
-  t.diagnostic(`reads ${reads.length} (${failed.length} DB_UNAVAILABLE), changes ${n}, webhook answers ${[...statuses].sort().join('/')}, recovered in ${recoveryMs} ms`)
+  t.diagnostic(`reads ${reads.length} (${failed.length} DB_UNAVAILABLE, longest ${Math.max(...reads.map((r) => r.ms))} ms), changes ${n}, webhook answers ${[...statuses].sort().join('/')}, recovered in ${recoveryMs} ms`)
 })
