@@ -38,7 +38,8 @@ export declare class CalendarSync extends NativeCalendarSync {
   /**
    * Busy blocks from the cache for `[timeMin, timeMax)`. Calendars the cache cannot answer for
    * truthfully are listed in `uncached` with a reason, never answered as free. One SQL round trip
-   * when the flags are cached. Rejects with `INVALID_ARGUMENT` for bad input.
+   * when the flags are cached. Rejects with `INVALID_ARGUMENT` for bad input, `DB_UNAVAILABLE` when
+   * the database cannot be reached or gives no answer within `readTimeoutMs`.
    */
   getCachedAvailability(args: AvailabilityArgs): Promise<AvailabilityResult>
 }

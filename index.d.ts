@@ -23,7 +23,8 @@ export declare class CalendarSync {
    * into busy-block objects; call that instead. Busy blocks from the cache for
    * `[timeMin, timeMax)`; calendars the cache cannot answer for truthfully are listed in
    * `uncached` with a reason, never answered as free. One SQL round trip when the flags are
-   * cached. Rejects with `INVALID_ARGUMENT` for bad input.
+   * cached. Rejects with `INVALID_ARGUMENT` for bad input, `DB_UNAVAILABLE` when the database
+   * cannot be reached or gives no answer within `readTimeoutMs`.
    */
   getCachedAvailabilityPacked(args: AvailabilityArgs): Promise<PackedAvailability>
   /**
@@ -256,6 +257,12 @@ export interface ConnectOptions {
   maxConnections?: number
   /** Milliseconds connecting may take before failing with `DB_UNAVAILABLE`. Default 5000. */
   connectTimeoutMs?: number
+  /**
+   * Milliseconds one `getCachedAvailability` call may wait for the database in all (a
+   * connection, a pooler's queue, the statements) before rejecting with `DB_UNAVAILABLE`.
+   * Default 10000.
+   */
+  readTimeoutMs?: number
   /** Milliseconds a feature-flag answer is reused in-process; 0 disables. Default 30000. */
   flagCacheTtlMs?: number
   /**

@@ -201,6 +201,33 @@ test('behind a pooler nobody announced (no pgbouncer=true), reads notice and sta
   }
 })
 
+test('a read the database does not answer rejects with DB_UNAVAILABLE after readTimeoutMs, and the next one works', async () => {
+  const { CalendarSync } = require('../calsync.js')
+  const { Client } = require('pg')
+  const cal = await s.googleCalendar(await s.googleUser())
+  await s.sync.subscribe(cal.id)
+  const sync = await CalendarSync.connect({ ...s.options, readTimeoutMs: 1000 })
+  const locker = new Client({ connectionString: s.env.directUrl })
+  await locker.connect()
+  try {
+    const read = () => sync.getCachedAvailability({ selectedCalendarIds: [cal.id], ...range })
+    assert.deepEqual((await read()).served, [cal.id])
+    // A migration's lock (or, through PgBouncer, a server that went away) leaves the read waiting;
+    // it must give up before the database's own 2 s statement timeout would end it.
+    await locker.query('BEGIN')
+    await locker.query('LOCK TABLE "CalendarCacheEvent" IN ACCESS EXCLUSIVE MODE')
+    const started = Date.now()
+    await assert.rejects(read(), { code: 'DB_UNAVAILABLE', message: /readTimeoutMs/ })
+    const waited = Date.now() - started
+    assert.ok(waited >= 900 && waited < 1900, `the read gave up after ${waited} ms`)
+    await locker.query('COMMIT')
+    assert.deepEqual((await read()).served, [cal.id])
+  } finally {
+    await locker.end()
+    await sync.close()
+  }
+})
+
 test('a pooler outage: reads reject with DB_UNAVAILABLE, webhooks answer 503, both recover', { skip: !require('../dev/pgbouncer').havePgBouncer() && 'pgbouncer is not installed' }, async () => {
   const { CalendarSync } = require('../calsync.js')
   const { startPgBouncer } = require('../dev/pgbouncer')

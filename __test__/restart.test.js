@@ -16,7 +16,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 let s
 test.before(async () => {
-  s = await startStack({ connectTimeoutMs: 1000, claimTtlMs: 2000 }, { googleOptions: {}, database: { embedded: true } })
+  s = await startStack({ connectTimeoutMs: 1000, readTimeoutMs: 1500, claimTtlMs: 2000 }, { googleOptions: {}, database: { embedded: true } })
   s.emu.retry.baseMs = 250
 })
 test.after(async () => {
@@ -82,15 +82,15 @@ test('Postgres restarts under load: coded errors, no hang, recovery within secon
   assert.ok(recovered, 'reads work again after the restart')
   const recoveryMs = recovered.t + recovered.ms - upAt
   assert.ok(recoveryMs < 10_000, `recovered ${recoveryMs} ms after the server was back`)
-  // Reads were in flight during the outage. Directly they fail with DB_UNAVAILABLE; through
-  // PgBouncer a read sent just after the server went away may instead wait out the whole outage in
-  // the pooler's queue and be answered once the server is back (so none may start inside it).
+  // Reads were in flight during the outage and failed with DB_UNAVAILABLE: directly within
+  // connectTimeoutMs; through PgBouncer, a read sent just after the server went away waits in the
+  // pooler's queue (CI once saw one wait out the whole outage and more) until readTimeoutMs ends it.
   const during = reads.filter((r) => r.t < upAt && r.t + r.ms > downAt)
   assert.ok(during.length > 0, 'reads ran while the server was down')
   const failed = reads.filter((r) => !r.ok)
-  if (!process.env.CALSYNC_TEST_POOLER) assert.ok(failed.length > 0, 'the outage was seen')
-  assert.deepEqual([...new Set(failed.map((r) => r.code))], failed.length ? ['DB_UNAVAILABLE'] : [])
-  assert.ok(Math.max(...reads.map((r) => r.ms)) < 5000, 'no read hung')
+  assert.ok(failed.length > 0, 'the outage was seen')
+  assert.deepEqual([...new Set(failed.map((r) => r.code))], ['DB_UNAVAILABLE'])
+  assert.ok(Math.max(...reads.map((r) => r.ms)) < 3000, 'no read outlasted readTimeoutMs')
   assert.ok(renewed.ok || renewed.code === 'DB_UNAVAILABLE', JSON.stringify(renewed))
   const statuses = new Set([...s.emu.google.deliveries, ...s.emu.microsoft.deliveries].map((d) => d.status))
   for (const st of statuses) assert.ok([200, 202, 503].includes(st), `webhook answered ${st}`)

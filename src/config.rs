@@ -42,6 +42,9 @@ pub struct Config {
     pub background_connections: Option<u32>,
     /// How long connecting (and waiting for a pooled connection) may take before `DB_UNAVAILABLE`.
     pub connect_timeout: Duration,
+    /// How long one read may take in all (a connection, a pooler's queue, the statements) before
+    /// it rejects with `DB_UNAVAILABLE` instead of holding up the caller.
+    pub read_timeout: Duration,
     /// How long a feature-flag answer is reused in-process.
     pub flag_cache_ttl: Duration,
     /// A calendar with neither a successful sync nor a channel confirmation for this long is stale.
@@ -282,6 +285,7 @@ impl Config {
             max_connections: 10,
             background_connections: None,
             connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
             flag_cache_ttl: Duration::from_secs(30),
             stale_after: Duration::from_secs(24 * 3600),
             max_calendars_per_read: 1000,
@@ -338,6 +342,9 @@ impl Config {
         }
         if self.connect_timeout.is_zero() {
             return Err(Error::invalid("connectTimeoutMs must be positive"));
+        }
+        if self.read_timeout.is_zero() {
+            return Err(Error::invalid("readTimeoutMs must be positive"));
         }
         if self.google.page_size == 0 || self.google.page_size > 2500 {
             return Err(Error::invalid("googlePageSize must be between 1 and 2500"));

@@ -60,7 +60,8 @@ impl CalendarSync {
     /// into busy-block objects; call that instead. Busy blocks from the cache for
     /// `[timeMin, timeMax)`; calendars the cache cannot answer for truthfully are listed in
     /// `uncached` with a reason, never answered as free. One SQL round trip when the flags are
-    /// cached. Rejects with `INVALID_ARGUMENT` for bad input.
+    /// cached. Rejects with `INVALID_ARGUMENT` for bad input, `DB_UNAVAILABLE` when the database
+    /// cannot be reached or gives no answer within `readTimeoutMs`.
     #[napi]
     pub async fn get_cached_availability_packed(&self, args: AvailabilityArgs) -> Result<PackedAvailability> {
         let core = self.core()?;

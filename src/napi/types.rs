@@ -28,6 +28,10 @@ pub struct ConnectOptions {
     pub max_connections: Option<u32>,
     /// Milliseconds connecting may take before failing with `DB_UNAVAILABLE`. Default 5000.
     pub connect_timeout_ms: Option<u32>,
+    /// Milliseconds one `getCachedAvailability` call may wait for the database in all (a
+    /// connection, a pooler's queue, the statements) before rejecting with `DB_UNAVAILABLE`.
+    /// Default 10000.
+    pub read_timeout_ms: Option<u32>,
     /// Milliseconds a feature-flag answer is reused in-process; 0 disables. Default 30000.
     pub flag_cache_ttl_ms: Option<u32>,
     /// Milliseconds without a successful sync or channel confirmation after which a calendar is
@@ -139,6 +143,9 @@ impl ConnectOptions {
         }
         if let Some(v) = self.connect_timeout_ms {
             cfg.connect_timeout = ms(v);
+        }
+        if let Some(v) = self.read_timeout_ms {
+            cfg.read_timeout = ms(v);
         }
         if let Some(v) = self.flag_cache_ttl_ms {
             cfg.flag_cache_ttl = ms(v);
