@@ -255,7 +255,10 @@ export interface ConnectOptions {
   pooler?: boolean
   /** Most pooled connections. Default 10. */
   maxConnections?: number
-  /** Milliseconds connecting may take before failing with `DB_UNAVAILABLE`. Default 5000. */
+  /**
+   * Milliseconds connecting, or a webhook's statements, may take before failing with
+   * `DB_UNAVAILABLE` (the webhook then answers 503). Default 5000.
+   */
   connectTimeoutMs?: number
   /**
    * Milliseconds one `getCachedAvailability` call may wait for the database in all (a

@@ -201,27 +201,45 @@ test('behind a pooler nobody announced (no pgbouncer=true), reads notice and sta
   }
 })
 
-test('a read the database does not answer rejects with DB_UNAVAILABLE after readTimeoutMs, and the next one works', async () => {
+test('a database that does not answer (a lock here): reads reject after readTimeoutMs, webhooks answer 503 after connectTimeoutMs, both work after', async () => {
   const { CalendarSync } = require('../calsync.js')
   const { Client } = require('pg')
   const cal = await s.googleCalendar(await s.googleUser())
-  await s.sync.subscribe(cal.id)
-  const sync = await CalendarSync.connect({ ...s.options, readTimeoutMs: 1000 })
+  const sub = await s.sync.subscribe(cal.id)
+  const { rows: [row] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
+  const headers = {
+    'x-goog-channel-id': sub.channelId,
+    'x-goog-channel-token': s.options.googleWebhookToken,
+    'x-goog-resource-id': row.channelResourceId,
+    'x-goog-resource-state': 'exists',
+    'x-goog-message-number': '9',
+  }
+  const sync = await CalendarSync.connect({ ...s.options, connectTimeoutMs: 1000, readTimeoutMs: 1000 })
   const locker = new Client({ connectionString: s.env.directUrl })
   await locker.connect()
+  // A migration's lock (or, through PgBouncer, a server that went away) leaves statements waiting;
+  // both calls must give up before the database's own 2 s statement timeout would end them.
+  const blocked = async (table, call, check) => {
+    await locker.query('BEGIN')
+    await locker.query(`LOCK TABLE "${table}" IN ACCESS EXCLUSIVE MODE`)
+    try {
+      const started = Date.now()
+      await check(call())
+      const waited = Date.now() - started
+      assert.ok(waited >= 900 && waited < 1900, `${table} locked: the call gave up after ${waited} ms`)
+    } finally {
+      await locker.query('COMMIT')
+    }
+  }
   try {
     const read = () => sync.getCachedAvailability({ selectedCalendarIds: [cal.id], ...range })
+    const notify = () => sync.handleGoogleWebhook({ headers, body: '' }, { waitForSync: true })
     assert.deepEqual((await read()).served, [cal.id])
-    // A migration's lock (or, through PgBouncer, a server that went away) leaves the read waiting;
-    // it must give up before the database's own 2 s statement timeout would end it.
-    await locker.query('BEGIN')
-    await locker.query('LOCK TABLE "CalendarCacheEvent" IN ACCESS EXCLUSIVE MODE')
-    const started = Date.now()
-    await assert.rejects(read(), { code: 'DB_UNAVAILABLE', message: /readTimeoutMs/ })
-    const waited = Date.now() - started
-    assert.ok(waited >= 900 && waited < 1900, `the read gave up after ${waited} ms`)
-    await locker.query('COMMIT')
+    await blocked('CalendarCacheEvent', read, (p) => assert.rejects(p, { code: 'DB_UNAVAILABLE', message: /readTimeoutMs/ }))
     assert.deepEqual((await read()).served, [cal.id])
+    await blocked('SelectedCalendar', notify, async (p) => assert.equal((await p).status, 503))
+    await blocked('CalendarSyncPending', notify, async (p) => assert.equal((await p).status, 503))
+    assert.equal((await notify()).status, 200)
   } finally {
     await locker.end()
     await sync.close()

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::cron::cleanup::CleanupReport;
 use crate::cron::{self, Progress, RenewOptions, RenewReport};
 use crate::db;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flags::Subject;
 use crate::metrics::Metrics;
 use crate::sync::channels::Subscribed;
@@ -57,17 +57,8 @@ impl Calsync {
             users: &e.calendar_users,
         };
         let m = &e.metrics;
-        // Behind PgBouncer a read sent while the server is away waits in the pooler's queue (up to
-        // its query_wait_timeout, 120 s by default); a lock another session holds makes it wait too.
         let read = availability::read(&e.front, &e.flags, query, &opts);
-        let result = match tokio::time::timeout(e.cfg.read_timeout, read).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::DbUnavailable(format!(
-                "no answer within readTimeoutMs ({} ms)",
-                e.cfg.read_timeout.as_millis()
-            ))),
-        };
-        let answer = match result {
+        let answer = match db::within(e.cfg.read_timeout, "read (readTimeoutMs)", read).await {
             Ok(a) => a,
             Err(err) => {
                 Metrics::inc(&m.reads, &[err.code()]);

@@ -40,7 +40,8 @@ pub struct Config {
     /// The share of `max_connections` background work (syncs, token refreshes, cron) may use; the
     /// rest is kept for reads and webhook answers. `None`: three tenths, at least one.
     pub background_connections: Option<u32>,
-    /// How long connecting (and waiting for a pooled connection) may take before `DB_UNAVAILABLE`.
+    /// How long connecting (and waiting for a pooled connection), or a webhook's statements, may take
+    /// before `DB_UNAVAILABLE`.
     pub connect_timeout: Duration,
     /// How long one read may take in all (a connection, a pooler's queue, the statements) before
     /// it rejects with `DB_UNAVAILABLE` instead of holding up the caller.

@@ -353,12 +353,9 @@ pub async fn mark_pending(pool: &PgPool, row_ids: &[String], within: std::time::
     )
     .texts(row_ids)
     .execute(pool);
-    match tokio::time::timeout(within, write).await {
-        Ok(done) => done.map(|_| ()),
-        Err(_) => Err(crate::error::Error::DbUnavailable(
-            "timed out recording a notification".into(),
-        )),
-    }
+    super::within(within, "recording a notification", write)
+        .await
+        .map(|_| ())
 }
 
 /// The rows with a change announced longer than `older_than_ms` ago that no sync has covered.

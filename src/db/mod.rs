@@ -11,7 +11,9 @@ pub mod outbox;
 pub mod schema;
 pub mod sql;
 
+use std::future::Future;
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -33,6 +35,19 @@ impl Pools {
         self.front.close().await;
         self.back.close().await;
     }
+}
+
+/// `work` bounded by `limit`; past it, `DB_UNAVAILABLE` naming `what`. For the statements whose
+/// caller is waiting (a read, a webhook's answer): behind a transaction-mode pooler a statement sent
+/// while the server is away waits in the pooler's queue (PgBouncer's `query_wait_timeout`, 120 s by
+/// default) instead of failing, and one behind another session's lock waits as long as the lock.
+pub async fn within<T>(limit: Duration, what: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(Error::DbUnavailable(format!(
+            "{what}: no answer within {} ms",
+            limit.as_millis()
+        )))
+    })
 }
 
 /// Connection options that work directly and through a transaction-mode pooler: no
@@ -64,10 +79,27 @@ pub async fn connect(cfg: &Config) -> Result<Pools> {
         back: pool(cfg, &options(url, false)?, back),
     };
     // sqlx retries refused connections until the acquire timeout; bound the whole attempt as well.
-    match tokio::time::timeout(cfg.connect_timeout, pools.front.acquire()).await {
-        Ok(Ok(conn)) => drop(conn),
-        Ok(Err(e)) => return Err(Error::from(e)),
-        Err(_) => return Err(Error::DbUnavailable("timed out connecting".into())),
-    }
+    let first = async { Ok(pools.front.acquire().await?) };
+    drop(within(cfg.connect_timeout, "connecting", first).await?);
     Ok(pools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn within_passes_answers_through_and_names_what_got_none() {
+        let limit = Duration::from_millis(1500);
+        assert_eq!(within(limit, "x", async { Ok(7) }).await.unwrap(), 7);
+        let failed = within(limit, "x", async { Err::<(), _>(Error::invalid("bad")) }).await;
+        assert_eq!(failed.unwrap_err().code(), "INVALID_ARGUMENT");
+        let hung = within(limit, "looking up", std::future::pending::<Result<()>>()).await;
+        let err = hung.unwrap_err();
+        assert_eq!(err.code(), "DB_UNAVAILABLE");
+        assert_eq!(
+            err.to_string(),
+            "database unavailable: looking up: no answer within 1500 ms"
+        );
+    }
 }

@@ -26,7 +26,8 @@ pub struct ConnectOptions {
     pub pooler: Option<bool>,
     /// Most pooled connections. Default 10.
     pub max_connections: Option<u32>,
-    /// Milliseconds connecting may take before failing with `DB_UNAVAILABLE`. Default 5000.
+    /// Milliseconds connecting, or a webhook's statements, may take before failing with
+    /// `DB_UNAVAILABLE` (the webhook then answers 503). Default 5000.
     pub connect_timeout_ms: Option<u32>,
     /// Milliseconds one `getCachedAvailability` call may wait for the database in all (a
     /// connection, a pooler's queue, the statements) before rejecting with `DB_UNAVAILABLE`.

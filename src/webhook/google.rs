@@ -12,7 +12,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::{Request, Response};
-use crate::db::calendars;
+use crate::db::{self, calendars};
 use crate::error::Error;
 use crate::sync::Engine;
 
@@ -131,7 +131,8 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
 /// The SelectedCalendar row watched by a channel, once the notification's resource id matches it;
 /// otherwise the response to send.
 async fn channel_calendar(engine: &Engine, channel_id: &str, resource_id: Option<&str>) -> Result<String, Response> {
-    let row = match calendars::by_channel(&engine.front, channel_id).await {
+    let lookup = calendars::by_channel(&engine.front, channel_id);
+    let row = match db::within(engine.cfg.connect_timeout, "looking up the channel", lookup).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             tracing::info!(channel = %channel_id, "notification for an unknown channel ignored");

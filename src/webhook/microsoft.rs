@@ -10,7 +10,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use super::{Request, Response};
-use crate::db::calendars;
+use crate::db::{self, calendars};
 use crate::providers::microsoft::wire::Notification;
 use crate::sync::gate::Ticket;
 use crate::sync::Engine;
@@ -118,7 +118,8 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         .map(|(sub, action)| (engine.ticket(&format!("microsoft:{sub}")), sub, action))
         .collect();
     let subs: Vec<String> = tickets.iter().map(|(_, sub, _)| sub.clone()).collect();
-    let rows = match calendars::by_channels(&engine.front, &subs).await {
+    let lookup = calendars::by_channels(&engine.front, &subs);
+    let rows = match db::within(engine.cfg.connect_timeout, "looking up the subscriptions", lookup).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, "database error while handling a Graph notification");
