@@ -201,9 +201,8 @@ test('behind a pooler nobody announced (no pgbouncer=true), reads notice and sta
   }
 })
 
-test('a database that does not answer (a lock here): reads reject after readTimeoutMs, webhooks answer 503 after connectTimeoutMs, both work after', async () => {
-  const { CalendarSync } = require('../calsync.js')
-  const { Client } = require('pg')
+/** A subscribed Google calendar and the headers of a change notification on its channel. */
+async function subscribedGoogleCalendar() {
   const cal = await s.googleCalendar(await s.googleUser())
   const sub = await s.sync.subscribe(cal.id)
   const { rows: [row] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
@@ -212,8 +211,15 @@ test('a database that does not answer (a lock here): reads reject after readTime
     'x-goog-channel-token': s.options.googleWebhookToken,
     'x-goog-resource-id': row.channelResourceId,
     'x-goog-resource-state': 'exists',
-    'x-goog-message-number': '9',
+    'x-goog-message-number': '7',
   }
+  return { cal, headers }
+}
+
+test('a database that does not answer (a lock here): reads reject after readTimeoutMs, webhooks answer 503 after connectTimeoutMs, both work after', async () => {
+  const { CalendarSync } = require('../calsync.js')
+  const { Client } = require('pg')
+  const { cal, headers } = await subscribedGoogleCalendar()
   const sync = await CalendarSync.connect({ ...s.options, connectTimeoutMs: 1000, readTimeoutMs: 1000 })
   const locker = new Client({ connectionString: s.env.directUrl })
   await locker.connect()
@@ -249,17 +255,7 @@ test('a database that does not answer (a lock here): reads reject after readTime
 test('a pooler outage: reads reject with DB_UNAVAILABLE, webhooks answer 503, both recover', { skip: !require('../dev/pgbouncer').havePgBouncer() && 'pgbouncer is not installed' }, async () => {
   const { CalendarSync } = require('../calsync.js')
   const { startPgBouncer } = require('../dev/pgbouncer')
-  const user = await s.googleUser()
-  const cal = await s.googleCalendar(user)
-  const sub = await s.sync.subscribe(cal.id)
-  const { rows: [row] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
-  const headers = {
-    'x-goog-channel-id': sub.channelId,
-    'x-goog-channel-token': s.options.googleWebhookToken,
-    'x-goog-resource-id': row.channelResourceId,
-    'x-goog-resource-state': 'exists',
-    'x-goog-message-number': '7',
-  }
+  const { cal, headers } = await subscribedGoogleCalendar()
   let bouncer = await startPgBouncer(s.env.serverUrl)
   const port = bouncer.port
   const sync = await CalendarSync.connect({ ...s.options, databaseUrl: bouncer.url(s.env.directUrl), connectTimeoutMs: 1500 })
