@@ -6,6 +6,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { startStack } = require('./stack')
+const { until } = require('./helpers')
 const { Worker } = require('./fault-matrix')
 const seed = require('../dev/seed')
 
@@ -43,16 +44,6 @@ async function drain() {
     if (!batch.length) return all
     all.push(...batch)
     await s.sync.ackBookingChanges(batch.map((c) => c.id))
-  }
-}
-
-async function until(what, check, ms = 10_000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await check()
-    if (v) return v
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`)
-    await sleep(25)
   }
 }
 

@@ -9,6 +9,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Client } = require('pg')
 const { startStack, spans, assertParity } = require('./stack')
+const { until } = require('./helpers')
 
 const HOUR = 3600 * 1000
 const day0 = Math.ceil(Date.now() / (24 * HOUR)) * 24 * HOUR
@@ -61,26 +62,18 @@ test('a Postgres crash right after syncs committed asynchronously: a lost commit
     }
     // Through PgBouncer, a login it tried while the server was down holds it off for its
     // server_login_retry: wait until calsync reaches the server again, as the next cron run would.
-    for (let i = 0; ; i++) {
-      try {
-        await cached()
-        break
-      } catch (e) {
-        if (e.code !== 'DB_UNAVAILABLE' || i >= 100) throw e
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    }
+    await until('calsync to reach the restarted server', () => cached().then(() => true, (e) => {
+      if (e.code !== 'DB_UNAVAILABLE') throw e
+      return false
+    }))
     // The cron re-drives the calendar (its mark is older than pendingGraceMs by now, or gone).
     await new Promise((r) => setTimeout(r, 400))
     await s.sync.renewWatches({})
     await s.sync.settle()
-    s.db = new Client({ connectionString: s.env.directUrl }) // the fixture's connection died with the server
-    await s.db.connect()
-    try {
-      await assertParity(s, [cal], (id, a, b) => s.emu.google.freeBusyOf(id, a, b), `round ${round}, after the crash`)
-    } finally {
-      await s.db.end()
-    }
+    await direct((c) => {
+      s.db = c // the fixture's connection died with the server
+      return assertParity(s, [cal], (id, a, b) => s.emu.google.freeBusyOf(id, a, b), `round ${round}, after the crash`)
+    })
   }
   t.diagnostic(`${lost} of ${ROUNDS} crashes lost the sync's commit`)
   assert.ok(lost > 0, 'no crash lost an asynchronous commit: the case this test is for did not occur')

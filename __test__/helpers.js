@@ -71,4 +71,15 @@ function prng(seed) {
   }
 }
 
-module.exports = { freshDatabase, calsync, prng }
+/** Polls `check` until it returns something truthy (returned), failing after `ms`. */
+async function until(what, check, ms = 10_000) {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await check()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+module.exports = { freshDatabase, calsync, prng, until }
