@@ -86,12 +86,34 @@ CalendarSync.prototype.getCachedAvailability = async function getCachedAvailabil
   return out
 }
 
+/**
+ * The `logger` option as the binding takes it: one function called with each entry, which calls
+ * `logger[level](fields, message)` (pino's and console's order). A logger without that method, or
+ * one that throws, costs the entry, never the process.
+ */
+function logSink(logger) {
+  if (logger === undefined || logger === null || typeof logger === 'function') return logger
+  if (typeof logger !== 'object') return logger // the binding rejects it with INVALID_ARGUMENT
+  return (entry) => {
+    const method = logger[entry.level]
+    if (typeof method !== 'function') return
+    try {
+      method.call(logger, entry.fields, entry.message)
+    } catch {
+      // a host logger that fails must not take calsync (or the host) down with it
+    }
+  }
+}
+const withLogSink = (options) =>
+  options && typeof options === 'object' && 'logger' in options ? { ...options, logger: logSink(options.logger) } : options
+
 const adopt = (value) =>
   value instanceof NativeCalendarSync ? Object.setPrototypeOf(value, CalendarSync.prototype) : value
 for (const name of Object.getOwnPropertyNames(NativeCalendarSync)) {
   const fn = NativeCalendarSync[name]
   if (typeof fn !== 'function' || ['length', 'name', 'prototype'].includes(name)) continue
-  const wrapped = wrap(fn.bind(NativeCalendarSync), SYNC_METHODS.has(name))
+  const bound = fn.bind(NativeCalendarSync)
+  const wrapped = wrap(name === 'connect' ? (options, ...rest) => bound(withLogSink(options), ...rest) : bound, SYNC_METHODS.has(name))
   const value = SYNC_METHODS.has(name)
     ? (...args) => adopt(wrapped(...args))
     : async (...args) => adopt(await wrapped(...args))

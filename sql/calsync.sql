@@ -115,7 +115,8 @@ CREATE INDEX IF NOT EXISTS "CalendarSyncDivergence_lastSeenAt_idx" ON "CalendarS
 -- until the app acknowledges them (takeBookingChanges / ackBookingChanges, or the onBookingChanges
 -- callback). One row per event of a calendar ("selectedCalendarId" = the row holding the calendar's
 -- cached events, "externalId" = the provider's event id): a newer change of the same event replaces
--- the row's state and gets a new "id", so acknowledging the older one leaves the newer in place.
+-- the row's state and gets a new "id", so acknowledging the older one leaves the newer in place;
+-- the newer state keeps a hold the older one is under, so takers see one event's changes in order.
 -- "takenUntil": handed to a taker until then; after it, the change is handed out again.
 CREATE SEQUENCE IF NOT EXISTS "CalendarSyncBookingChange_id_seq";
 CREATE TABLE IF NOT EXISTS "CalendarSyncBookingChange" (

@@ -224,6 +224,21 @@ pub enum Uncached {
 }
 
 impl Uncached {
+    /// Every reason, for metrics that start each at 0.
+    pub const ALL: [Uncached; 11] = [
+        Uncached::NotFound,
+        Uncached::UnsupportedProvider,
+        Uncached::FlagOff,
+        Uncached::CredentialInvalid,
+        Uncached::NotSubscribed,
+        Uncached::NeverSynced,
+        Uncached::SyncFailed,
+        Uncached::Stale,
+        Uncached::OutOfWindow,
+        Uncached::LegacyMiss,
+        Uncached::LegacyUnreadable,
+    ];
+
     /// The machine-readable reason string.
     pub fn as_str(self) -> &'static str {
         match self {

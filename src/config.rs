@@ -69,6 +69,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// What a full sync covers and how sync failures are handled.
     pub sync: SyncConfig,
+    /// The least severe log level written (`debug`, `info`, `warn`, `error` or `off`): the
+    /// `logLevel` option, else `CALSYNC_LOG`, else `warn`.
+    pub log_level: String,
 }
 
 /// Where reads come from while an installation migrates off Cal.com's legacy JSON cache
@@ -297,6 +300,7 @@ impl Config {
             microsoft: MicrosoftConfig::from_lookup(&get),
             http: HttpConfig::default(),
             sync: SyncConfig::default(),
+            log_level: get("CALSYNC_LOG").unwrap_or_else(|| "warn".into()),
         }
     }
 
@@ -364,13 +368,52 @@ impl Config {
         if self.max_calendars_per_read == 0 {
             return Err(Error::invalid("maxCalendarsPerRead must be at least 1"));
         }
+        for (name, url) in [
+            ("googleWebhookUrl", &self.google.webhook_url),
+            ("microsoftWebhookUrl", &self.microsoft.webhook_url),
+        ] {
+            if let Some(url) = url.as_deref().filter(|u| !deliverable(u)) {
+                return Err(Error::invalid(format!(
+                    "{name} must be an https:// address (Google and Microsoft deliver only there; plain http is accepted for localhost only): {}",
+                    url.split(['?', '#']).next().unwrap_or_default()
+                )));
+            }
+        }
+        crate::log::parse_threshold(&self.log_level)?;
         Ok(())
+    }
+}
+
+/// Whether a provider can deliver notifications to `url`: https, or http to a loopback host (the
+/// emulator and local development).
+fn deliverable(url: &str) -> bool {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" => true,
+        Ok(u) if u.scheme() == "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        _ => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_addresses_must_be_deliverable() {
+        assert!(deliverable("https://app.example.com/api/webhooks/x"));
+        assert!(deliverable("http://127.0.0.1:3000/hook"));
+        assert!(deliverable("http://localhost:3000/hook"));
+        assert!(!deliverable("http://app.example.com/hook"));
+        assert!(!deliverable("app.example.com/hook"));
+        let mut cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| "postgres://x/y".to_string()));
+        cfg.google.webhook_url = Some("http://app.example.com/hook?token=s3cret".into());
+        let e = cfg.validate().unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        cfg.google.webhook_url = None;
+        cfg.log_level = "loud".into();
+        assert_eq!(cfg.validate().unwrap_err().code(), "INVALID_ARGUMENT");
+    }
 
     #[test]
     fn pgbouncer_parameter_means_pooler() {

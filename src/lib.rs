@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod flags;
 pub mod legacy;
+pub mod log;
 pub mod metrics;
 pub mod model;
 pub mod providers;

@@ -9,6 +9,8 @@ pub struct Metrics {
     registry: Registry,
     /// Webhook requests by provider and the HTTP status of the answer.
     pub webhooks: IntCounterVec,
+    /// Webhook notifications by provider and what calsync made of them (see [`NOTIFICATION_OUTCOMES`]).
+    pub notifications: IntCounterVec,
     /// Syncs by provider, kind (`full` / `incremental`) and outcome (`ok`, `failed`, `restarted`:
     /// it started over, as a full sync or from a newer token; `coalesced`: another sync covered it).
     pub syncs: IntCounterVec,
@@ -39,6 +41,8 @@ pub struct Metrics {
     pub pending: IntGaugeVec,
     pub outbox: IntGaugeVec,
     pub connections: IntGaugeVec,
+    /// Read at each scrape: pending changes older than the grace.
+    pub overdue: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -69,12 +73,18 @@ impl Default for Metrics {
     fn default() -> Self {
         let r = Registry::new_custom(Some("calsync".into()), None).expect("a valid prefix");
         let seconds = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
-        Metrics {
+        let m = Metrics {
             webhooks: counter(
                 &r,
                 "webhooks_total",
                 "Webhook requests by provider and the HTTP status answered.",
                 &["provider", "status"],
+            ),
+            notifications: counter(
+                &r,
+                "webhook_notifications_total",
+                "Webhook notifications by provider and outcome (accepted, handshake, ignored, unknown, forged, mismatch, malformed, unavailable, unconfigured).",
+                &["provider", "outcome"],
             ),
             syncs: counter(
                 &r,
@@ -168,12 +178,134 @@ impl Default for Metrics {
                 "Database connections by pool (front: reads and answers; background) and state (in_use, idle).",
                 &["pool", "state"],
             ),
+            overdue: gauge(
+                &r,
+                "pending_notifications_overdue",
+                "Calendars whose announced change has waited for its sync longer than pendingGraceMs (reads report them stale).",
+                &[],
+            ),
             registry: r,
-        }
+        };
+        m.start_at_zero();
+        m
     }
 }
 
+/// The `action` labels of `calsync_renewals_total`, in the order `count_renewal` reads them.
+const RENEWAL_ACTIONS: [&str; 9] = [
+    "subscribed",
+    "renewed",
+    "shared",
+    "stopped",
+    "failed",
+    "paused",
+    "resynced",
+    "orphan_stopped",
+    "deferred",
+];
+
+/// The providers calsync syncs, as metric labels.
+pub const PROVIDERS: [&str; 2] = ["google", "microsoft"];
+/// What a webhook made of a notification: `accepted` (a change, marked and synced), `handshake`
+/// (Google's `sync`, Graph's validation), `ignored` (a state calsync does not act on), `unknown`
+/// (a channel or subscription calsync does not hold, for example one stopped lately), `forged`
+/// (a missing or wrong channel token or clientState), `mismatch` (a Google resource id that is
+/// not the channel's), `malformed` (missing headers, a body that is not a notification batch),
+/// `unavailable` (the database did not answer: the provider retries), `unconfigured` (no webhook
+/// secret configured).
+pub const NOTIFICATION_OUTCOMES: [&str; 9] = [
+    "accepted",
+    "handshake",
+    "ignored",
+    "unknown",
+    "forged",
+    "mismatch",
+    "malformed",
+    "unavailable",
+    "unconfigured",
+];
+
 impl Metrics {
+    /// Creates every series whose labels are known in advance at 0, so that rates and alerts see
+    /// a series before its first event (Prometheus's instrumentation guidance). Provider request
+    /// series are the exception: their status label is whatever the provider answers.
+    fn start_at_zero(&self) {
+        const STATUSES: [&str; 7] = ["200", "202", "400", "401", "403", "413", "503"];
+        const CODES: [&str; 9] = [
+            "ok",
+            "DB_UNAVAILABLE",
+            "DB_ERROR",
+            "INVALID_ARGUMENT",
+            "SCHEMA_MISMATCH",
+            "NOT_FOUND",
+            "PROVIDER_AUTH",
+            "PROVIDER_UNAVAILABLE",
+            "CLOSED",
+        ];
+        const REFRESH: [&str; 5] = ["ok", "invalid_grant", "client_rejected", "unavailable", "rejected"];
+        const ENDPOINTS: [&str; 10] = [
+            "google.token",
+            "google.events.list",
+            "google.events.watch",
+            "google.channels.stop",
+            "microsoft.token",
+            "microsoft.events.delta",
+            "microsoft.subscriptions.create",
+            "microsoft.subscriptions.renew",
+            "microsoft.subscriptions.list",
+            "microsoft.subscriptions.delete",
+        ];
+        for p in PROVIDERS {
+            for s in STATUSES {
+                self.webhooks.with_label_values(&[p, s]);
+            }
+            for o in NOTIFICATION_OUTCOMES {
+                self.notifications.with_label_values(&[p, o]);
+            }
+            for kind in ["full", "incremental"] {
+                for o in ["ok", "failed", "restarted", "coalesced"] {
+                    self.syncs.with_label_values(&[p, kind, o]);
+                }
+                self.sync_seconds.with_label_values(&[p, kind]);
+            }
+            self.propagation_seconds.with_label_values(&[p]);
+            for o in REFRESH {
+                self.refreshes.with_label_values(&[p, o]);
+            }
+        }
+        for c in CODES {
+            self.reads.with_label_values(&[c]);
+        }
+        for s in ["sql", "legacy"] {
+            self.served.with_label_values(&[s]);
+        }
+        for u in crate::availability::Uncached::ALL {
+            self.uncached.with_label_values(&[u.as_str()]);
+        }
+        for e in ENDPOINTS {
+            self.retries.with_label_values(&[e]);
+        }
+        for a in RENEWAL_ACTIONS {
+            self.renewals.with_label_values(&[a]);
+        }
+        for o in ["equal", "diverged", "not_comparable"] {
+            self.shadow.with_label_values(&[o]);
+        }
+        for k in ["missing_block", "extra_block", "different_bounds"] {
+            self.divergences.with_label_values(&[k]);
+        }
+        self.pending.with_label_values(&[] as &[&str]);
+        self.overdue.with_label_values(&[] as &[&str]);
+        for s in ["ready", "held"] {
+            self.outbox.with_label_values(&[s]);
+        }
+        for pool in ["front", "background"] {
+            for s in ["in_use", "idle"] {
+                self.connections.with_label_values(&[pool, s]);
+            }
+        }
+    }
+
     /// The text exposition of every family.
     pub fn render(&self) -> String {
         TextEncoder::new()
@@ -208,17 +340,18 @@ impl Metrics {
 
     /// Counts what a renewal pass did to calendars.
     pub fn count_renewal(&self, r: &crate::cron::RenewReport) {
-        for (action, n) in [
-            ("subscribed", r.created),
-            ("renewed", r.renewed),
-            ("shared", r.shared),
-            ("stopped", r.stopped),
-            ("failed", r.failed),
-            ("paused", r.paused),
-            ("resynced", r.resynced),
-            ("orphan_stopped", r.orphans_stopped),
-            ("deferred", r.deferred),
-        ] {
+        let counts = [
+            r.created,
+            r.renewed,
+            r.shared,
+            r.stopped,
+            r.failed,
+            r.paused,
+            r.resynced,
+            r.orphans_stopped,
+            r.deferred,
+        ];
+        for (action, n) in RENEWAL_ACTIONS.into_iter().zip(counts) {
             self.renewals.with_label_values(&[action]).inc_by(n);
         }
     }

@@ -51,12 +51,100 @@ pub enum Change {
     },
 }
 
+/// `s` as Postgres `text` can hold it: without U+0000 (real Google events carry it, for example in
+/// the `iCalUID` of invitations that came from Exchange). Every other character a Rust string can
+/// hold, Postgres can too (a lone surrogate never reaches here: see `providers::http::decode`).
+pub fn storable(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
+fn storable_opt(s: Option<String>) -> Option<String> {
+    s.map(storable)
+}
+
 impl Change {
+    /// The change with every provider string made storable ([`storable`]); the mappers return
+    /// their changes through it, so nothing unstorable reaches the database.
+    pub fn storable(self) -> Change {
+        match self {
+            Change::Upsert(e) => Change::Upsert(CacheEvent {
+                external_id: storable(e.external_id),
+                etag: storable(e.etag),
+                ical_uid: storable_opt(e.ical_uid),
+                summary: storable_opt(e.summary),
+                description: storable_opt(e.description),
+                location: storable_opt(e.location),
+                time_zone: storable_opt(e.time_zone),
+                recurring_event_id: storable_opt(e.recurring_event_id),
+                ..e
+            }),
+            Change::Remove {
+                external_id,
+                cancelled,
+                ical_uid,
+            } => Change::Remove {
+                external_id: storable(external_id),
+                cancelled,
+                ical_uid: storable_opt(ical_uid),
+            },
+        }
+    }
+
     /// The provider's id of the event.
     pub fn external_id(&self) -> &str {
         match self {
             Change::Upsert(e) => &e.external_id,
             Change::Remove { external_id, .. } => external_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_dropped_from_every_string() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let nul = |s: &str| Some(format!("{s}\0x"));
+        let ev = CacheEvent {
+            external_id: "id\0".into(),
+            etag: "\0e".into(),
+            ical_uid: nul("uid"),
+            ical_sequence: 0,
+            summary: nul("s"),
+            description: nul("d"),
+            location: nul("l"),
+            start: t,
+            end: t,
+            is_all_day: false,
+            time_zone: nul("z"),
+            status: "confirmed",
+            recurring_event_id: nul("r"),
+            original_start: None,
+            external_created: None,
+            external_updated: None,
+        };
+        let Change::Upsert(out) = Change::Upsert(ev).storable() else {
+            unreachable!()
+        };
+        let text = format!("{out:?}");
+        assert!(!text.contains("\\0"), "{text}");
+        assert_eq!(out.external_id, "id");
+        assert_eq!(out.ical_uid.as_deref(), Some("uidx"));
+        let gone = Change::Remove {
+            external_id: "a\0b".into(),
+            cancelled: true,
+            ical_uid: nul("u"),
+        }
+        .storable();
+        assert_eq!(gone.external_id(), "ab");
     }
 }

@@ -124,11 +124,25 @@ struct Tally {
     batch_errors: AtomicU64,
     inflight: [AtomicUsize; 2],
     peak: [AtomicUsize; 2],
+    /// Calendars synced by this run already (after a lapsed channel, a re-driven mark): the safety
+    /// net, which decides from the run's first snapshot, leaves them alone.
+    synced: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Tally {
     fn count(&self, c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn synced(&self, id: &str) {
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+    }
+
+    fn was_synced(&self, id: &str) -> bool {
+        self.synced.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 }
 
@@ -217,10 +231,8 @@ impl Engine {
             tracing::warn!(code = e.code(), error = %e, "re-driving announced changes failed");
         }
         if let Some(after) = opts.resync_after {
-            if let Err(e) = self.safety_net(after, opts, &tally, deadline).await {
-                tally.count(&tally.batch_errors);
-                tracing::warn!(code = e.code(), error = %e, "the safety net failed");
-            }
+            // From the run's one snapshot of the calendars and flags (each is loaded once a run).
+            self.safety_net(&all, &flags, after, opts, &tally, deadline).await;
         }
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Ok(RenewReport {
@@ -328,11 +340,25 @@ impl Engine {
     async fn act(&self, p: Plan, cal: &Calendar, tally: &Tally) {
         let id = &cal.owner().id;
         let outcome = match p {
-            Plan::Subscribe => self.subscribe(id).await.map(|_| &tally.created),
-            Plan::Renew if cal.owner().integration == OFFICE365 && cal.channel().is_some() => {
-                self.renew_graph_subscription(id).await.map(|_| &tally.renewed)
+            Plan::Subscribe => self.subscribe(id).await.map(|_| {
+                tally.synced(id);
+                &tally.created
+            }),
+            Plan::Renew => {
+                let renewed = if cal.owner().integration == OFFICE365 && cal.channel().is_some() {
+                    self.renew_graph_subscription(id).await
+                } else {
+                    self.open_channel(id).await
+                };
+                match renewed {
+                    // A channel opened after the old one had lapsed: sync what nobody announced.
+                    Ok(s) if s.lapsed => self.sync_notified(id).await.map(|_| {
+                        tally.synced(id);
+                        &tally.renewed
+                    }),
+                    other => other.map(|_| &tally.renewed),
+                }
             }
-            Plan::Renew => self.open_channel(id).await.map(|_| &tally.renewed),
             Plan::Share => self.share_channel(cal).await.map(|_| &tally.shared),
             Plan::Stop => self.unsubscribe(id).await.map(|_| &tally.stopped),
             Plan::Paused | Plan::Healthy | Plan::Idle => return,
@@ -350,13 +376,14 @@ impl Engine {
     /// `unsubscribed`) and, for failing ones, the code of their last sync failure; sorted.
     pub async fn status(&self, margin: Duration) -> Result<Vec<Health>> {
         let now = now_db();
+        // A scan of every calendar: on the background pool, never competing with reads.
         let why: HashMap<String, String> = stmt(r#"SELECT "selectedCalendarId", "code" FROM "CalendarSyncFailure""#)
-            .fetch_as::<(String, String)>(&self.front)
+            .fetch_as::<(String, String)>(&self.pool)
             .await?
             .into_iter()
             .collect();
         let mut counts: HashMap<(String, &'static str, Option<String>), u64> = HashMap::new();
-        for cal in candidates(&self.front, None).await? {
+        for cal in candidates(&self.pool, None).await? {
             let h = plan::health(&cal, now, margin, self.cfg.stale_after);
             let reason = (h == "failing").then(|| why.get(&cal.owner().id).cloned()).flatten();
             *counts.entry((cal.owner().integration.clone(), h, reason)).or_default() += 1;
@@ -408,7 +435,10 @@ impl Engine {
                     return;
                 }
                 match self.sync_notified(&id).await {
-                    Ok(_) => tally.count(&tally.resynced),
+                    Ok(_) => {
+                        tally.synced(&id);
+                        tally.count(&tally.resynced)
+                    }
                     Err(e) => {
                         tally.count(&tally.failed);
                         tracing::warn!(calendar = %id, code = e.code(), error = %e, "{what}");
@@ -424,13 +454,13 @@ impl Engine {
     /// their channel looks: notifications are not 100% reliable.
     async fn safety_net(
         &self,
+        all: &[Calendar],
+        flags: &HashMap<i32, bool>,
         after: Duration,
         opts: &RenewOptions,
         tally: &Tally,
         deadline: Option<Instant>,
-    ) -> Result<()> {
-        let all = candidates(&self.pool, None).await?;
-        let flags = self.cache_flags(&all).await?;
+    ) {
         let now = now_db();
         let cutoff = now - chrono::Duration::from_std(after).unwrap_or_default();
         // Calendars not synced for a while, those whose window runs short (a full resync then
@@ -447,16 +477,37 @@ impl Engine {
                     None => o.synced_at.is_none_or(|t| t <= cutoff) || self.window_due(&o.id, o.window_end, now),
                 }
             })
-            .filter(|c| c.channel().is_some())
+            .filter(|c| c.channel().is_some() && !tally.was_synced(&c.owner().id))
             .map(|c| c.owner().id.clone())
             .collect();
         self.resync(due, opts, tally, deadline, "safety-net resync failed")
             .await;
-        Ok(())
     }
 }
 
 /// Milliseconds since `t`, for reports.
 pub fn elapsed_ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults the declarations (and so the README's readers) are told are the ones used.
+    #[test]
+    fn documented_renewal_defaults_are_the_real_ones() {
+        let d = RenewOptions::default();
+        let types = include_str!("../napi/types.rs");
+        let readme = include_str!("../../README.md");
+        let said = format!(
+            "Concurrent provider operations per provider. Default {}.",
+            d.concurrency
+        );
+        assert!(types.contains(&said), "src/napi/types.rs should say: {said}");
+        let said = format!("(`concurrency`, default {})", d.concurrency);
+        assert!(readme.contains(&said), "README should say: {said}");
+        let said = format!("Calendars claimed per batch. Default {}.", d.batch_size);
+        assert!(types.contains(&said), "src/napi/types.rs should say: {said}");
+    }
 }

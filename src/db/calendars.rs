@@ -147,22 +147,29 @@ pub struct ChannelRow {
     pub integration: String,
     /// Known only from the channel ledger: being opened (not stored yet) or replaced but still live.
     pub from_ledger: bool,
+    /// The channel ledger holds it: calsync opened it (channels of the TypeScript implementation,
+    /// and calsync's own from before the ledger, are not there).
+    pub in_ledger: bool,
 }
 
-/// Finds the calendar row carrying channel `channel_id`, else the calendar the channel ledger
-/// records it for (a channel whose opening has not stored it yet, or an old one not yet stopped).
-pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<ChannelRow>> {
+/// Finds the `integration` calendar row carrying channel `channel_id`, else the calendar the
+/// channel ledger records it for (a channel whose opening has not stored it yet, or an old one not
+/// yet stopped).
+pub async fn by_channel(pool: &PgPool, integration: &str, channel_id: &str) -> Result<Option<ChannelRow>> {
     let row = stmt(
-        r#"SELECT id, resource, integration, from_ledger FROM (
+        r#"SELECT id, resource, integration, from_ledger,
+                  EXISTS (SELECT 1 FROM "CalendarSyncChannel" WHERE "channelId" = $1 AND integration = $2) AS in_ledger
+           FROM (
              SELECT sc.id, sc."channelResourceId" AS resource, sc.integration, false AS from_ledger
-             FROM "SelectedCalendar" sc WHERE sc."channelId" = $1
+             FROM "SelectedCalendar" sc WHERE sc."channelId" = $1 AND sc.integration = $2
              UNION ALL
              SELECT sc.id, l."resourceId", sc.integration, true
              FROM "CalendarSyncChannel" l JOIN "SelectedCalendar" sc ON sc.id = l."selectedCalendarId"
-             WHERE l."channelId" = $1
+             WHERE l."channelId" = $1 AND l.integration = $2
            ) x ORDER BY from_ledger, id LIMIT 1"#,
     )
     .text(channel_id)
+    .text(integration)
     .fetch_optional(pool)
     .await?;
     Ok(match row {
@@ -171,6 +178,7 @@ pub async fn by_channel(pool: &PgPool, channel_id: &str) -> Result<Option<Channe
             resource_id: r.try_get("resource")?,
             integration: r.try_get("integration")?,
             from_ledger: r.try_get("from_ledger")?,
+            in_ledger: r.try_get("in_ledger")?,
         }),
         None => None,
     })
@@ -194,6 +202,7 @@ pub async fn by_channels(pool: &PgPool, channel_ids: &[String]) -> Result<HashMa
                 resource_id: r.try_get("channelResourceId")?,
                 integration: r.try_get("integration")?,
                 from_ledger: false,
+                in_ledger: false,
             },
         );
     }
@@ -376,9 +385,15 @@ pub async fn pending(pool: &PgPool, older_than_ms: i64) -> Result<Vec<String>> {
 }
 
 /// Commits a successful sync's bookkeeping on every row of the group, inside the sync transaction,
-/// in one statement: the new token, the failures forgotten, the pending marks written before the
+/// in one statement: the new token, the failures forgotten (also one another process recorded
+/// while this sync ran: the calendar is as fresh as this sync's start), the pending marks written before the
 /// group was read (`read_at`) cleared, and the sync's claim ended with the commit. A webhook marking
 /// the same calendar in that last instant waits for the commit (its mark then lands after it).
+///
+/// A mark renewed after `read_at` stays, but slides: this sync covered every change announced
+/// before `read_at`, so what is still owed was announced after it, and the mark's age counts from
+/// there. Without the slide, a calendar notified during every sync for longer than the grace
+/// (a busy shared calendar, a slow provider) would read `stale` forever.
 pub async fn record_sync_success(
     conn: &mut PgConnection,
     row_ids: &[String],
@@ -390,8 +405,11 @@ pub async fn record_sync_success(
     query(
         r#"WITH failures AS (DELETE FROM "CalendarSyncFailure" WHERE "selectedCalendarId" = ANY($1)),
                 marks AS (DELETE FROM "CalendarSyncPending" WHERE "selectedCalendarId" = ANY($1) AND "last" <= $4),
+                slid AS (UPDATE "CalendarSyncPending" SET "since" = $4
+                         WHERE "selectedCalendarId" = ANY($1) AND "last" > $4 AND "since" < $4),
                 claim AS (DELETE FROM "CalendarSyncLease" WHERE "key" = $5 AND "holder" = $6)
-           UPDATE "SelectedCalendar" SET "syncToken" = $2, "syncedAt" = $3, "syncErrorCount" = 0 WHERE id = ANY($1)"#,
+           UPDATE "SelectedCalendar" SET "syncToken" = $2, "syncedAt" = $3, "syncErrorCount" = 0, "syncErrorAt" = NULL
+           WHERE id = ANY($1)"#,
     )
     .bind(row_ids)
     .bind(sync_token)

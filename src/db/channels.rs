@@ -65,21 +65,46 @@ pub struct Orphan {
     pub expired: bool,
 }
 
-/// Ledger rows whose channel no `"SelectedCalendar"` row carries: an opening in progress, or one
-/// that died before storing its channel, or a channel replaced or unsubscribed whose stop failed.
-pub async fn orphans(pool: &PgPool, limit: i64) -> Result<Vec<Orphan>> {
+/// Forgets the ledger rows no calendar row carries whose channel cannot be live any more: past its
+/// expiration, or — when the provider never answered with one (a failed or unanswered watch) —
+/// opened longer ago than the longest lifetime calsync asks for (`max_ttl_ms`; a provider never
+/// grants more than was asked). Nothing is asked of the provider; returns how many.
+pub async fn forget_expired(pool: &PgPool, max_ttl_ms: i64) -> Result<u64> {
+    let done = stmt(
+        r#"DELETE FROM "CalendarSyncChannel" l
+           WHERE COALESCE(l."expiresAt", l."openedAt" + $1 * interval '1 millisecond') < (clock_timestamp() AT TIME ZONE 'UTC')
+             AND (l."channelId" IS NULL
+                  OR NOT EXISTS (SELECT 1 FROM "SelectedCalendar" sc WHERE sc."channelId" = l."channelId"))"#,
+    )
+    .bigint(max_ttl_ms)
+    .execute(pool)
+    .await?;
+    Ok(done)
+}
+
+/// Ledger rows whose channel no `"SelectedCalendar"` row carries and that calsync can act on: an
+/// opening in progress, or one that died before storing its channel, or a channel replaced or
+/// unsubscribed whose stop failed. A channel whose stop needs a resource id nobody knows cannot be
+/// stopped; it is left out (so that such rows never crowd out the ones that can be stopped) until
+/// the next channel of its calendar tells the resource id, or it expires.
+/// `need_resource`: the integrations whose channels are stopped by resource id too.
+pub async fn orphans(pool: &PgPool, limit: i64, need_resource: &[&str]) -> Result<Vec<Orphan>> {
     let rows = stmt(
-        r#"SELECT l."id", l."channelId", l."userId", l."integration", l."externalId", l."credentialId",
-                  COALESCE(l."resourceId", (SELECT sc."channelResourceId" FROM "SelectedCalendar" sc
-                     WHERE sc."userId" = l."userId" AND sc."integration" = l."integration"
-                       AND sc."externalId" = l."externalId" AND sc."channelResourceId" IS NOT NULL LIMIT 1)) AS resource,
-                  COALESCE(l."expiresAt" < (clock_timestamp() AT TIME ZONE 'UTC'), false) AS expired
-           FROM "CalendarSyncChannel" l
-           WHERE l."channelId" IS NULL
-              OR NOT EXISTS (SELECT 1 FROM "SelectedCalendar" sc WHERE sc."channelId" = l."channelId")
-           ORDER BY l."openedAt" LIMIT $1"#,
+        r#"SELECT * FROM (
+             SELECT l."id", l."channelId", l."userId", l."integration", l."externalId", l."credentialId", l."openedAt",
+                    COALESCE(l."resourceId", (SELECT sc."channelResourceId" FROM "SelectedCalendar" sc
+                       WHERE sc."userId" = l."userId" AND sc."integration" = l."integration"
+                         AND sc."externalId" = l."externalId" AND sc."channelResourceId" IS NOT NULL LIMIT 1)) AS resource,
+                    COALESCE(l."expiresAt" < (clock_timestamp() AT TIME ZONE 'UTC'), false) AS expired
+             FROM "CalendarSyncChannel" l
+             WHERE l."channelId" IS NULL
+                OR NOT EXISTS (SELECT 1 FROM "SelectedCalendar" sc WHERE sc."channelId" = l."channelId")
+           ) o
+           WHERE NOT (o."integration" = ANY($2) AND o.resource IS NULL)
+           ORDER BY o."openedAt" LIMIT $1"#,
     )
     .bigint(limit)
+    .texts(need_resource)
     .fetch_all(pool)
     .await?;
     rows.iter()

@@ -41,7 +41,9 @@ pub struct Queued {
 }
 
 /// Writes `found` for calendar `owner` inside the sync's transaction; a change of an event already
-/// waiting replaces its state (the latest wins) under a new id, handed out afresh.
+/// waiting replaces its state (the latest wins) under a new id. A change some taker holds keeps
+/// its hold: the newer state is handed out only once that hold has ended, so no second taker can
+/// apply it before the first has applied (or given up on) the older one.
 pub async fn write(
     tx: &mut PgConnection,
     owner: &str,
@@ -62,7 +64,7 @@ pub async fn write(
            ON CONFLICT ("selectedCalendarId", "externalId") DO UPDATE
            SET "id" = nextval('"CalendarSyncBookingChange_id_seq"'), "uid" = EXCLUDED."uid", "start" = EXCLUDED."start",
                "end" = EXCLUDED."end", "cancelled" = EXCLUDED."cancelled", "changedAt" = EXCLUDED."changedAt",
-               "takenUntil" = NULL, "deliveries" = 0"#,
+               "deliveries" = 0"#,
     )
     .bind(owner)
     .bind(user_id)

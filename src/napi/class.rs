@@ -49,8 +49,13 @@ impl CalendarSync {
     /// missing, or `INVALID_ARGUMENT`.
     #[napi(factory)]
     pub async fn connect(options: Option<ConnectOptions>) -> Result<CalendarSync> {
-        let config = options.unwrap_or_default().into_config().map_err(js_error)?;
-        let core = Calsync::connect(config).await.map_err(js_error)?;
+        let mut options = options.unwrap_or_default();
+        let sink = options
+            .logger
+            .take()
+            .map(|f| Arc::new(super::types::JsLog(f)) as Arc<dyn crate::log::Sink>);
+        let config = options.into_config().map_err(js_error)?;
+        let core = Calsync::connect_logged(config, sink).await.map_err(js_error)?;
         Ok(CalendarSync {
             inner: RwLock::new(Some(Arc::new(core))),
         })

@@ -123,12 +123,66 @@ pub struct ConnectOptions {
     /// `calsync migrate status`, never slowing or failing the read.
     #[napi(ts_type = "'off' | 'switch' | 'shadow'")]
     pub legacy_reads: Option<String>,
+    /// Where calsync's logs go: any object with `debug`, `info`, `warn` and `error` methods
+    /// (`console`, a pino or winston logger...). Each entry is one call, `logger[level](fields,
+    /// message)`: `fields` holds structured values (`code`, `calendar`, `integration`,
+    /// `provider`, `status`, `ms`..., and `suppressed` when identical entries were left out in
+    /// the last minute), never tokens, secrets or event contents. Default: warnings and errors as
+    /// one JSON line each on stderr.
+    #[napi(
+        ts_type = "{ debug?(fields: Record<string, unknown>, message: string): void; info?(fields: Record<string, unknown>, message: string): void; warn?(fields: Record<string, unknown>, message: string): void; error?(fields: Record<string, unknown>, message: string): void }"
+    )]
+    pub logger: Option<LogCallback>,
+    /// The least severe level logged: `'debug'`, `'info'`, `'warn'`, `'error'` or `'off'`.
+    /// Default: `CALSYNC_LOG`, else `'warn'`.
+    #[napi(ts_type = "'debug' | 'info' | 'warn' | 'error' | 'off'")]
+    pub log_level: Option<String>,
+}
+
+/// The native side of the `logger` option: calsync.js turns the logger object into this function.
+pub type LogCallback = napi::threadsafe_function::ThreadsafeFunction<
+    LogEntry,
+    napi::bindgen_prelude::Unknown<'static>,
+    LogEntry,
+    napi::Status,
+    false,
+    true,
+>;
+
+/// One log entry as the package entry hands it to the `logger` option's method `level`.
+#[napi(object, object_from_js = false)]
+pub struct LogEntry {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
+    /// Structured values: `code`, `calendar`, `integration`, `ms`... never secrets.
+    pub fields: serde_json::Value,
+}
+
+/// Sends log entries to the JS logger; the call never keeps Node alive and never blocks.
+pub struct JsLog(pub LogCallback);
+
+impl crate::log::Sink for JsLog {
+    fn write(&self, level: crate::log::Level, message: &str, fields: serde_json::Map<String, serde_json::Value>) {
+        let entry = LogEntry {
+            level: level.as_str().to_string(),
+            message: message.to_string(),
+            fields: serde_json::Value::Object(fields),
+        };
+        self.0.call(
+            entry,
+            napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    }
 }
 
 impl ConnectOptions {
     /// The library configuration: environment defaults overridden by these options.
-    pub fn into_config(self) -> crate::error::Result<Config> {
+    pub fn into_config(mut self) -> crate::error::Result<Config> {
         let mut cfg = Config::from_env();
+        if let Some(v) = self.log_level.take() {
+            cfg.log_level = v;
+        }
         if let Some(v) = &self.legacy_reads {
             cfg.legacy_reads = crate::config::LegacyReads::parse(v)?;
         }
@@ -425,7 +479,11 @@ impl From<Response> for WebhookResponse {
     fn from(r: Response) -> Self {
         WebhookResponse {
             status: r.status as u32,
-            headers: std::collections::HashMap::from([("Content-Type".to_string(), r.content_type.to_string())]),
+            headers: r
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: r.body,
         }
     }
@@ -609,7 +667,7 @@ impl WebhookOptions {
 pub struct RenewWatchesOptions {
     /// Renew channels that expire within this many milliseconds. Default 86400000 (24 h).
     pub margin_ms: Option<f64>,
-    /// Concurrent provider operations per provider. Default 16.
+    /// Concurrent provider operations per provider. Default 8.
     pub concurrency: Option<u32>,
     /// Calendars claimed per batch. Default 500.
     pub batch_size: Option<u32>,

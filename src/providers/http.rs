@@ -44,7 +44,66 @@ pub struct OAuthClient<'a> {
 
 /// Decodes a successful reply's JSON body.
 pub fn decode<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, ProviderError> {
-    serde_json::from_slice(&reply.body).map_err(|e| ProviderError::Decode(e.to_string()))
+    serde_json::from_slice(&without_lone_surrogates(&reply.body)).map_err(|e| decode_error(&e))
+}
+
+/// `body` with every `\uXXXX` escape of a lone UTF-16 surrogate replaced by `\ufffd`. Providers
+/// serialize strings from UTF-16 platforms and can send half a pair (a title cut in the middle of
+/// an emoji); serde_json refuses such a string, which would fail the whole page and with it the
+/// calendar. Borrowed unchanged when there is none (the common case: one scan for `\u`).
+pub fn without_lone_surrogates(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    fn surrogate(b: &[u8], i: usize) -> Option<u16> {
+        if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
+        u16::from_str_radix(hex, 16)
+            .ok()
+            .filter(|u| (0xD800..=0xDFFF).contains(u))
+    }
+    if !body.windows(2).any(|w| w == b"\\u") {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'\\' {
+            if let Some(o) = out.as_mut() {
+                o.push(body[i]);
+            }
+            i += 1;
+            continue;
+        }
+        let step = match surrogate(body, i) {
+            // A high surrogate followed by a low one is a pair: keep both.
+            Some(0xD800..=0xDBFF) if surrogate(body, i + 6).is_some_and(|lo| lo >= 0xDC00) => 12,
+            Some(_) => {
+                let o = out.get_or_insert_with(|| body[..i].to_vec());
+                o.extend_from_slice(b"\\ufffd");
+                i += 6;
+                continue;
+            }
+            None => 2, // any other escape, `\\` included, is two bytes at least
+        };
+        let end = (i + step).min(body.len());
+        if let Some(o) = out.as_mut() {
+            o.extend_from_slice(&body[i..end]);
+        }
+        i = end;
+    }
+    out.map_or(std::borrow::Cow::Borrowed(body), std::borrow::Cow::Owned)
+}
+
+/// A JSON error as calsync reports it: its category and position only. serde's own message can
+/// quote the offending value, which may be an event's title or description.
+pub fn decode_error(e: &serde_json::Error) -> ProviderError {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "an I/O error",
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Data => "JSON of an unexpected shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    ProviderError::Decode(format!("{what} at line {} column {}", e.line(), e.column()))
 }
 
 /// The error for a failed reply: 401 and 404 have their own kinds, the rest carry status and reason.
@@ -81,7 +140,8 @@ pub fn retryable(status: StatusCode, body: &[u8]) -> bool {
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // `try_from`: a huge value (`1e20`) would overflow a Duration; it is too long anyway.
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
@@ -231,10 +291,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let fix = |s: &str| String::from_utf8(without_lone_surrogates(s.as_bytes()).into_owned()).unwrap();
+        let parsed = |s: &str| serde_json::from_str::<String>(&fix(s)).unwrap();
+        assert_eq!(parsed(r#""a\ud83d b""#), "a\u{fffd} b");
+        assert_eq!(parsed(r#""\udc00""#), "\u{fffd}");
+        assert_eq!(parsed(r#""pair \ud83d\ude00 ok""#), "pair \u{1f600} ok");
+        assert_eq!(parsed(r#""\\ud800 is text""#), "\\ud800 is text");
+        assert_eq!(parsed(r#""\ud800\ud800\udc00""#), "\u{fffd}\u{10000}");
+        assert!(matches!(
+            without_lone_surrogates(b"{\"a\":\"\\u0041\"}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
     fn retry_after_seconds_fractions_and_dates() {
         assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_retry_after(" 2.128 "), Some(Duration::from_secs_f64(2.128)));
         assert_eq!(parse_retry_after("-1"), None);
+        // Beyond what a Duration holds: no panic, and far too long to wait for.
+        assert_eq!(parse_retry_after("1e20"), Some(Duration::MAX));
         assert_eq!(parse_retry_after("soon"), None);
         let past = parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT");
         assert_eq!(past, Some(Duration::ZERO));

@@ -30,6 +30,11 @@ pub struct Subscribed {
     pub expiration: Option<NaiveDateTime>,
     /// The sync that followed (full when the calendar had none yet).
     pub sync: Option<SyncReport>,
+    /// No channel of the calendar was live when this one was opened (none yet, expired, or gone
+    /// at the provider): changes made meanwhile were announced to nobody. A pending mark was
+    /// written with the channel, so the calendar is synced (by the caller, else by any process
+    /// that re-drives marks) before reads trust it past the grace.
+    pub lapsed: bool,
 }
 
 /// A channel as the provider granted it.
@@ -89,12 +94,15 @@ impl Engine {
     /// Opens (or replaces) the channel of row `id`'s calendar without syncing.
     pub async fn open_channel(&self, id: &str) -> Result<Subscribed> {
         let (group, claim) = self.claim_channel(id).await?;
-        let out = self.open_claimed(&group, &claim).await;
+        let out = self.open_claimed(&group, &claim, false).await;
         claim.release(&self.pool).await;
         out
     }
 
-    async fn open_claimed(&self, group: &Group, claim: &Lease) -> Result<Subscribed> {
+    /// Opens a channel under the calendar's claim; `gone`: the provider said the current one no
+    /// longer exists.
+    async fn open_claimed(&self, group: &Group, claim: &Lease, gone: bool) -> Result<Subscribed> {
+        let lapsed = gone || group.channel_id.is_none() || group.channel_expiration.is_none_or(|e| e <= now_db());
         let access = self.access_token(group, None).await?;
         let ledger_id = uuid::Uuid::new_v4().to_string();
         let chosen = (group.integration == GOOGLE).then_some(ledger_id.as_str());
@@ -132,6 +140,12 @@ impl Engine {
             )),
             Err(e) => Err(e),
         };
+        // With no live channel before this one, changes may have gone unannounced: the mark
+        // (written with the channel, before any old one is stopped) makes a sync owed.
+        let stored = match stored {
+            Ok(()) if lapsed => calendars::mark_pending(&self.pool, &group.row_ids, self.cfg.connect_timeout).await,
+            other => other,
+        };
         if let Err(e) = stored {
             let opened = (granted.id.as_str(), granted.resource_id.as_str());
             if self.stop(&group.integration, &access, opened).await {
@@ -148,6 +162,7 @@ impl Engine {
             channel_id: granted.id,
             expiration: granted.expiration,
             sync: None,
+            lapsed,
         })
     }
 
@@ -228,7 +243,7 @@ impl Engine {
 
     async fn renew_claimed(&self, group: &Group, claim: &Lease) -> Result<Subscribed> {
         let Some(sub_id) = group.channel_id.clone() else {
-            return self.open_claimed(group, claim).await;
+            return self.open_claimed(group, claim, true).await;
         };
         let access = self.access_token(group, None).await?;
         match self.microsoft.renew(&access, &sub_id, &self.graph_expiration()).await {
@@ -239,9 +254,10 @@ impl Engine {
                     channel_id: s.id,
                     expiration,
                     sync: None,
+                    lapsed: false,
                 })
             }
-            Err(ProviderError::NotFound) => self.open_claimed(group, claim).await,
+            Err(ProviderError::NotFound) => self.open_claimed(group, claim, true).await,
             Err(e) => {
                 calendars::record_subscribe_failure(&self.pool, &group.row_ids, now_db()).await?;
                 Err(e.into())
@@ -261,7 +277,8 @@ impl Engine {
         match result {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(integration, error = %e, "could not stop a channel; the sweep will retry");
+                let code = Error::from(e).code();
+                tracing::warn!(integration, code, "could not stop a channel; the sweep will retry");
                 false
             }
         }
@@ -292,7 +309,12 @@ impl Engine {
     /// expired. Each calendar's channel claim is held meanwhile, so a channel being opened right now
     /// is never taken for an orphan. Returns how many channels were stopped.
     pub async fn stop_orphans(&self) -> Result<u64> {
-        let orphans = ledger::orphans(&self.pool, 500).await?;
+        // The longest lifetime calsync asks for, a day over: a ledger row older than that whose
+        // provider never named an expiration (its watch failed or was never answered) is dead.
+        let longest = self.cfg.google.channel_ttl.max(self.cfg.microsoft.subscription_ttl)
+            + std::time::Duration::from_secs(86_400);
+        ledger::forget_expired(&self.pool, longest.as_millis() as i64).await?;
+        let orphans = ledger::orphans(&self.pool, 500, &[GOOGLE]).await?;
         let mut stopped = 0;
         for o in orphans {
             if o.expired {

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use super::{Request, Response};
 use crate::db::{self, calendars};
 use crate::error::Error;
-use crate::sync::Engine;
+use crate::sync::{Engine, GOOGLE};
 
 /// The token calsync gives channel `channel_id`.
 pub fn channel_token(secret: &str, channel_id: &str) -> String {
@@ -23,13 +23,28 @@ pub fn channel_token(secret: &str, channel_id: &str) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether `presented` is channel `channel_id`'s derived token or the shared secret itself. Both
-/// comparisons always run, in constant time.
-pub fn verify_token(secret: &str, channel_id: &str, presented: &str) -> bool {
+/// Which token a notification presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// The channel's own derived token: calsync opened the channel.
+    Derived,
+    /// The shared secret itself, as channels of the TypeScript implementation carry it (and so
+    /// every notification header of theirs, proxy logs included). Accepted only for channels
+    /// calsync did not open.
+    Shared,
+}
+
+/// Which token `presented` is for channel `channel_id`, if either. Both comparisons always run,
+/// in constant time.
+pub fn verify_token(secret: &str, channel_id: &str, presented: &str) -> Option<Token> {
     let derived = channel_token(secret, channel_id);
-    let a = presented.as_bytes().ct_eq(derived.as_bytes());
-    let b = presented.as_bytes().ct_eq(secret.as_bytes());
-    bool::from(a | b)
+    let a = bool::from(presented.as_bytes().ct_eq(derived.as_bytes()));
+    let b = bool::from(presented.as_bytes().ct_eq(secret.as_bytes()));
+    match (a, b) {
+        (true, _) => Some(Token::Derived),
+        (false, true) => Some(Token::Shared),
+        (false, false) => None,
+    }
 }
 
 /// What a verified notification asks for.
@@ -41,6 +56,7 @@ pub enum Notice {
     Changed {
         channel_id: String,
         resource_id: Option<String>,
+        token: Token,
     },
     /// A state calsync does not act on.
     Ignored,
@@ -64,91 +80,140 @@ pub fn verify(req: &Request, secret: Option<&str>) -> Result<Notice, Response> {
     let Some(presented) = req.header("x-goog-channel-token") else {
         return Err(Response::json(401, "rejected", Some("missing channel token")));
     };
-    if !verify_token(secret, channel_id, presented) {
+    let Some(token) = verify_token(secret, channel_id, presented) else {
         return Err(Response::json(403, "rejected", Some("invalid channel token")));
-    }
+    };
     Ok(match state {
         "sync" => Notice::Handshake,
         "exists" | "not_exists" => Notice::Changed {
             channel_id: channel_id.to_string(),
             resource_id: req.header("x-goog-resource-id").map(str::to_string),
+            token,
         },
         _ => Notice::Ignored,
     })
 }
 
-/// Handles one Google notification end to end; never fails.
+/// Handles one Google notification end to end; never fails. Each one is counted by outcome
+/// (`calsync_webhook_notifications_total`), and the ones an operator should see are logged.
 pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response {
+    let (outcome, resp) = answer(engine, req, wait).await;
+    crate::metrics::Metrics::inc(&engine.metrics.notifications, &["google", outcome]);
+    resp
+}
+
+async fn answer(engine: &Arc<Engine>, req: &Request, wait: bool) -> (&'static str, Response) {
     let secret = engine.cfg.google.webhook_token.as_ref().map(|s| s.expose());
-    let (channel_id, resource_id) = match verify(req, secret) {
+    let (channel_id, resource_id, token) = match verify(req, secret) {
         Err(resp) => {
-            tracing::warn!(status = resp.status, "rejected a Google notification");
-            return resp;
+            let outcome = match resp.status {
+                503 => "unconfigured",
+                400 => "malformed",
+                _ => "forged",
+            };
+            match outcome {
+                "unconfigured" => tracing::error!(
+                    provider = "google",
+                    code = "WEBHOOK_UNCONFIGURED",
+                    "a Google notification arrived but GOOGLE_WEBHOOK_TOKEN is not configured"
+                ),
+                _ => tracing::warn!(
+                    provider = "google",
+                    code = if outcome == "forged" {
+                        "WEBHOOK_FORGED"
+                    } else {
+                        "WEBHOOK_MALFORMED"
+                    },
+                    status = resp.status,
+                    "rejected a Google notification"
+                ),
+            }
+            return (outcome, resp);
         }
-        Ok(Notice::Handshake) => return Response::json(200, "handshake", None),
-        Ok(Notice::Ignored) => return Response::json(200, "ignored", None),
+        Ok(Notice::Handshake) => return ("handshake", Response::json(200, "handshake", None)),
+        Ok(Notice::Ignored) => return ("ignored", Response::json(200, "ignored", None)),
         Ok(Notice::Changed {
             channel_id,
             resource_id,
-        }) => (channel_id, resource_id),
+            token,
+        }) => (channel_id, resource_id, token),
     };
     // The ticket comes first, before any database work, so a burst registers at once. Its key
-    // holds the resource id too, so a lookup shared by a burst checked exactly that pair.
+    // holds the resource id and the token's kind too, so a lookup shared by a burst checked
+    // exactly that.
     let ticket = engine.ticket(&format!(
-        "google:{channel_id}:{}",
+        "google:{channel_id}:{}:{token:?}",
         resource_id.as_deref().unwrap_or_default()
     ));
     // The channel is checked before answering (a database outage gets a 503, which Google retries);
     // the notifications of a burst share one lookup.
     let id = match ticket
-        .resolve(|| channel_calendar(engine, &channel_id, resource_id.as_deref()))
+        .resolve(|| channel_calendar(engine, &channel_id, resource_id.as_deref(), token))
         .await
     {
         Ok(id) => id,
-        Err(resp) => return resp,
+        Err((outcome, resp)) => return (outcome, resp),
     };
     // Durable before acknowledged (SPEC §6.10): if this process dies after answering, the mark
     // makes any other process sync the calendar; if it cannot be written, Google retries.
     if let Err(e) = engine.marks.mark(&engine.front, &id, engine.cfg.connect_timeout).await {
-        return unavailable(&e);
+        return ("unavailable", unavailable(&e));
     }
     if wait {
         let outcome = engine.coalesce(ticket, || engine.sync(&id, false)).await;
-        return outcome.map_or_else(|| Response::json(200, "coalesced", None), synced);
+        return (
+            "accepted",
+            outcome.map_or_else(|| Response::json(200, "coalesced", None), synced),
+        );
     }
     let task = {
         let engine = engine.clone();
         async move {
-            if let Some(Err(e)) = engine.coalesce(ticket, || engine.sync(&id, false)).await {
-                tracing::warn!(calendar = %id, code = e.code(), error = %e, "sync after a Google notification failed");
-            }
+            // A failed sync is logged (once, with its code) where it is recorded.
+            engine.coalesce(ticket, || engine.sync(&id, false)).await;
         }
     };
     engine.in_background(task);
-    Response::json(200, "accepted", None)
+    ("accepted", Response::json(200, "accepted", None))
 }
 
-/// The SelectedCalendar row watched by a channel, once the notification's resource id matches it;
-/// otherwise the response to send.
-async fn channel_calendar(engine: &Engine, channel_id: &str, resource_id: Option<&str>) -> Result<String, Response> {
-    let lookup = calendars::by_channel(&engine.front, channel_id);
+/// The SelectedCalendar row watched by a channel, once the notification's resource id and token
+/// fit it; otherwise the outcome and the response to send.
+async fn channel_calendar(
+    engine: &Engine,
+    channel_id: &str,
+    resource_id: Option<&str>,
+    token: Token,
+) -> Result<String, (&'static str, Response)> {
+    let lookup = calendars::by_channel(&engine.front, GOOGLE, channel_id);
     let row = match db::within(engine.cfg.connect_timeout, "looking up the channel", lookup).await {
         Ok(Some(row)) => row,
         Ok(None) => {
-            tracing::info!(channel = %channel_id, "notification for an unknown channel ignored");
-            return Err(Response::json(200, "unknown_channel", None));
+            tracing::info!(
+                provider = "google",
+                code = "WEBHOOK_UNKNOWN",
+                "notification for an unknown channel ignored"
+            );
+            return Err(("unknown", Response::json(200, "unknown_channel", None)));
         }
-        Err(e) => return Err(unavailable(&e)),
+        Err(e) => return Err(("unavailable", unavailable(&e))),
     };
-    // A channel still being opened has no resource id on record yet; its token (derived from its
-    // id) already proved it is calsync's.
+    // calsync's own channels carry their derived token; the shared secret (which the TypeScript
+    // implementation's channels send in every header) does not open them.
+    if token == Token::Shared && row.in_ledger {
+        tracing::warn!(provider = "google", code = "WEBHOOK_FORGED", calendar = %row.selected_calendar_id,
+            "a notification for a channel calsync opened presented the shared token instead of the channel's own");
+        return Err(("forged", Response::json(403, "rejected", Some("invalid channel token"))));
+    }
+    // A channel still being opened has no resource id on record yet; its derived token (the
+    // shared one was refused above for ledger channels) already proved it is calsync's.
     let unknown_yet = row.from_ledger && row.resource_id.is_none();
     if !unknown_yet && (row.resource_id.is_none() || row.resource_id.as_deref() != resource_id) {
-        tracing::warn!(channel = %channel_id, "notification with a resource id that does not match the channel");
-        return Err(Response::json(
-            403,
-            "rejected",
-            Some("resource id does not match the channel"),
+        tracing::warn!(provider = "google", code = "WEBHOOK_MISMATCH", calendar = %row.selected_calendar_id,
+            "notification with a resource id that does not match the channel");
+        return Err((
+            "mismatch",
+            Response::json(403, "rejected", Some("resource id does not match the channel")),
         ));
     }
     Ok(row.selected_calendar_id)
@@ -163,7 +228,7 @@ fn synced(result: crate::error::Result<crate::sync::SyncReport>) -> Response {
 }
 
 fn unavailable(e: &Error) -> Response {
-    tracing::error!(error = %e, "database error while handling a Google notification");
+    tracing::error!(provider = "google", code = e.code(), error = %e, "database error while handling a Google notification; answered 503 (Google retries)");
     Response::json(503, "unavailable", Some(e.code()))
 }
 
@@ -185,14 +250,15 @@ mod tests {
     fn derived_and_shared_tokens_are_accepted() {
         let t = channel_token("s3cret", "chan-1");
         assert_eq!(t.len(), 64);
-        assert!(verify_token("s3cret", "chan-1", &t));
-        assert!(verify_token("s3cret", "chan-1", "s3cret"));
-        assert!(
-            !verify_token("s3cret", "chan-2", &t),
+        assert_eq!(verify_token("s3cret", "chan-1", &t), Some(Token::Derived));
+        assert_eq!(verify_token("s3cret", "chan-1", "s3cret"), Some(Token::Shared));
+        assert_eq!(
+            verify_token("s3cret", "chan-2", &t),
+            None,
             "a token opens its own channel only"
         );
-        assert!(!verify_token("s3cret", "chan-1", ""));
-        assert!(!verify_token("s3cret", "chan-1", &t[..63]));
+        assert_eq!(verify_token("s3cret", "chan-1", ""), None);
+        assert_eq!(verify_token("s3cret", "chan-1", &t[..63]), None);
     }
 
     #[test]
@@ -211,7 +277,8 @@ mod tests {
             verify(&ok("exists"), Some("k")),
             Ok(Notice::Changed {
                 channel_id: "c".into(),
-                resource_id: Some("r".into())
+                resource_id: Some("r".into()),
+                token: Token::Derived,
             })
         );
         assert_eq!(verify(&ok("whatever"), Some("k")), Ok(Notice::Ignored));

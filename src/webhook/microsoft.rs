@@ -112,6 +112,10 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
     if tally.accepted == 0 && tally.rejected > 0 {
         return Response::json(403, "rejected", Some("no item carried a valid clientState"));
     }
+    if todo.is_empty() {
+        // An empty batch: nothing to look up (and no database work for an unauthenticated caller).
+        return accepted(&tally);
+    }
     // Tickets first, before any database work, so a burst registers at once.
     let tickets: Vec<_> = todo
         .into_iter()
@@ -166,6 +170,11 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
     } else {
         engine.in_background(run);
     }
+    accepted(&tally)
+}
+
+/// The 202 answer to a batch, with its counts.
+fn accepted(tally: &Tally) -> Response {
     let body = serde_json::json!({ "status": "accepted", "accepted": tally.accepted, "rejected": tally.rejected, "unknown": tally.unknown });
     Response {
         status: 202,

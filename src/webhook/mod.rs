@@ -58,6 +58,15 @@ pub struct Response {
 }
 
 impl Response {
+    /// The headers to send: the content type, and `X-Content-Type-Options: nosniff` so that no
+    /// browser ever reads an echoed body (Graph's validation token) as anything but its type.
+    pub fn headers(&self) -> [(&'static str, &'static str); 2] {
+        [
+            ("Content-Type", self.content_type),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+    }
+
     /// A JSON response `{"status": outcome}` (plus a message for errors).
     pub fn json(status: u16, outcome: &str, message: Option<&str>) -> Self {
         let mut body = serde_json::json!({ "status": outcome });

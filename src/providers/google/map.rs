@@ -22,6 +22,10 @@ pub struct Rules {
 /// An event whose times cannot be read is never called free: it is an error (the sync fails and the
 /// calendar reads `sync_failed`).
 pub fn map_event(ev: &Event, calendar_tz: Tz, rules: Rules) -> Result<Change, Unreadable> {
+    map_readable(ev, calendar_tz, rules).map(Change::storable)
+}
+
+fn map_readable(ev: &Event, calendar_tz: Tz, rules: Rules) -> Result<Change, Unreadable> {
     let remove = |cancelled| Change::Remove {
         external_id: ev.id.clone(),
         cancelled,

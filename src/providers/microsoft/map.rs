@@ -60,6 +60,10 @@ pub fn to_utc(t: &DateTimeZone) -> Option<NaiveDateTime> {
 /// (the sync fails and the calendar reads `sync_failed`) — except an all-day event whose zone is
 /// unknown, which is stored conservatively, busy across every zone's reading of its dates.
 pub fn map_event(ev: &Event, rules: Rules) -> Result<Change, Unreadable> {
+    map_readable(ev, rules).map(Change::storable)
+}
+
+fn map_readable(ev: &Event, rules: Rules) -> Result<Change, Unreadable> {
     let remove = |cancelled| Change::Remove {
         external_id: ev.id.clone(),
         cancelled,
