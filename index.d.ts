@@ -379,6 +379,20 @@ export interface ConnectOptions {
    * `calsync migrate status`, never slowing or failing the read.
    */
   legacyReads?: 'off' | 'switch' | 'shadow'
+  /**
+   * Where calsync's logs go: any object with `debug`, `info`, `warn` and `error` methods
+   * (`console`, a pino or winston logger...). Each entry is one call, `logger[level](fields,
+   * message)`: `fields` holds structured values (`code`, `calendar`, `integration`,
+   * `provider`, `status`, `ms`..., and `suppressed` when identical entries were left out in
+   * the last minute), never tokens, secrets or event contents. Default: warnings and errors as
+   * one JSON line each on stderr.
+   */
+  logger?: { debug?(fields: Record<string, unknown>, message: string): void; info?(fields: Record<string, unknown>, message: string): void; warn?(fields: Record<string, unknown>, message: string): void; error?(fields: Record<string, unknown>, message: string): void }
+  /**
+   * The least severe level logged: `'debug'`, `'info'`, `'warn'`, `'error'` or `'off'`.
+   * Default: `CALSYNC_LOG`, else `'warn'`.
+   */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'off'
 }
 
 /** Options of `dropLegacyCache`. */
@@ -467,6 +481,15 @@ export interface LegacyVerdict {
   /** Why the row is not comparable. */
   reason?: string
   divergences: Array<LegacyDivergence>
+}
+
+/** One log entry as the package entry hands it to the `logger` option's method `level`. */
+export interface LogEntry {
+  /** `debug`, `info`, `warn` or `error`. */
+  level: string
+  message: string
+  /** Structured values: `code`, `calendar`, `integration`, `ms`... never secrets. */
+  fields: any
 }
 
 /**
@@ -561,7 +584,7 @@ export interface RenewReport {
 export interface RenewWatchesOptions {
   /** Renew channels that expire within this many milliseconds. Default 86400000 (24 h). */
   marginMs?: number
-  /** Concurrent provider operations per provider. Default 16. */
+  /** Concurrent provider operations per provider. Default 8. */
   concurrency?: number
   /** Calendars claimed per batch. Default 500. */
   batchSize?: number

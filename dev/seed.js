@@ -155,6 +155,23 @@ async function insertEvents(db, selectedCalendarId, events) {
 }
 
 /** A Date or ISO string as the naive UTC text a TIMESTAMP(3) column takes. */
+/**
+ * A booking of the app whose calendar event is `eventId` in the organizer's calendar, as Cal.com
+ * records it: a "Booking" row and a "BookingReference" naming the event (type = the integration,
+ * uid = the provider's event id) with the credential and calendar that hold it.
+ */
+async function createBooking(db, { uid, userId, integration, eventId, credentialId = null, externalCalendarId = null, start, end, deleted = null }) {
+  const { rows } = await db.query(
+    'INSERT INTO "Booking" ("uid", "userId", "title", "startTime", "endTime") VALUES ($1, $2, $3, $4, $5) RETURNING id',
+    [uid, userId, 'booking', utc(start), utc(end)],
+  )
+  await db.query(
+    'INSERT INTO "BookingReference" ("type", "uid", "bookingId", "externalCalendarId", "credentialId", "deleted") VALUES ($1, $2, $3, $4, $5, $6)',
+    [integration, eventId, rows[0].id, externalCalendarId, credentialId, deleted],
+  )
+  return rows[0].id
+}
+
 function utc(t) {
   if (t == null) return null
   return new Date(t).toISOString().replace('Z', '')
@@ -162,5 +179,5 @@ function utc(t) {
 
 module.exports = {
   createUser, createTeam, addMember, setGlobalFlag, setUserFlag, setTeamFlag, createCredential,
-  createSelectedCalendar, createDelegationCredential, markSynced, insertEvents, utc,
+  createSelectedCalendar, createDelegationCredential, markSynced, insertEvents, createBooking, utc,
 }

@@ -150,6 +150,8 @@ class GoogleEmulator {
       id,
       etag: etag(),
       iCalUID: event.iCalUID ?? `${id}@google.com`,
+      // Google names the organizer on every event; `self` when it is the calendar's owner.
+      organizer: event.organizer ?? { email: calendarId, self: true },
       sequence: event.sequence ?? 0,
       created: rfc3339(now),
       updated: rfc3339(now),
@@ -210,7 +212,8 @@ class GoogleEmulator {
 
   /** Makes every sync token issued so far answer 410 `fullSyncRequired`. */
   expireSyncTokens(calendarId) {
-    for (const cal of calendarId ? [this.calendar(calendarId)] : this.calendars.values()) cal.syncFloor = cal.seq + 1
+    // Tokens issued from now on are valid again, as after a real 410: the next full sync starts over.
+    for (const cal of calendarId ? [this.calendar(calendarId)] : this.calendars.values()) cal.syncFloor = ++cal.seq
   }
 
   changed(cal, id) {
@@ -343,6 +346,9 @@ class GoogleEmulator {
     if (method === 'GET' && (m = /^\/calendars\/([^/]+)\/events$/.exec(rest))) {
       return this.guard(req, 'google.events.list', () => this.list(decodeURIComponent(m[1]), req))
     }
+    if (method === 'GET' && (m = /^\/calendars\/([^/]+)\/events\/([^/]+)$/.exec(rest)) && m[2] !== 'watch') {
+      return this.guard(req, 'google.events.get', () => this.getEvent(decodeURIComponent(m[1]), decodeURIComponent(m[2])))
+    }
     if (method === 'POST' && (m = /^\/calendars\/([^/]+)\/events\/watch$/.exec(rest))) {
       return this.guard(req, 'google.events.watch', () => this.watch(decodeURIComponent(m[1]), req))
     }
@@ -434,6 +440,22 @@ class GoogleEmulator {
     }
     const ttl = 3599
     return { status: 200, body: { access_token: this.issueAccessToken(ttl * 1000), expires_in: ttl, token_type: 'Bearer' } }
+  }
+
+  /**
+   * events.get: one event (an occurrence of a series too) as it stands. A deleted event comes back
+   * with `status: cancelled` for as long as Google keeps it; an id it never had is 404.
+   */
+  getEvent(calendarId, eventId) {
+    const cal = this.calendars.get(calendarId)
+    if (!cal) return ERRORS[404]()
+    let ev = cal.events.get(eventId) ?? cal.tombstones.get(eventId)
+    if (!ev) {
+      const master = cal.events.get(eventId.replace(/_[^_]+$/, ''))
+      if (master?.recurrence) ev = this.occurrences(cal, master, this.host.now() + HORIZON_FUTURE).find((i) => i.id === eventId)
+    }
+    if (!ev) return ERRORS[404]()
+    return { status: 200, body: structuredClone(ev) }
   }
 
   list(calendarId, req) {

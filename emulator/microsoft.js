@@ -146,6 +146,9 @@ class MicrosoftEmulator {
    */
   async insertEvent(calendarId, event, { notify = true } = {}) {
     const cal = this.calendar(calendarId)
+    // Graph's iCalUId is read-only: Exchange generates it, and a request that sets it is refused.
+    // (So an app cannot mark its own events by iCalUID on Outlook; it keeps the event id instead.)
+    if (event.iCalUId !== undefined) throw Object.assign(new Error("Graph refuses a caller-chosen iCalUId: the property is read-only"), { status: 400 })
     const id = event.id ?? `AAMkAD${crypto.randomBytes(18).toString('base64url')}`
     const now = new Date().toISOString()
     const stored = {
@@ -161,7 +164,8 @@ class MicrosoftEmulator {
       // end are in the requested zone instead.
       originalStartTimeZone: event.start?.timeZone ?? 'UTC',
       originalEndTimeZone: event.end?.timeZone ?? event.start?.timeZone ?? 'UTC',
-      iCalUId: event.iCalUId ?? `040000008200E00074C5B7101A82E008${crypto.randomBytes(16).toString('hex').toUpperCase()}`,
+      isOrganizer: event.isOrganizer ?? true,
+      iCalUId: `040000008200E00074C5B7101A82E008${crypto.randomBytes(16).toString('hex').toUpperCase()}`,
       changeKey: changeKey(),
       createdDateTime: now,
       lastModifiedDateTime: now,
@@ -231,7 +235,8 @@ class MicrosoftEmulator {
 
   /** Makes every delta link issued so far answer 410 syncStateNotFound. */
   expireDeltaTokens(calendarId) {
-    for (const cal of calendarId ? [this.calendar(calendarId)] : this.calendars.values()) cal.syncFloor = cal.seq + 1
+    // Tokens issued from now on are valid again, as after a real 410: the next full sync starts over.
+    for (const cal of calendarId ? [this.calendar(calendarId)] : this.calendars.values()) cal.syncFloor = ++cal.seq
   }
 
   log(cal, id) {
@@ -353,6 +358,9 @@ class MicrosoftEmulator {
     let m
     if (method === 'GET' && (m = /^\/(me|users\/[^/]+)\/calendars\/([^/]+)\/calendarView\/delta$/.exec(rest))) {
       return this.guard(req, 'microsoft.delta', () => this.principalError(req, m[1]) ?? this.delta(decodeURIComponent(m[2]), req, m[1]))
+    }
+    if (method === 'GET' && (m = /^\/(me|users\/[^/]+)\/calendars\/([^/]+)\/events\/([^/]+)$/.exec(rest))) {
+      return this.guard(req, 'microsoft.events.get', () => this.principalError(req, m[1]) ?? this.getEvent(decodeURIComponent(m[2]), decodeURIComponent(m[3]), req))
     }
     if (method === 'GET' && rest === '/subscriptions') return this.guard(req, 'microsoft.subscriptions.list', () => this.listSubscriptions(req))
     if (method === 'POST' && rest === '/subscriptions') return this.guard(req, 'microsoft.subscriptions.create', () => this.subscribe(req))
@@ -505,6 +513,22 @@ class MicrosoftEmulator {
     }
     const token = Buffer.from(JSON.stringify({ cal: cal.id, seq: cal.seq, window })).toString('base64url')
     return this.page(cal, items, 0, pageSize, token, principal)
+  }
+
+  /** One event (an occurrence of a series too) as it stands; 404 once deleted. */
+  getEvent(calendarId, eventId, req) {
+    const cal = this.calendars.get(calendarId)
+    if (!cal) return ERRORS[404]()
+    let ev = cal.events.get(eventId)
+    if (!ev) {
+      for (const master of cal.events.values()) {
+        if (master.type !== 'seriesMaster' || !eventId.startsWith(master.id)) continue
+        ev = this.occurrences(cal, master, this.host.now() + 2 * 366 * DAY).find((o) => o.id === eventId)
+        if (ev) break
+      }
+    }
+    if (!ev || ev.deleted) return graphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.')
+    return { status: 200, body: this.present(ev, this.prefers(req, 'utc')) }
   }
 
   changesSince(cal, seq, [minMs, maxMs], utc) {

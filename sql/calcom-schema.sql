@@ -178,6 +178,44 @@ CREATE INDEX IF NOT EXISTS "Credential_invalid_idx" ON "Credential" ("invalid");
 CREATE INDEX IF NOT EXISTS "Credential_userId_delegationCredentialId_idx" ON "Credential" ("userId", "delegationCredentialId");
 CREATE INDEX IF NOT EXISTS "Credential_teamId_idx" ON "Credential" ("teamId");
 
+-- Two-way sync matches the app's bookings through these (Outlook events carry Exchange's iCalUID,
+-- so the event id Cal.com stored in "BookingReference"."uid" is the only link). Minimal: the columns
+-- without a default, the key columns and what calsync reads.
+CREATE TABLE IF NOT EXISTS "Booking" (
+  "id" SERIAL NOT NULL,
+  "uid" TEXT NOT NULL,
+  "userId" INTEGER,
+  "eventTypeId" INTEGER,
+  "title" TEXT NOT NULL,
+  "startTime" TIMESTAMP(3) NOT NULL,
+  "endTime" TIMESTAMP(3) NOT NULL,
+  CONSTRAINT "Booking_pkey" PRIMARY KEY ("id"),
+  CONSTRAINT "Booking_userId_fkey" FOREIGN KEY ("userId") REFERENCES "users" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+  CONSTRAINT "Booking_eventTypeId_fkey" FOREIGN KEY ("eventTypeId") REFERENCES "EventType" ("id") ON DELETE SET NULL ON UPDATE CASCADE
+);
+CREATE UNIQUE INDEX IF NOT EXISTS "Booking_uid_key" ON "Booking" ("uid");
+CREATE INDEX IF NOT EXISTS "Booking_eventTypeId_idx" ON "Booking" ("eventTypeId");
+CREATE INDEX IF NOT EXISTS "Booking_userId_idx" ON "Booking" ("userId");
+CREATE INDEX IF NOT EXISTS "Booking_uid_idx" ON "Booking" ("uid");
+
+CREATE TABLE IF NOT EXISTS "BookingReference" (
+  "id" SERIAL NOT NULL,
+  "type" TEXT NOT NULL,
+  "uid" TEXT NOT NULL,
+  "bookingId" INTEGER,
+  "externalCalendarId" TEXT,
+  "deleted" BOOLEAN,
+  "credentialId" INTEGER,
+  "delegationCredentialId" TEXT,
+  CONSTRAINT "BookingReference_pkey" PRIMARY KEY ("id"),
+  CONSTRAINT "BookingReference_bookingId_fkey" FOREIGN KEY ("bookingId") REFERENCES "Booking" ("id") ON DELETE CASCADE ON UPDATE CASCADE,
+  CONSTRAINT "BookingReference_credentialId_fkey" FOREIGN KEY ("credentialId") REFERENCES "Credential" ("id") ON DELETE SET NULL ON UPDATE CASCADE,
+  CONSTRAINT "BookingReference_delegationCredentialId_fkey" FOREIGN KEY ("delegationCredentialId") REFERENCES "DelegationCredential" ("id") ON DELETE SET NULL ON UPDATE CASCADE
+);
+CREATE INDEX IF NOT EXISTS "BookingReference_bookingId_idx" ON "BookingReference" ("bookingId");
+CREATE INDEX IF NOT EXISTS "BookingReference_type_idx" ON "BookingReference" ("type");
+CREATE INDEX IF NOT EXISTS "BookingReference_uid_idx" ON "BookingReference" ("uid");
+
 CREATE TABLE IF NOT EXISTS "SelectedCalendar" (
   "id" TEXT NOT NULL,
   "userId" INTEGER NOT NULL,

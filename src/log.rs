@@ -252,8 +252,10 @@ mod tests {
     use super::*;
     use tracing::instrument::WithSubscriber;
 
+    type Entry = (Level, String, Map<String, Value>);
+
     #[derive(Default)]
-    struct Kept(Mutex<Vec<(Level, String, Map<String, Value>)>>);
+    struct Kept(Mutex<Vec<Entry>>);
 
     impl Sink for Kept {
         fn write(&self, level: Level, message: &str, fields: Map<String, Value>) {

@@ -243,13 +243,15 @@ impl Metrics {
             "CLOSED",
         ];
         const REFRESH: [&str; 5] = ["ok", "invalid_grant", "client_rejected", "unavailable", "rejected"];
-        const ENDPOINTS: [&str; 10] = [
+        const ENDPOINTS: [&str; 12] = [
             "google.token",
             "google.events.list",
+            "google.events.get",
             "google.events.watch",
             "google.channels.stop",
             "microsoft.token",
             "microsoft.events.delta",
+            "microsoft.events.get",
             "microsoft.subscriptions.create",
             "microsoft.subscriptions.renew",
             "microsoft.subscriptions.list",

@@ -22,6 +22,10 @@ pub struct CacheEvent {
     pub original_start: Option<NaiveDateTime>,
     pub external_created: Option<NaiveDateTime>,
     pub external_updated: Option<NaiveDateTime>,
+    /// Not stored: this calendar's copy is the organizer's (Google's `organizer.self`, Graph's
+    /// `isOrganizer`; true when the provider does not say). Two-way sync reports moves of the
+    /// app's bookings from the organizer's copy only.
+    pub organizer: bool,
 }
 
 /// A provider event whose times calsync cannot read. It is never taken as free: the sync fails, and
@@ -131,6 +135,7 @@ mod tests {
             original_start: None,
             external_created: None,
             external_updated: None,
+            organizer: true,
         };
         let Change::Upsert(out) = Change::Upsert(ev).storable() else {
             unreachable!()

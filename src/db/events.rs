@@ -263,40 +263,6 @@ pub async fn delete(conn: &mut PgConnection, owner: &str, external_ids: &[String
     Ok(done.rows_affected())
 }
 
-/// The cached rows of `owner` whose iCalUID ends in `suffix` (the app's bookings): all of them
-/// (`all`) or those with these external ids, as external id → (iCalUID, start, end).
-pub async fn cached_bookings(
-    conn: &mut PgConnection,
-    owner: &str,
-    all: bool,
-    external_ids: &[String],
-    suffix: &str,
-) -> Result<std::collections::HashMap<String, (String, NaiveDateTime, NaiveDateTime)>> {
-    if !all && external_ids.is_empty() {
-        return Ok(Default::default());
-    }
-    use sqlx::Row;
-    let rows = query(
-        r#"SELECT "externalId", "iCalUID", "start", "end" FROM "CalendarCacheEvent"
-           WHERE "selectedCalendarId" = $1 AND right("iCalUID", length($4)) = $4 AND ($2 OR "externalId" = ANY($3))"#,
-    )
-    .bind(owner)
-    .bind(all)
-    .bind(external_ids)
-    .bind(suffix)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("externalId")?,
-                (r.try_get("iCalUID")?, r.try_get("start")?, r.try_get("end")?),
-            ))
-        })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(Into::into)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +290,7 @@ mod tests {
             original_start: None,
             external_created: Some(t),
             external_updated: None,
+            organizer: true,
         };
         let row = copy_rows("cal", &[e], t);
         let cols: Vec<&str> = row.trim_end_matches('\n').split('\t').collect();

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod bookings;
 pub mod channels;
 pub mod delegation;
 pub mod gate;
@@ -27,7 +28,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::db::calendars::{self, Group};
 use crate::db::lease::{self, Lease};
-use crate::db::outbox::{self, Found};
+use crate::db::outbox;
 use crate::db::{events, Pools};
 use crate::error::{Error, Result};
 use crate::flags::{Flags, Subject, CACHE_SQL_WRITE, SUBSCRIPTION_SYNC};
@@ -53,45 +54,6 @@ pub type BookingListener = std::sync::Arc<dyn Fn(Vec<outbox::Queued>) + Send + S
 const LISTENER_BATCH: i64 = 100;
 /// How long changes handed to the listener are held before any taker gets them again.
 pub const LISTENER_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The iCalUID suffix of the app's own bookings.
-const BOOKING_SUFFIX: &str = "@cal.com";
-
-/// What a sync saw of an event that may be one of the app's bookings (two-way sync).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    /// Busy at these times, with this iCalUID (`…@cal.com`).
-    At {
-        uid: String,
-        start: NaiveDateTime,
-        end: NaiveDateTime,
-    },
-    /// Cancelled (deleted); the iCalUID when the provider sent one (Google's and Graph's deletions
-    /// often carry none: the cached row has it).
-    Cancelled(Option<String>),
-}
-
-/// The two-way-sync view of a change: `Some` for a change that may concern a booking, `None` for
-/// one that does not (another event's, or one that only turned free).
-fn seen(change: &Change) -> Option<Seen> {
-    match change {
-        Change::Upsert(e) => e
-            .ical_uid
-            .as_deref()
-            .filter(|u| u.ends_with(BOOKING_SUFFIX))
-            .map(|uid| Seen::At {
-                uid: uid.to_string(),
-                start: e.start,
-                end: e.end,
-            }),
-        Change::Remove {
-            cancelled: true,
-            ical_uid,
-            ..
-        } => Some(Seen::Cancelled(ical_uid.clone())),
-        Change::Remove { .. } => None,
-    }
-}
 
 /// What a sync did.
 #[derive(Debug, Clone, Default)]
@@ -433,6 +395,7 @@ impl Engine {
             stamp: now_db(),
             report_bookings: bookings_flag,
             bookings: HashMap::new(),
+            tz: Tz::UTC,
             report: SyncReport::default(),
             buffer: Buffer::new(),
             claim,
@@ -444,7 +407,11 @@ impl Engine {
             _ => self.fetch_google(&mut run, &mut access).await,
         };
         let committed = match fetched {
-            Ok(token) => self.commit(&mut run, token.as_deref()).await,
+            Ok(token) if run.report_bookings => match self.check_bookings(&mut run, &access).await {
+                Ok(old) => self.commit(&mut run, token.as_deref(), &old).await,
+                Err(e) => Err(e),
+            },
+            Ok(token) => self.commit(&mut run, token.as_deref(), &HashMap::new()).await,
             Err(e) => Err(e),
         };
         if run.buffer.staged > 0 {
@@ -464,7 +431,13 @@ impl Engine {
 
     /// Writes the sync in one short transaction: the rows and the new token, only if the stored
     /// token is still the one the sync started from.
-    async fn commit(&self, run: &mut Run<'_>, token: Option<&str>) -> Result<(), Restart> {
+    /// `old`: the cached rows of the bookings the run concerns (two-way sync).
+    async fn commit(
+        &self,
+        run: &mut Run<'_>,
+        token: Option<&str>,
+        old: &HashMap<String, crate::db::bookings::Cached>,
+    ) -> Result<(), Restart> {
         let group = run.group;
         let writing = Instant::now();
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
@@ -475,9 +448,7 @@ impl Engine {
         }
         let owner = group.owner_id.as_str();
         let found = if run.report_bookings {
-            let keys: Vec<String> = run.bookings.keys().cloned().collect();
-            let old = events::cached_bookings(&mut tx, owner, run.full, &keys, BOOKING_SUFFIX).await?;
-            let found = bookings_found(&run.bookings, &old, run.full.then(|| self.window(run.stamp)));
+            let found = bookings::found(&run.bookings, old, run.full);
             outbox::write(&mut tx, owner, group.user_id, &group.integration, &found, run.stamp).await?;
             found
         } else {
@@ -596,6 +567,7 @@ impl Engine {
             run.report.pages += 1;
             if let Some(z) = page.time_zone.as_deref().and_then(|z| z.parse::<Tz>().ok()) {
                 tz = z;
+                run.tz = z;
             }
             let changes = page
                 .items
@@ -677,16 +649,16 @@ impl Engine {
             .map(|i| last.get(changes[i].external_id()) == Some(&i))
             .collect();
         drop(last);
-        for (change, keep) in changes.into_iter().zip(keep) {
-            if !keep {
-                continue;
-            }
-            if run.report_bookings {
-                match seen(&change) {
-                    Some(b) => run.bookings.insert(change.external_id().to_string(), b),
-                    None => run.bookings.remove(change.external_id()),
-                };
-            }
+        let kept: Vec<Change> = changes
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(change, keep)| keep.then_some(change))
+            .collect();
+        if run.report_bookings {
+            let page: Vec<&Change> = kept.iter().collect();
+            self.note_bookings(run, &page).await?;
+        }
+        for change in kept {
             run.buffer.push(change);
         }
         if run.buffer.rows.len() >= self.cfg.sync.buffer_events {
@@ -752,7 +724,9 @@ struct Run<'a> {
     /// Two-way sync is on for the calendar's user (`calendar-subscription-sync`).
     report_bookings: bool,
     /// With it: the last change of each event that may be a booking, by external id.
-    bookings: HashMap<String, Seen>,
+    bookings: HashMap<String, bookings::Seen>,
+    /// The calendar's time zone, as the provider's listing gave it (all-day events span its days).
+    tz: Tz,
     report: SyncReport,
     buffer: Buffer,
     claim: &'a Lease,
@@ -816,48 +790,6 @@ impl Buffer {
     }
 }
 
-/// A cached booking row: iCalUID, start, end.
-type CachedBooking = (String, NaiveDateTime, NaiveDateTime);
-
-/// The booking changes of a sync: what it saw (`bookings`) against the cached rows of the bookings
-/// it touched (`old`, by external id). An event seen for the first time counts in an incremental
-/// sync (it may have moved before calsync first saw it), not in a full one (which sees every event
-/// of its `window`); a full sync reports the cached bookings inside its window it no longer saw as
-/// cancelled. Sorted by external id.
-fn bookings_found(
-    bookings: &HashMap<String, Seen>,
-    old: &HashMap<String, CachedBooking>,
-    full: Option<(NaiveDateTime, NaiveDateTime)>,
-) -> Vec<Found> {
-    let found = |external_id: &str, uid: &str, span: Option<(NaiveDateTime, NaiveDateTime)>| Found {
-        external_id: external_id.to_string(),
-        uid: uid.strip_suffix(BOOKING_SUFFIX).unwrap_or(uid).to_string(),
-        start: span.map(|s| s.0),
-        end: span.map(|s| s.1),
-        cancelled: span.is_none(),
-    };
-    let mut out = Vec::new();
-    for (ext, seen) in bookings {
-        match (seen, old.get(ext)) {
-            (Seen::At { uid, start, end }, Some((u, s, e))) if u == uid && s == start && e == end => {}
-            (Seen::At { .. }, None) if full.is_some() => {}
-            (Seen::At { uid, start, end }, _) => out.push(found(ext, uid, Some((*start, *end)))),
-            (Seen::Cancelled(_), Some((uid, _, _))) => out.push(found(ext, uid, None)),
-            (Seen::Cancelled(Some(uid)), None) if uid.ends_with(BOOKING_SUFFIX) => out.push(found(ext, uid, None)),
-            (Seen::Cancelled(_), None) => {}
-        }
-    }
-    if let Some((from, to)) = full {
-        for (ext, (uid, s, e)) in old {
-            if !bookings.contains_key(ext) && *s >= from && *e <= to {
-                out.push(found(ext, uid, None));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-    out
-}
-
 /// Why `sync_once` stopped early.
 enum Restart {
     /// The sync token was refused: run again as a full sync.
@@ -892,90 +824,4 @@ fn not_found(id: &str) -> Error {
 
 fn rfc3339(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(h: u32) -> NaiveDateTime {
-        chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
-            .unwrap()
-            .and_hms_opt(h, 0, 0)
-            .unwrap()
-    }
-
-    #[test]
-    fn only_cal_com_bookings_are_seen() {
-        let ev = |uid: &str| CacheEvent {
-            external_id: "x".into(),
-            etag: String::new(),
-            ical_uid: Some(uid.into()),
-            ical_sequence: 0,
-            summary: None,
-            description: None,
-            location: None,
-            start: at(9),
-            end: at(10),
-            is_all_day: false,
-            time_zone: None,
-            status: "confirmed",
-            recurring_event_id: None,
-            original_start: None,
-            external_created: None,
-            external_updated: None,
-        };
-        assert!(matches!(
-            seen(&Change::Upsert(ev("abc@cal.com"))),
-            Some(Seen::At { .. })
-        ));
-        assert_eq!(seen(&Change::Upsert(ev("abc@google.com"))), None);
-        let gone = |cancelled, uid: Option<&str>| Change::Remove {
-            external_id: "x".into(),
-            cancelled,
-            ical_uid: uid.map(str::to_string),
-        };
-        assert_eq!(seen(&gone(true, None)), Some(Seen::Cancelled(None)));
-        assert_eq!(
-            seen(&gone(false, Some("b1@cal.com"))),
-            None,
-            "turned free, not cancelled"
-        );
-    }
-
-    #[test]
-    fn booking_changes_against_the_cached_rows() {
-        let seen_at = |uid: &str, h| Seen::At {
-            uid: uid.into(),
-            start: at(h),
-            end: at(h + 1),
-        };
-        let bookings = HashMap::from([
-            ("moved".to_string(), seen_at("m@cal.com", 11)),
-            ("same".to_string(), seen_at("s@cal.com", 9)),
-            ("new".to_string(), seen_at("n@cal.com", 14)),
-            ("deleted".to_string(), Seen::Cancelled(None)),
-            ("not-a-booking".to_string(), Seen::Cancelled(None)),
-        ]);
-        let old = HashMap::from([
-            ("moved".to_string(), ("m@cal.com".to_string(), at(10), at(11))),
-            ("same".to_string(), ("s@cal.com".to_string(), at(9), at(10))),
-            ("deleted".to_string(), ("d@cal.com".to_string(), at(12), at(13))),
-            ("gone".to_string(), ("g@cal.com".to_string(), at(15), at(16))),
-            ("long-ago".to_string(), ("l@cal.com".to_string(), at(1), at(2))),
-        ]);
-        let summary = |found: Vec<Found>| -> Vec<(String, String, bool)> {
-            found.into_iter().map(|f| (f.external_id, f.uid, f.cancelled)).collect()
-        };
-        let s = |e: &str, u: &str, c| (e.to_string(), u.to_string(), c);
-        assert_eq!(
-            summary(bookings_found(&bookings, &old, None)),
-            vec![s("deleted", "d", true), s("moved", "m", false), s("new", "n", false)]
-        );
-        // A full sync saw every event of its window: new ones are not news, missing ones are gone.
-        assert_eq!(
-            summary(bookings_found(&bookings, &old, Some((at(5), at(23))))),
-            vec![s("deleted", "d", true), s("gone", "g", true), s("moved", "m", false)]
-        );
-    }
 }

@@ -74,6 +74,7 @@ fn map_readable(ev: &Event, calendar_tz: Tz, rules: Rules) -> Result<Change, Unr
         original_start: ev.original_start_time.as_ref().and_then(|t| to_utc(t, calendar_tz)),
         external_created: ev.created.as_deref().and_then(parse_instant),
         external_updated: ev.updated.as_deref().and_then(parse_instant),
+        organizer: ev.organizer.as_ref().is_none_or(|o| o.is_self),
     }))
 }
 

@@ -194,6 +194,30 @@ impl GoogleClient {
         Err(classify(&reply, reason.as_deref()))
     }
 
+    /// `events.get`: one event as it stands, `None` when Google no longer has it (404, 410). A
+    /// deleted event Google still keeps comes back with `status: cancelled`.
+    pub async fn get_event(
+        &self,
+        access_token: &str,
+        calendar_id: &str,
+        event_id: &str,
+    ) -> Result<Option<wire::Event>, ProviderError> {
+        let url = self.url(&["calendars", calendar_id, "events", event_id])?;
+        let reply = self
+            .http
+            .send("google.events.get", || {
+                self.http.request(Method::GET, url.as_str()).bearer_auth(access_token)
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply).map(Some);
+        }
+        if reply.status == StatusCode::NOT_FOUND || reply.status == StatusCode::GONE {
+            return Ok(None);
+        }
+        Err(classify(&reply, error_reason(&reply.body).as_deref()))
+    }
+
     /// `events.watch`: opens a push channel to `address`.
     pub async fn watch(
         &self,

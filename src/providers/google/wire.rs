@@ -30,6 +30,8 @@ pub struct Event {
     pub event_type: Option<String>,
     #[serde(default)]
     pub attendees: Vec<Attendee>,
+    /// Who organizes the event; `self` when it is the calendar's owner (the organizer's copy).
+    pub organizer: Option<Organizer>,
     #[serde(rename = "iCalUID")]
     pub ical_uid: Option<String>,
     pub sequence: Option<i32>,
@@ -55,6 +57,13 @@ pub struct Attendee {
     #[serde(rename = "self", default)]
     pub is_self: bool,
     pub response_status: Option<String>,
+}
+
+/// An event's organizer; `self` marks the calendar's owner.
+#[derive(Debug, Default, Deserialize)]
+pub struct Organizer {
+    #[serde(rename = "self", default)]
+    pub is_self: bool,
 }
 
 /// The channel `events.watch` returns.

@@ -118,6 +118,7 @@ fn map_readable(ev: &Event, rules: Rules) -> Result<Change, Unreadable> {
         recurring_event_id: ev.series_master_id.clone(),
         original_start: ev.original_start.as_deref().and_then(parse_instant),
         external_created: ev.created_date_time.as_deref().and_then(parse_instant),
+        organizer: ev.is_organizer.unwrap_or(true),
         external_updated: ev.last_modified_date_time.as_deref().and_then(parse_instant),
     }))
 }

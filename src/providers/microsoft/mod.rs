@@ -189,6 +189,35 @@ impl MicrosoftClient {
         Err(classify(&reply, Some(&code)))
     }
 
+    /// One event of a calendar (times in UTC), `None` when Graph no longer has it (404).
+    pub async fn get_event(
+        &self,
+        access_token: &str,
+        principal: &str,
+        calendar_id: &str,
+        event_id: &str,
+    ) -> Result<Option<wire::Event>, ProviderError> {
+        let mut segments: Vec<&str> = principal.split('/').collect();
+        segments.extend(["calendars", calendar_id, "events", event_id]);
+        let url = self.url(&segments)?;
+        let reply = self
+            .http
+            .send("microsoft.events.get", || {
+                self.http
+                    .request(Method::GET, url.as_str())
+                    .bearer_auth(access_token)
+                    .header("Prefer", "outlook.timezone=\"UTC\"")
+            })
+            .await?;
+        if reply.status.is_success() {
+            return decode(&reply).map(Some);
+        }
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Err(classify(&reply, error_code(&reply.body).as_deref()))
+    }
+
     /// `POST /subscriptions` for a calendar's events. Graph validates the notification URL first.
     pub async fn subscribe(&self, access_token: &str, s: &NewSubscription<'_>) -> Result<Subscription, ProviderError> {
         let url = self.url(&["subscriptions"])?;

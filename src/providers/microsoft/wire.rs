@@ -30,6 +30,8 @@ pub struct Event {
     pub original_start_time_zone: Option<String>,
     pub original_end_time_zone: Option<String>,
     pub is_cancelled: Option<bool>,
+    /// Whether the mailbox's owner organizes the event (the organizer's copy).
+    pub is_organizer: Option<bool>,
     pub show_as: Option<String>,
     #[serde(rename = "iCalUId")]
     pub ical_uid: Option<String>,
