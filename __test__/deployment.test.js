@@ -4,6 +4,7 @@
 // PgBouncer too (CALSYNC_TEST_POOLER=pgbouncer).
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const { channelToken } = require('./helpers')
 const { startStack, spans } = require('./stack')
 
 const HOUR = 3600 * 1000
@@ -208,7 +209,7 @@ async function subscribedGoogleCalendar() {
   const { rows: [row] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
   const headers = {
     'x-goog-channel-id': sub.channelId,
-    'x-goog-channel-token': s.options.googleWebhookToken,
+    'x-goog-channel-token': channelToken(s.options.googleWebhookToken, sub.channelId),
     'x-goog-resource-id': row.channelResourceId,
     'x-goog-resource-state': 'exists',
     'x-goog-message-number': '7',

@@ -4,6 +4,7 @@
 // over, and any other process re-drives the calendar.
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const { channelToken } = require('./helpers')
 const path = require('node:path')
 const { fork } = require('node:child_process')
 const { startStack, spans } = require('./stack')
@@ -57,7 +58,7 @@ test('a process killed after acknowledging a notification: reads report stale af
     await w.call({ type: 'connect', options: s.options })
     const answer = await w.call({
       type: 'google',
-      request: { headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': s.options.googleWebhookToken, 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '2' } },
+      request: { headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': channelToken(s.options.googleWebhookToken, sub.channelId), 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '2' } },
     })
     assert.equal(answer.status, 200, answer.body)
     assert.equal(await pendingMarks(cal.id), 1, 'the change was recorded before the answer')
@@ -105,7 +106,7 @@ test('a notification that cannot be recorded in time is answered 503, so the pro
   try {
     await blocker.query('BEGIN')
     await blocker.query('LOCK TABLE "CalendarSyncPending" IN ACCESS EXCLUSIVE MODE')
-    const answer = await app.handleGoogleWebhook({ headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': s.options.googleWebhookToken, 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '3' } })
+    const answer = await app.handleGoogleWebhook({ headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': channelToken(s.options.googleWebhookToken, sub.channelId), 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '3' } })
     assert.equal(answer.status, 503)
   } finally {
     await blocker.query('ROLLBACK').catch(() => {})
@@ -121,7 +122,7 @@ test('settle() is bounded: it reports the syncs still running when its time runs
   const { rows: [row] } = await s.db.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
   s.emu.inject({ endpoint: 'google.events.list', latencyMs: 2500, times: 1 })
   const answer = await s.sync.handleGoogleWebhook({
-    headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': s.options.googleWebhookToken, 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '5' },
+    headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': channelToken(s.options.googleWebhookToken, sub.channelId), 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '5' },
   })
   assert.equal(answer.status, 200)
   assert.deepEqual(await s.sync.settle({ timeoutMs: 100 }), { settled: false, running: 1 })

@@ -4,6 +4,7 @@
 // back, the background pool exhausted, calsync's own OAuth client misconfigured.
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const { channelToken } = require('./helpers')
 const { Client } = require('pg')
 const { startStack } = require('./stack')
 const { CalendarSync } = require('../calsync.js')
@@ -28,7 +29,7 @@ async function announced(app, cal) {
   const { rows: [row] } = await s.db.query('SELECT "channelId", "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
   await s.emu.google.insertEvent(cal.externalId, { summary: 'new', start: { dateTime: new Date(day0 + 30 * HOUR).toISOString() }, end: { dateTime: new Date(day0 + 31 * HOUR).toISOString() } }, { notify: false })
   const answer = await app.handleGoogleWebhook({
-    headers: { 'x-goog-channel-id': row.channelId, 'x-goog-channel-token': s.options.googleWebhookToken, 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '9' },
+    headers: { 'x-goog-channel-id': row.channelId, 'x-goog-channel-token': channelToken(s.options.googleWebhookToken, row.channelId), 'x-goog-resource-id': row.channelResourceId, 'x-goog-resource-state': 'exists', 'x-goog-message-number': '9' },
   }, { waitForSync: true })
   return { code: answer.status, ...JSON.parse(answer.body) }
 }
@@ -53,17 +54,41 @@ test('the token endpoint is down: the failure is recorded and the calendar is no
   assert.deepEqual(await reasons(s.sync, cal.id), ['sync_failed'])
 })
 
-test('another process holds the sync claim and never gives it back: the wait times out and is recorded', async () => {
+test('another process holds the sync claim and never gives it back: the wait times out, and the announced change makes reads say stale', async () => {
   const { cal } = await subscribedGoogle()
   await s.db.query(`INSERT INTO "CalendarSyncLease" VALUES ($1, 'a-stuck-process', now() + interval '1 hour')`, [`sync:${cal.id}`])
   try {
     // A database-side failure of a sync the answer waited for is a 503: Google redelivers.
     assert.deepEqual(await announced(s.sync, cal), { code: 503, status: 'unavailable', message: 'DB_ERROR' })
+    // The waiter records no failure of the calendar (the holder's sync may well succeed); the
+    // change it could not sync keeps its mark, so past the grace reads do not trust the cache.
+    assert.equal(await failureCode(cal.id), undefined)
+    await sleep(400)
+    assert.deepEqual(await reasons(s.sync, cal.id), ['stale'])
   } finally {
     await s.db.query('DELETE FROM "CalendarSyncLease" WHERE key = $1', [`sync:${cal.id}`])
   }
-  assert.ok(await failureCode(cal.id))
-  assert.deepEqual(await reasons(s.sync, cal.id), ['sync_failed'])
+})
+
+test('a sync that waited in vain while the holder succeeded: the calendar reads served, not sync_failed', async () => {
+  const { cal } = await subscribedGoogle()
+  // The holder: a sync that is slow at Google, so the other one gives up waiting for it.
+  const holderApp = await CalendarSync.connect({ ...s.options, claimTtlMs: 10_000 })
+  const waiter = await CalendarSync.connect({ ...s.options, claimTtlMs: 100 }) // gives up after 4 × 100 ms
+  try {
+    s.emu.inject({ endpoint: 'google.events.list', latencyMs: 1500, times: 1 })
+    const holder = holderApp.syncCalendar(cal.id)
+    await sleep(200)
+    await assert.rejects(waiter.syncCalendar(cal.id), (e) => e.code === 'DB_ERROR')
+    await holder
+  } finally {
+    await waiter.close()
+    await holderApp.close()
+  }
+  assert.equal(await failureCode(cal.id), undefined)
+  assert.deepEqual(await reasons(s.sync, cal.id), [])
+  const { rows: [sc] } = await s.db.query('SELECT "syncErrorAt", "syncedAt" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
+  assert.ok(sc.syncedAt && (sc.syncErrorAt === null || sc.syncErrorAt < sc.syncedAt))
 })
 
 test('the background pool is exhausted: the sync that cannot get a connection records DB_UNAVAILABLE', async () => {

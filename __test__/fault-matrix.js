@@ -10,7 +10,16 @@
 //
 // A dropped notification is only ever one that a later change of the same calendar follows (a
 // provider that never says anything again cannot be noticed except by the safety net, which has
-// its own test). `npm test` runs a small sample; `npm run soak` runs the full matrix.
+// its own test) — or one followed by a full sync (a lost notification, then an expired token), or
+// by the cron pass that recreates a lapsed channel. `npm test` runs a small sample; `npm run soak`
+// runs the full matrix.
+//
+// Real provider data and two-way sync ride along: events carry U+0000 (as Google's iCalUIDs of
+// Exchange invitations do) and lone UTF-16 surrogates; some are the app's bookings (Google by
+// iCalUID, Outlook through BookingReference), some of those attendees' copies, and they move, turn
+// free and are deleted like the rest. Every cancellation the outbox reports is checked against the
+// provider: the organizer's event must really be gone (a "phantom" cancellation otherwise). Graph
+// lifecycle events are replayed, and must never add a subscription.
 
 const path = require('node:path')
 const { fork } = require('node:child_process')
@@ -18,6 +27,7 @@ const { Client } = require('pg')
 const { startStack, spans } = require('./stack')
 const { calsync, prng } = require('./helpers')
 const { googleEvent, outlookEvent, GOOGLE_ZONES, OUTLOOK_ZONES, day0, DAY, HOUR, wall } = require('./random-events')
+const fixtures = require('../dev/seed')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const OPTIONS = { pendingGraceMs: 300, claimTtlMs: 1000, requestTimeoutMs: 800, retryBaseDelayMs: 10, syncMinIntervalMs: 0 }
@@ -101,7 +111,10 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
   s.emu.retry.baseMs = 40
   const g = s.emu.google
   const m = s.emu.microsoft
-  const figures = { scenarios: 0, changes: 0, divergences: 0, kills: 0, renewalKills: 0, dropped: 0, duplicated: 0, reordered: 0, providerFaults: 0, expiredTokens: 0, timeouts: 0, races: 0, restarts: 0, checks: 0, retriedAfterBackoff: 0 }
+  const figures = {
+    scenarios: 0, changes: 0, divergences: 0, kills: 0, renewalKills: 0, dropped: 0, duplicated: 0, reordered: 0, providerFaults: 0, expiredTokens: 0, timeouts: 0, races: 0, restarts: 0, checks: 0, retriedAfterBackoff: 0,
+    unstorableStrings: 0, bookings: 0, attendeeCopies: 0, lostBeforeFullSync: 0, lapsedChannels: 0, replayedLifecycle: 0, replaysThatAddedSubscriptions: 0, bookingChanges: 0, cancellationsReported: 0, phantomCancellations: 0,
+  }
   const failures = []
   const startedAt = Date.now()
   try {
@@ -120,6 +133,14 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
       for (let k = 0; k < 3; k++) await m.insertEvent(cal.externalId, outlookEvent(rndSetup, tz), { notify: false })
       pool.push({ ...cal, provider: 'outlook', tz })
     }
+    // Two-way sync on for every user of the pool: bookings are reported, and checked.
+    await fixtures.setGlobalFlag(s.db, 'calendar-subscription-sync', true)
+    for (const cal of pool) {
+      const { rows: [row] } = await s.db.query('SELECT "userId", "credentialId" FROM "SelectedCalendar" WHERE id = $1', [cal.id])
+      Object.assign(cal, { userId: row.userId, credentialId: row.credentialId })
+      await fixtures.setUserFlag(s.db, row.userId, 'calendar-subscription-sync', true)
+    }
+    const ctx = { s, g, m, figures }
     for (const cal of pool) await A.subscribe(cal.id)
     worker = new Worker(s.options)
     await worker.ready
@@ -137,6 +158,15 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
         ops[i].drop = announcedLater.has(ops[i].cal) && chance(0.25)
         if (!ops[i].drop) announcedLater.add(ops[i].cal)
       }
+      // A calendar whose every notification of the scenario is lost, then a full sync (its token
+      // expired) — or whose channel lapsed before the changes, then the cron pass recreates it.
+      const silent = chance(0.1) ? pick(touched) : null
+      const silentKind = silent ? pick(['full-sync', 'lapsed-channel']) : null
+      if (silentKind === 'lapsed-channel') {
+        figures.lapsedChannels++
+        await lapse(ctx, silent)
+      } else if (silent) figures.lostBeforeFullSync++
+      for (const op of ops) if (op.cal === silent) op.drop = true
       const mode = pick(['A', 'A', 'B', 'mixed', 'worker', 'worker'])
       routeTo = mode === 'mixed' ? () => (rnd() < 0.5 ? 'A' : 'B') : mode === 'worker' ? () => 'W' : () => mode
       let killed = false
@@ -220,7 +250,7 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
         prov.delivery.duplicateNext = op.dup ? 1 : 0
         if (op.drop) figures.dropped++
         if (op.dup) figures.duplicated++
-        pending.push(change(op, rnd, g, m))
+        pending.push(change(op, rnd, ctx))
         figures.changes++
         await pending.at(-1)
         prov.delivery.dropNext = 0
@@ -251,10 +281,27 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
       for (let i = 0; i < 400 && s.emu.retrying() > 0; i++) await sleep(25)
       s.emu.clearFaults()
       await Promise.all([A.settle(), B.settle(), worker.dead ? null : worker.call({ type: 'settle' }).catch(() => {})])
+      // Graph lifecycle events replayed (or forged by someone who saw one clientState) for a live
+      // subscription: at most a renewal, never a new subscription.
+      for (const cal of touched.filter((c) => c.provider === 'outlook' && chance(0.1))) {
+        figures.replayedLifecycle++
+        const before = m.liveSubscriptions(cal.externalId).map((x) => x.id).sort().join()
+        const item = { subscriptionId: before.split(',')[0], clientState: s.options.microsoftWebhookToken, lifecycleEvent: 'subscriptionRemoved' }
+        for (let i = 0; i < 3; i++) await A.handleMicrosoftWebhook({ body: JSON.stringify({ value: [item] }) }, { waitForSync: true })
+        if (before && m.liveSubscriptions(cal.externalId).map((x) => x.id).sort().join() !== before) figures.replaysThatAddedSubscriptions++
+      }
       if (killed) await sleep(OPTIONS.claimTtlMs + 100)
       else await sleep(OPTIONS.pendingGraceMs + 50)
       await A.renewWatches({})
       await A.settle()
+      if (silentKind === 'full-sync') {
+        // Nothing announced its changes; a full sync (the safety net's, or a window refresh)
+        // comes after its token expired. Should it fail, the backoff below retries it.
+        figures.expiredTokens++
+        if (silent.provider === 'google') g.expireSyncTokens(silent.externalId)
+        else m.expireDeltaTokens(silent.externalId)
+        await A.syncCalendar(silent.id).catch(() => {})
+      }
       // A sync that failed under the scenario's faults waits out its backoff (a minute at first)
       // before any process retries it, and meanwhile reads report the calendar sync_failed. Let
       // that minute pass for those calendars; then what production does after it.
@@ -274,6 +321,7 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
         await worker.ready
       }
 
+      await checkBookingChanges(ctx, pool)
       for (const cal of touched) {
         figures.checks++
         const diff = await divergence(s, cal)
@@ -309,13 +357,94 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
   return figures
 }
 
+const NUL = '\u0000'
+
+/**
+ * A random Google event, sometimes with strings Postgres text cannot hold as sent (NUL, half a
+ * UTF-16 pair), sometimes one of the app's bookings (a single event whose iCalUID is
+ * `<uid>@cal.com`), now and then an attendee's copy of one.
+ */
+function googleChange(rnd, tz, figures) {
+  const ev = googleEvent(rnd, tz)
+  if (rnd() < 0.1) {
+    figures.unstorableStrings++
+    ev.summary = `e${NUL}\ud83d`
+    ev.iCalUID = `040000008200E00074C5B7101A82E008${Math.floor(rnd() * 1e9)}${NUL}@outlook.com`
+  } else if (rnd() < 0.25) {
+    figures.bookings++
+    delete ev.recurrence
+    ev.iCalUID = `bk-${Math.floor(rnd() * 1e12)}@cal.com`
+    if (rnd() < 0.2) {
+      figures.attendeeCopies++
+      ev.organizer = { email: 'host@example.com', self: false }
+    }
+  }
+  return ev
+}
+
+/** A random Outlook event; sometimes with NUL in its strings, sometimes one of the app's bookings. */
+async function outlookChange(rnd, cal, { s, m, figures }) {
+  const ev = outlookEvent(rnd, cal.tz)
+  if (rnd() < 0.1) {
+    figures.unstorableStrings++
+    ev.subject = `e${NUL}`
+    ev.location = { displayName: `room${NUL}\udc00` }
+  }
+  const booking = !ev.rrule && rnd() < 0.25
+  const stored = await m.insertEvent(cal.externalId, ev)
+  if (booking) {
+    figures.bookings++
+    await fixtures.createBooking(s.db, {
+      uid: `bk-ms-${Math.floor(rnd() * 1e12)}`, userId: cal.userId, integration: 'office365_calendar', eventId: stored.id,
+      credentialId: cal.credentialId, start: Date.parse(ev.start.dateTime.slice(0, 19) + 'Z'), end: Date.parse(ev.end.dateTime.slice(0, 19) + 'Z'),
+    })
+  }
+  return stored
+}
+
+/** Lets the calendar's channel lapse: expired at the provider and on its row, changes go unannounced. */
+async function lapse({ s, g, m }, cal) {
+  const past = Date.now() - 1000
+  if (cal.provider === 'google') for (const ch of g.liveChannels(cal.externalId)) ch.expiration = past
+  else for (const sub of m.liveSubscriptions(cal.externalId)) sub.expirationDateTime = new Date(past).toISOString()
+  await s.db.query(`UPDATE "SelectedCalendar" SET "channelExpiration" = now() AT TIME ZONE 'UTC' - interval '1 second' WHERE id = $1`, [cal.id])
+}
+
+/**
+ * Takes every booking change waiting and checks each reported cancellation against the provider:
+ * the event must be gone, and the calendar's copy the organizer's.
+ */
+async function checkBookingChanges({ s, g, m, figures }, pool) {
+  const byId = new Map(pool.map((c) => [c.id, c]))
+  for (;;) {
+    const batch = await s.sync.takeBookingChanges({ limit: 1000, holdMs: 1 })
+    if (!batch.length) return
+    for (const c of batch) {
+      figures.bookingChanges++
+      if (!c.cancelled) continue
+      figures.cancellationsReported++
+      const cal = byId.get(c.selectedCalendarId)
+      let real
+      if (cal.provider === 'google') {
+        const ev = g.calendar(cal.externalId).events.get(c.externalId)
+        real = (!ev || ev.status === 'cancelled') && ev?.organizer?.self !== false
+      } else {
+        real = !m.calendar(cal.externalId).events.has(c.externalId)
+      }
+      if (!real) figures.phantomCancellations++
+    }
+    await s.sync.ackBookingChanges(batch.map((c) => c.id))
+  }
+}
+
 /** One change at the provider (notifying its watchers). */
-async function change(op, rnd, g, m) {
+async function change(op, rnd, ctx) {
+  const { g, m, figures } = ctx
   const pick = (xs) => xs[Math.floor(rnd() * xs.length)]
   const ext = op.cal.externalId
   if (op.cal.provider === 'google') {
     const live = [...g.calendar(ext).events.values()].filter((e) => e.status !== 'cancelled' && !e.recurringEventId)
-    if (op.kind === 'insert' || live.length === 0) return g.insertEvent(ext, googleEvent(rnd, op.cal.tz))
+    if (op.kind === 'insert' || live.length === 0) return g.insertEvent(ext, googleChange(rnd, op.cal.tz, figures))
     const ev = pick(live)
     if (op.kind === 'delete') return g.deleteEvent(ext, ev.id)
     if (ev.start.dateTime && rnd() < 0.6) {
@@ -326,7 +455,7 @@ async function change(op, rnd, g, m) {
     return g.updateEvent(ext, ev.id, { transparency: ev.transparency === 'transparent' ? 'opaque' : 'transparent' })
   }
   const live = [...m.calendar(ext).events.values()].filter((e) => !e.seriesMasterId && e.type !== 'occurrence' && e.type !== 'exception')
-  if (op.kind === 'insert' || live.length === 0) return m.insertEvent(ext, outlookEvent(rnd, op.cal.tz))
+  if (op.kind === 'insert' || live.length === 0) return outlookChange(rnd, op.cal, ctx)
   const ev = pick(live)
   if (op.kind === 'delete') return m.deleteEvent(ext, ev.id)
   if (!ev.isAllDay && rnd() < 0.6) {

@@ -7,11 +7,13 @@ const { runMatrix } = require('./fault-matrix')
 const scenarios = Number(process.env.FAULT_SCENARIOS ?? 20)
 const seed = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 1e9))
 
-test(`fault matrix sample: ${scenarios} scenarios end with zero divergences and no leaked channel (seed ${seed})`, { timeout: 900_000 }, async (t) => {
+test(`fault matrix sample: ${scenarios} scenarios end with zero divergences, no leaked channel, no phantom cancellation (seed ${seed})`, { timeout: 900_000 }, async (t) => {
   const figures = await runMatrix({ scenarios, seed, restartEvery: 10, log: (l) => t.diagnostic(l) })
   t.diagnostic(JSON.stringify(figures))
   assert.equal(figures.scenarios, scenarios)
   assert.equal(figures.restarts, Math.floor(scenarios / 10))
   assert.equal(figures.divergences, 0, `seed ${seed}`)
   assert.equal(figures.leakedChannels, 0, `seed ${seed}`)
+  assert.equal(figures.phantomCancellations, 0, `seed ${seed}`)
+  assert.equal(figures.replaysThatAddedSubscriptions, 0, `seed ${seed}`)
 })

@@ -1,6 +1,7 @@
 'use strict'
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const { channelToken } = require('./helpers')
 const { startStack, spans } = require('./stack')
 const seed = require('../dev/seed')
 const { CalendarSync } = require('../calsync.js')
@@ -102,7 +103,7 @@ test('forged or missing tokens and a wrong resource id are rejected without any 
   const cases = [
     [{ ...headers }, 401],
     [{ ...headers, 'x-goog-channel-token': 'forged' }, 403],
-    [{ ...headers, 'x-goog-channel-token': 'test-webhook-secret', 'x-goog-resource-id': 'someone-elses-resource' }, 403],
+    [{ ...headers, 'x-goog-channel-token': channelToken('test-webhook-secret', sub.channelId), 'x-goog-resource-id': 'someone-elses-resource' }, 403],
     [{ 'x-goog-resource-state': 'exists' }, 400],
   ]
   for (const [h, status] of cases) {
@@ -124,8 +125,14 @@ test('forged or missing tokens and a wrong resource id are rejected without any 
   assert.equal(unknown.status, 200)
   assert.match(unknown.body, /unknown_channel/)
   assert.deepEqual(await calendarRows(cal.id), before.rows)
-  // The plain shared token (channels made by the TypeScript implementation) is accepted; the
+  // The plain shared token does not open a channel calsync opened (it sits in every header of the
+  // TypeScript era's channels, so in proxy logs): only the channel's own token does.
+  const sharedOnOurs = await s.sync.handleGoogleWebhook({ headers: shared })
+  assert.equal(sharedOnOurs.status, 403)
+  assert.deepEqual(await calendarRows(cal.id), before.rows)
+  // A channel made by the TypeScript implementation (not in calsync's ledger) still takes it; the
   // answer comes at once and the sync follows in the background.
+  await s.db.query('DELETE FROM "CalendarSyncChannel" WHERE "channelId" = $1', [sub.channelId])
   const legacy = await s.sync.handleGoogleWebhook({ headers: shared })
   assert.equal(legacy.status, 200)
   assert.match(legacy.body, /accepted/)
@@ -184,7 +191,7 @@ test('200 concurrent notifications for one calendar cost at most 2 list sequence
   const cols = await syncColumns(cal.id)
   for (let i = 0; i < 20; i++) await s.emu.google.insertEvent(cal.externalId, timed(i, i + 1), { notify: false })
   const headers = {
-    'X-Goog-Channel-ID': sub.channelId, 'X-Goog-Channel-Token': 'test-webhook-secret', 'X-Goog-Resource-ID': cols.channelResourceId,
+    'X-Goog-Channel-ID': sub.channelId, 'X-Goog-Channel-Token': channelToken('test-webhook-secret', sub.channelId), 'X-Goog-Resource-ID': cols.channelResourceId,
     'X-Goog-Resource-State': 'exists',
   }
   const before = s.emu.counter('google.events.list.sequence')
@@ -209,7 +216,7 @@ test('notifications spread over the sync interval cost at most 2 list sequences;
     const sub = await sync.subscribe(cal.id)
     const cols = await syncColumns(cal.id)
     const headers = {
-      'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': 'test-webhook-secret', 'x-goog-resource-id': cols.channelResourceId,
+      'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': channelToken('test-webhook-secret', sub.channelId), 'x-goog-resource-id': cols.channelResourceId,
       'x-goog-resource-state': 'exists',
     }
     // The first notification of a quiet calendar is synced without delay.

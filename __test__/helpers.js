@@ -82,4 +82,9 @@ async function until(what, check, ms = 10_000) {
   }
 }
 
-module.exports = { freshDatabase, calsync, prng, until }
+/** The token calsync gives Google channel `channelId`: hex HMAC-SHA256 of the id keyed by the secret. */
+function channelToken(secret, channelId) {
+  return require('node:crypto').createHmac('sha256', secret).update(channelId).digest('hex')
+}
+
+module.exports = { freshDatabase, calsync, prng, until, channelToken }

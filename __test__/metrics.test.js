@@ -109,3 +109,35 @@ test('the counters move with real traffic; every family is documented; no label 
   const ids = [cal.id, cal.externalId, outlook.id, outlook.externalId, user.key.access_token, 'no-such-calendar', 'bk-m']
   for (const id of ids) assert.ok(!after.text.includes(id), `no label carries ${id}`)
 })
+
+test('every known series starts at 0, and the shipped alert rules and dashboard query only families calsync exports', async () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const fresh = await require('./helpers').calsync.CalendarSync.connect(s.options)
+  let text
+  try {
+    text = await fresh.metrics()
+  } finally {
+    await fresh.close()
+  }
+  // Before any traffic: the outcomes an alert or a rate needs are there, at 0.
+  for (const line of [
+    'calsync_webhook_notifications_total{outcome="forged",provider="google"} 0',
+    'calsync_webhook_notifications_total{outcome="unknown",provider="microsoft"} 0',
+    'calsync_syncs_total{kind="full",outcome="failed",provider="google"} 0',
+    'calsync_token_refreshes_total{outcome="client_rejected",provider="microsoft"} 0',
+    'calsync_read_calendars_uncached_total{reason="sync_failed"} 0',
+    'calsync_renewals_total{action="orphan_stopped"} 0',
+    'calsync_pending_notifications_overdue 0',
+  ]) assert.ok(text.includes(line), line)
+  const exported = new Set(parse(text).map((f) => f.name))
+  const root = path.join(__dirname, '..')
+  for (const file of ['calsync.rules.yml', 'grafana/calsync-dashboard.json']) {
+    const used = new Set(fs.readFileSync(path.join(root, file), 'utf8').match(/calsync_[a-z_]+/g))
+    assert.ok(used.size >= 5, file)
+    for (const name of used) {
+      const family = name.replace(/_(bucket|count|sum)$/, '')
+      assert.ok(exported.has(family), `${file} uses ${name}, which calsync does not export`)
+    }
+  }
+})

@@ -3,6 +3,7 @@
 // calendars keep changing: no duplicate rows, no lost change.
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const { channelToken } = require('./helpers')
 const path = require('node:path')
 const { fork } = require('node:child_process')
 const { startStack, spans } = require('./stack')
@@ -51,7 +52,7 @@ test('Google: two processes handling the same notifications concurrently: no dup
       ...cal,
       events: [],
       headers: {
-        'X-Goog-Channel-ID': sub.channelId, 'X-Goog-Channel-Token': 'test-webhook-secret',
+        'X-Goog-Channel-ID': sub.channelId, 'X-Goog-Channel-Token': channelToken('test-webhook-secret', sub.channelId),
         'X-Goog-Resource-ID': rows[0].channelResourceId, 'X-Goog-Resource-State': 'exists',
       },
     })

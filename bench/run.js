@@ -531,7 +531,7 @@ async function burstScenario(sync, pg, emu) {
     const id = await googleCalendarRow(pg, emu, { calendarId, userId })
     const sub = await sync.subscribe(id)
     const { rows: [r] } = await pg.query('SELECT "channelResourceId" FROM "SelectedCalendar" WHERE id = $1', [id])
-    cals.push({ id, calendarId, headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': 'bench-webhook-secret', 'x-goog-resource-id': r.channelResourceId, 'x-goog-resource-state': 'exists' } })
+    cals.push({ id, calendarId, headers: { 'x-goog-channel-id': sub.channelId, 'x-goog-channel-token': require('node:crypto').createHmac('sha256', 'bench-webhook-secret').update(sub.channelId).digest('hex'), 'x-goog-resource-id': r.channelResourceId, 'x-goog-resource-state': 'exists' } })
   }
   // Every calendar changed without a word; then the notifications come, all within one second.
   for (const c of cals) await emu.call('seedGoogle', { calendarId: c.calendarId, count: 3, days: 30, offset: 1 })

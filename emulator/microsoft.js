@@ -640,7 +640,8 @@ class MicrosoftEmulator {
 
   renew(id, req) {
     const sub = this.subscriptions.get(id)
-    if (!sub || sub.deleted) return ERRORS[404]()
+    // Graph deletes a subscription once it expires: renewing it then is a 404, as for a removed one.
+    if (!sub || sub.deleted || Date.parse(sub.expirationDateTime) <= this.host.now()) return ERRORS[404]()
     const bad = this.checkExpiration(req.json?.expirationDateTime)
     if (bad) return bad
     sub.expirationDateTime = new Date(Date.parse(req.json.expirationDateTime)).toISOString()

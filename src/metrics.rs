@@ -228,7 +228,8 @@ pub const NOTIFICATION_OUTCOMES: [&str; 9] = [
 impl Metrics {
     /// Creates every series whose labels are known in advance at 0, so that rates and alerts see
     /// a series before its first event (Prometheus's instrumentation guidance). Provider request
-    /// series are the exception: their status label is whatever the provider answers.
+    /// series start with `status="error"` (no answer) only: their other statuses are whatever the
+    /// provider answers.
     fn start_at_zero(&self) {
         const STATUSES: [&str; 7] = ["200", "202", "400", "401", "403", "413", "503"];
         const CODES: [&str; 9] = [
@@ -286,6 +287,7 @@ impl Metrics {
         }
         for e in ENDPOINTS {
             self.retries.with_label_values(&[e]);
+            self.requests.with_label_values(&[e, "error"]); // no answer; other statuses as they come
         }
         for a in RENEWAL_ACTIONS {
             self.renewals.with_label_values(&[a]);

@@ -441,7 +441,8 @@ impl Engine {
                     }
                     Err(e) => {
                         tally.count(&tally.failed);
-                        tracing::warn!(calendar = %id, code = e.code(), error = %e, "{what}");
+                        // The sync's failure itself was logged where it was recorded.
+                        tracing::debug!(calendar = %id, code = e.code(), "{what}");
                     }
                 }
             })

@@ -184,13 +184,18 @@ pub async fn by_channel(pool: &PgPool, integration: &str, channel_id: &str) -> R
     })
 }
 
-/// The rows carrying each of these channel ids (one per channel).
-pub async fn by_channels(pool: &PgPool, channel_ids: &[String]) -> Result<HashMap<String, ChannelRow>> {
+/// The `integration` rows carrying each of these channel ids (one per channel).
+pub async fn by_channels(
+    pool: &PgPool,
+    integration: &str,
+    channel_ids: &[String],
+) -> Result<HashMap<String, ChannelRow>> {
     let rows = stmt(
         r#"SELECT DISTINCT ON ("channelId") "channelId", id, "channelResourceId", integration
-           FROM "SelectedCalendar" WHERE "channelId" = ANY($1) ORDER BY "channelId", id"#,
+           FROM "SelectedCalendar" WHERE "channelId" = ANY($1) AND integration = $2 ORDER BY "channelId", id"#,
     )
     .texts(channel_ids)
+    .text(integration)
     .fetch_all(pool)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());

@@ -96,6 +96,7 @@ impl ClientPause {
         if guard.as_ref().is_none_or(|(until, _)| now >= *until) {
             tracing::error!(
                 provider,
+                code = "PROVIDER_CONFIG",
                 reason,
                 "the token endpoint refused calsync's OAuth client: check its configuration; token requests pause for 5 minutes"
             );

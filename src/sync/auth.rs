@@ -154,7 +154,7 @@ async fn refresh(pool: &PgPool, source: TokenSource<'_>, cred: &credentials::Cre
             }
             if !credentials::merge_key(pool, id, refresh_token, &patch).await? {
                 // Our claim expired and another process refreshed meanwhile; its key stays.
-                tracing::warn!(
+                tracing::info!(
                     credential_id = id,
                     "a slow token refresh lost its claim; keeping the newer key"
                 );
@@ -165,6 +165,7 @@ async fn refresh(pool: &PgPool, source: TokenSource<'_>, cred: &credentials::Cre
             credentials::mark_invalid(pool, id, Some(refresh_token)).await?;
             tracing::warn!(
                 credential_id = id,
+                code = "PROVIDER_AUTH",
                 "refresh token refused (invalid_grant); credential marked invalid"
             );
             Err(ProviderError::InvalidGrant.into())

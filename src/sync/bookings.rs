@@ -81,7 +81,7 @@ pub enum Checked {
     /// It has it, cancelled; `organizer`: this is the organizer's copy.
     Cancelled { organizer: bool, ical_uid: Option<String> },
     /// It has it: what it means for the cache (its times may lie beyond the sync's window).
-    Listed(Change),
+    Listed(Box<Change>),
 }
 
 impl Checked {
@@ -98,7 +98,7 @@ impl Checked {
                 })
             }
             Checked::Listed(change) => {
-                let uid = uid.or(match &change {
+                let uid = uid.or(match &*change {
                     Change::Upsert(e) => uid_of(e.ical_uid.as_deref()),
                     Change::Remove { ical_uid, .. } => uid_of(ical_uid.as_deref()),
                 });
@@ -244,7 +244,7 @@ impl Engine {
             let rules = microsoft::map::Rules {
                 working_elsewhere_is_busy: self.cfg.microsoft.working_elsewhere_is_busy,
             };
-            return Ok(Checked::Listed(microsoft::map::map_event(&ev, rules)?));
+            return Ok(Checked::Listed(Box::new(microsoft::map::map_event(&ev, rules)?)));
         }
         let Some(ev) = self.google.get_event(access, &group.external_id, event_id).await? else {
             return Ok(Checked::Gone);
@@ -258,7 +258,7 @@ impl Engine {
         let rules = google::map::Rules {
             declined_is_free: self.cfg.google.declined_is_free,
         };
-        Ok(Checked::Listed(google::map::map_event(&ev, tz, rules)?))
+        Ok(Checked::Listed(Box::new(google::map::map_event(&ev, tz, rules)?)))
     }
 }
 
@@ -372,7 +372,7 @@ mod tests {
             "an attendee's copy"
         );
         assert!(matches!(
-            Checked::Listed(busy(true)).seen(Some("u")),
+            Checked::Listed(Box::new(busy(true))).seen(Some("u")),
             Some(Seen::At { .. })
         ));
         let free = Change::Remove {
@@ -380,7 +380,7 @@ mod tests {
             cancelled: false,
             ical_uid: None,
         };
-        assert_eq!(Checked::Listed(free).seen(Some("u")), Some(Seen::Present));
+        assert_eq!(Checked::Listed(Box::new(free)).seen(Some("u")), Some(Seen::Present));
     }
 
     #[test]

@@ -402,7 +402,7 @@ impl Engine {
                     })
                     .map(|s| s.id.clone())
                     .collect();
-                let stored = calendars::by_channels(&self.pool, &candidates).await?;
+                let stored = calendars::by_channels(&self.pool, OFFICE365, &candidates).await?;
                 for sub in candidates.iter().filter(|s| !stored.contains_key(*s)) {
                     if !self.stop(OFFICE365, &access, (sub, "")).await {
                         return Ok(stopped);

@@ -693,7 +693,7 @@ impl Engine {
         {
             tracing::error!(calendar = %group.owner_id, error = %db, "could not record a sync failure");
         }
-        tracing::warn!(calendar = %group.owner_id, code = e.code(), error = %e, "sync failed");
+        tracing::warn!(calendar = %group.owner_id, integration = %group.integration, code = e.code(), error = %e, "sync failed");
     }
 
     /// Whether the window of calendar `owner` runs short enough to slide it forward with a full

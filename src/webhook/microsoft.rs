@@ -76,9 +76,19 @@ pub fn triage(items: &[serde_json::Value], secret: &str) -> (BTreeMap<String, Ac
 /// an item); anything bigger is refused before any parsing, unauthenticated as it is.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// Handles one Graph request end to end; never fails. With `wait`, the syncs finish before it answers.
+/// Handles one Graph request end to end; never fails. With `wait`, the syncs finish before it
+/// answers. Requests and notification items are counted by outcome
+/// (`calsync_webhook_notifications_total`), and the ones an operator should see are logged.
 pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response {
+    let count = |outcome: &str, n: usize| {
+        engine
+            .metrics
+            .notifications
+            .with_label_values(&["microsoft", outcome])
+            .inc_by(n as u64)
+    };
     if let Some(token) = validation_token(&req.query) {
+        count("handshake", 1);
         return Response {
             status: 200,
             content_type: "text/plain",
@@ -86,25 +96,40 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         };
     }
     let Some(secret) = engine.cfg.microsoft.webhook_token.as_ref() else {
+        count("unconfigured", 1);
+        tracing::error!(
+            provider = "microsoft",
+            code = "WEBHOOK_UNCONFIGURED",
+            "a Graph notification arrived but MICROSOFT_WEBHOOK_TOKEN is not configured"
+        );
         return Response::json(503, "unconfigured", Some("MICROSOFT_WEBHOOK_TOKEN is not configured"));
     };
-    if req.body.len() > MAX_BODY {
-        return Response::json(
-            413,
-            "rejected",
-            Some("the body is larger than a Graph notification batch can be"),
+    let malformed = |status, message| {
+        count("malformed", 1);
+        tracing::warn!(
+            provider = "microsoft",
+            code = "WEBHOOK_MALFORMED",
+            status,
+            "rejected a Graph request: {message}"
         );
+        Response::json(status, "rejected", Some(message))
+    };
+    if req.body.len() > MAX_BODY {
+        return malformed(413, "the body is larger than a Graph notification batch can be");
     }
     let items = match serde_json::from_str::<serde_json::Value>(&req.body) {
         Ok(v) => match v.get("value").and_then(|x| x.as_array()) {
             Some(items) => items.clone(),
-            None => return Response::json(400, "rejected", Some("the body has no value array")),
+            None => return malformed(400, "the body has no value array"),
         },
-        Err(_) => return Response::json(400, "rejected", Some("the body is not JSON")),
+        Err(_) => return malformed(400, "the body is not JSON"),
     };
     let (todo, mut tally) = triage(&items, secret.expose());
     if tally.rejected > 0 {
+        count("forged", tally.rejected);
         tracing::warn!(
+            provider = "microsoft",
+            code = "WEBHOOK_FORGED",
             rejected = tally.rejected,
             "Graph notification items with a wrong clientState ignored"
         );
@@ -122,11 +147,12 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         .map(|(sub, action)| (engine.ticket(&format!("microsoft:{sub}")), sub, action))
         .collect();
     let subs: Vec<String> = tickets.iter().map(|(_, sub, _)| sub.clone()).collect();
-    let lookup = calendars::by_channels(&engine.front, &subs);
+    let lookup = calendars::by_channels(&engine.front, crate::sync::OFFICE365, &subs);
     let rows = match db::within(engine.cfg.connect_timeout, "looking up the subscriptions", lookup).await {
         Ok(rows) => rows,
         Err(e) => {
-            tracing::error!(error = %e, "database error while handling a Graph notification");
+            count("unavailable", tally.accepted);
+            tracing::error!(provider = "microsoft", code = e.code(), error = %e, "database error while handling a Graph notification; answered 503 (Graph retries)");
             return Response::json(503, "unavailable", Some(e.code()));
         }
     };
@@ -135,7 +161,11 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         match rows.get(&sub) {
             Some(row) => work.push((ticket, row.selected_calendar_id.clone(), action)),
             None => {
-                tracing::info!(subscription = %sub, "notification for an unknown subscription ignored");
+                tracing::info!(
+                    provider = "microsoft",
+                    code = "WEBHOOK_UNKNOWN",
+                    "notification for an unknown subscription ignored"
+                );
                 tally.unknown += 1;
             }
         }
@@ -152,9 +182,13 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         .into_iter()
         .find(|r| r.is_err())
     {
-        tracing::error!(error = %e, "could not record a Graph notification");
+        count("unavailable", tally.accepted - tally.unknown);
+        count("unknown", tally.unknown);
+        tracing::error!(provider = "microsoft", code = e.code(), error = %e, "could not record a Graph notification; answered 503 (Graph retries)");
         return Response::json(503, "unavailable", Some(e.code()));
     }
+    count("accepted", tally.accepted - tally.unknown);
+    count("unknown", tally.unknown);
     let run = {
         let engine = engine.clone();
         async move {
@@ -186,18 +220,18 @@ fn accepted(tally: &Tally) -> Response {
 /// Carries out what one subscription's items asked for. Renewals and recreations always run; the
 /// sync is coalesced per subscription.
 async fn act(engine: &Engine, ticket: Ticket, id: &str, action: Action) {
+    // `subscriptionRemoved` is not taken on trust: the renewal asks Graph, which renews a live
+    // subscription (a replayed or forged lifecycle item then costs one PATCH, never a new
+    // subscription) and recreates one Graph no longer has (404).
     let channel = match action {
         Action::Sync => Ok(()),
-        Action::Renew => engine.renew_graph_subscription(id).await.map(drop),
-        Action::Recreate => engine.open_channel(id).await.map(drop),
+        Action::Renew | Action::Recreate => engine.renew_graph_subscription(id).await.map(drop),
     };
     if let Err(e) = channel {
-        tracing::warn!(calendar = %id, code = e.code(), error = %e, "could not renew or recreate a Graph subscription");
+        tracing::warn!(calendar = %id, integration = "office365_calendar", code = e.code(), error = %e, "could not renew or recreate a Graph subscription");
     }
-    let synced = engine.coalesce(ticket, || engine.sync(id, false)).await;
-    if let Some(Err(e)) = synced {
-        tracing::warn!(calendar = %id, code = e.code(), error = %e, "sync after a Graph notification failed");
-    }
+    // A failed sync is logged (once, with its code) where it is recorded.
+    engine.coalesce(ticket, || engine.sync(id, false)).await;
 }
 
 #[cfg(test)]
