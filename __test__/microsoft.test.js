@@ -80,6 +80,7 @@ test('the validation handshake returns exactly the decoded token as text/plain',
   const res = await s.sync.handleMicrosoftWebhook({ query: `?validationToken=${encodeURIComponent(token)}`, headers: {}, body: '' })
   assert.equal(res.status, 200)
   assert.equal(res.headers['Content-Type'], 'text/plain')
+  assert.equal(res.headers['X-Content-Type-Options'], 'nosniff', 'no browser sniffs the echo as HTML')
   assert.equal(res.body, token)
 })
 

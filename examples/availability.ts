@@ -1,6 +1,6 @@
 // In the slot computation: busy times from the cache, and a live provider call only for the
 // calendars the cache cannot vouch for.
-import { calsync } from '@/lib/calsync'
+import { getCalsync } from '@/lib/calsync'
 
 type Busy = { start: string; end: string }
 
@@ -10,7 +10,7 @@ export async function busyTimes(
   dateTo: Date,
   fetchLive: (selectedCalendarId: string) => Promise<Busy[]>,
 ): Promise<Busy[]> {
-  const { busy, uncached } = await (await calsync).getCachedAvailability({
+  const { busy, uncached } = await (await getCalsync()).getCachedAvailability({
     selectedCalendarIds,
     timeMin: dateFrom.toISOString(),
     timeMax: dateTo.toISOString(),

@@ -291,6 +291,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn decode_errors_never_quote_the_answer() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Page {
+            items: Vec<String>,
+        }
+        let reply = Reply {
+            status: StatusCode::OK,
+            body: br#"{"items": "Board meeting: layoffs"}"#.to_vec(),
+        };
+        let e = decode::<Page>(&reply).unwrap_err().to_string();
+        assert!(!e.contains("layoffs"), "{e}");
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
     fn lone_surrogates_become_replacement_characters() {
         let fix = |s: &str| String::from_utf8(without_lone_surrogates(s.as_bytes()).into_owned()).unwrap();
         let parsed = |s: &str| serde_json::from_str::<String>(&fix(s)).unwrap();

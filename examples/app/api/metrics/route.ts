@@ -3,7 +3,7 @@
 // instance reports its own counters; scrape every instance.
 import { timingSafeEqual } from 'node:crypto'
 import type { NextRequest } from 'next/server'
-import { calsync } from '@/lib/calsync'
+import { getCalsync } from '@/lib/calsync'
 
 export const runtime = 'nodejs'
 export const dynamic = 'force-dynamic'
@@ -19,7 +19,7 @@ function authorized(req: NextRequest): boolean {
 export async function GET(req: NextRequest) {
   if (!authorized(req)) return new Response('Not authenticated\n', { status: 401 })
   try {
-    const body = await (await calsync).metrics()
+    const body = await (await getCalsync()).metrics()
     return new Response(body, { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } })
   } catch (err: any) {
     return new Response(`${err.code ?? 'ERROR'}\n`, { status: 503 })

@@ -3,7 +3,7 @@
 // the outbox and comes back on a later run (after its 2-minute hold); one handled twice must be
 // harmless, so the handler compares with the booking before acting.
 import type { NextRequest } from 'next/server'
-import { calsync } from '@/lib/calsync'
+import { getCalsync } from '@/lib/calsync'
 import { isCronAuthorized } from '@/lib/cron-auth'
 import { applyProviderChange } from '@/lib/bookings' // the app's own: reschedule or cancel by uid
 
@@ -12,7 +12,7 @@ export const maxDuration = 60
 
 export async function GET(req: NextRequest) {
   if (!isCronAuthorized(req)) return Response.json({ message: 'Not authenticated' }, { status: 401 })
-  const sync = await calsync
+  const sync = await getCalsync()
   let handled = 0
   let failed = 0
   try {

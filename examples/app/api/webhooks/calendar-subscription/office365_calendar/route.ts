@@ -2,12 +2,15 @@
 // Graph wants an answer within seconds, so syncs run after the 202; `after` keeps a serverless
 // function alive until they finish.
 import { after } from 'next/server'
-import { calsync } from '@/lib/calsync'
+import { getCalsync } from '@/lib/calsync'
 
 export const runtime = 'nodejs'
 
 export async function POST(req: Request) {
-  const sync = await calsync
+  // No database yet (a connect that failed is retried by the next request): 503, so the provider
+  // delivers the notification again.
+  const sync = await getCalsync().catch(() => null)
+  if (!sync) return Response.json({ status: 'unavailable' }, { status: 503 })
   const out = await sync.handleMicrosoftWebhook({
     headers: Object.fromEntries(req.headers),
     query: new URL(req.url).search,
