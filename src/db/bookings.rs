@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use sqlx::{PgPool, Row};
 
-use super::sql::stmt;
+use super::sql::{stmt, Stmt};
 use crate::error::Result;
 
 /// The calendar whose events are looked up, and how its bookings are recognised.
@@ -28,26 +28,32 @@ pub struct Scope<'a> {
     pub uid_suffix: Option<&'a str>,
 }
 
+impl Scope<'_> {
+    /// Binds what a booking reference must match, as the next four parameters: the integration,
+    /// then the credential, the delegation credential or the calendar that holds the event.
+    fn bind(&self, stmt: Stmt) -> Stmt {
+        stmt.text(self.integration)
+            .int(self.credential_id)
+            .text(self.delegation_id)
+            .text(self.external_id)
+    }
+}
+
 /// The booking uids of the events (by provider id) that `"BookingReference"` names for this
 /// calendar. Ids not named are left out.
 pub async fn referenced(pool: &PgPool, scope: &Scope<'_>, event_ids: &[String]) -> Result<HashMap<String, String>> {
     if event_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = stmt(
+    let query = stmt(
         r#"SELECT DISTINCT ON (r."uid") r."uid" AS event_id, b."uid" AS booking_uid
            FROM "BookingReference" r JOIN "Booking" b ON b."id" = r."bookingId"
-           WHERE r."type" = $1 AND r."uid" = ANY($2) AND r."deleted" IS NOT TRUE
+           WHERE r."uid" = ANY($1) AND r."type" = $2 AND r."deleted" IS NOT TRUE
              AND (r."credentialId" = $3 OR r."delegationCredentialId" = $4 OR r."externalCalendarId" = $5)
            ORDER BY r."uid", r."id" DESC"#,
     )
-    .text(scope.integration)
-    .texts(event_ids)
-    .int(scope.credential_id)
-    .text(scope.delegation_id)
-    .text(scope.external_id)
-    .fetch_all(pool)
-    .await?;
+    .texts(event_ids);
+    let rows = scope.bind(query).fetch_all(pool).await?;
     rows.iter()
         .map(|r| Ok((r.try_get("event_id")?, r.try_get("booking_uid")?)))
         .collect::<std::result::Result<_, sqlx::Error>>()
@@ -74,7 +80,7 @@ pub async fn cached(
         return Ok(HashMap::new());
     }
     let suffix = scope.uid_suffix.unwrap_or("");
-    let rows = stmt(
+    let query = stmt(
         r#"SELECT e."externalId",
                   COALESCE(ref.booking_uid, left(e."iCalUID", length(e."iCalUID") - length($4))) AS uid,
                   e."start", e."end"
@@ -92,13 +98,8 @@ pub async fn cached(
     .text(scope.owner)
     .bool(all)
     .texts(event_ids)
-    .text(suffix)
-    .text(scope.integration)
-    .int(scope.credential_id)
-    .text(scope.delegation_id)
-    .text(scope.external_id)
-    .fetch_all(pool)
-    .await?;
+    .text(suffix);
+    let rows = scope.bind(query).fetch_all(pool).await?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -112,4 +113,19 @@ pub async fn cached(
         })
         .collect::<std::result::Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+/// Which of these events the calendar has cached rows of (bookings or not).
+pub async fn cached_ids(pool: &PgPool, owner: &str, event_ids: &[String]) -> Result<std::collections::HashSet<String>> {
+    if event_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String,)> = stmt(
+        r#"SELECT "externalId" FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = $1 AND "externalId" = ANY($2)"#,
+    )
+    .text(owner)
+    .texts(event_ids)
+    .fetch_as(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }

@@ -110,7 +110,8 @@ impl Checked {
 
 /// At most this many deletions of events not known to be bookings are checked per sync (Google's
 /// deletions carry no iCalUID; one of a booking that was free, so never cached, is known only by
-/// asking). Beyond it such deletions go unreported rather than delay the sync.
+/// asking; one cached as no booking is not asked about). Beyond it such deletions go unreported
+/// rather than delay the sync.
 const UNKNOWN_CHECKS: usize = 100;
 
 /// The scope of the calendar's bookings.
@@ -183,23 +184,29 @@ impl Engine {
         // Deletions of events whose booking is not known can be asked about only where an
         // iCalUID marks bookings (a reference would have named it), and only incrementally (a full
         // listing carries no deletions).
-        let mut unknown = match scope(group).uid_suffix {
+        let unknown = match scope(group).uid_suffix {
             Some(_) if !run.full => UNKNOWN_CHECKS,
             _ => 0,
         };
         let mut ask: Vec<(String, Option<String>)> = Vec::new(); // (event id, booking uid)
+        let mut unknown_ids: Vec<String> = Vec::new();
         for (ext, seen) in &run.bookings {
             if let Seen::Cancelled(uid) = seen {
                 match old.get(ext).map(|c| &c.uid).or(uid.as_ref()) {
                     Some(uid) => ask.push((ext.clone(), Some(uid.clone()))),
-                    None if unknown > 0 => {
-                        unknown -= 1;
-                        ask.push((ext.clone(), None));
-                    }
+                    None if unknown_ids.len() < unknown => unknown_ids.push(ext.clone()),
                     None => {}
                 }
             }
         }
+        // A deletion of an event cached as no booking is known not to be one.
+        let not_bookings = bookings::cached_ids(&self.pool, &group.owner_id, &unknown_ids).await?;
+        ask.extend(
+            unknown_ids
+                .into_iter()
+                .filter(|id| !not_bookings.contains(id))
+                .map(|id| (id, None)),
+        );
         if let Some((from, to)) = window {
             for (ext, c) in &old {
                 // A row outside the listed window was never expected in the listing.
