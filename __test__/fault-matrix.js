@@ -435,7 +435,9 @@ async function checkBookingChanges({ s, g, m, figures }, pool) {
         const ev = g.calendar(cal.externalId).events.get(c.externalId)
         real = (!ev || ev.status === 'cancelled') && ev?.organizer?.self !== false
       } else {
-        real = !m.calendar(cal.externalId).events.has(c.externalId)
+        // Deleted, or cancelled by its organizer (Graph's isCancelled: the meeting is off).
+        const ev = m.calendar(cal.externalId).events.get(c.externalId)
+        real = !ev || ev.isCancelled === true
       }
       if (!real) figures.phantomCancellations++
     }
