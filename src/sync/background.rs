@@ -103,12 +103,14 @@ impl Tasks {
     }
 
     /// How many tasks are running.
-    pub fn running(&self) -> usize {
+    #[cfg(test)]
+    fn running(&self) -> usize {
         self.inner.lock().running.values().sum()
     }
 
     /// Resolves when no task is running.
-    pub async fn idle(&self) {
+    #[cfg(test)]
+    async fn idle(&self) {
         self.idle_before(u64::MAX).await
     }
 
