@@ -2,6 +2,9 @@
 'use strict'
 // The calsync command line: `npx calsync <command>`.
 
+const fs = require('node:fs')
+const path = require('node:path')
+
 const HELP = `Usage: calsync <command> [options]
 
 Commands:
@@ -13,6 +16,8 @@ Commands:
                          events at "Google" and "Outlook", print the availability the app gets.
   emulator [--port N]    Run the provider emulator (Google Calendar API, Microsoft Graph, OAuth, push
                          notifications) until interrupted; point the provider URL options at it.
+                         Drive it over HTTP: GET /emulator lists its control routes (accounts,
+                         calendars, events, faults, the clock).
   renew [--json]         The cron pass: subscribe, renew, share and stop channels, then resync
                          calendars the safety net finds behind. Shows progress on stderr.
   cleanup [--json]       Delete ended and unwatched cached events and expired legacy cache rows.
@@ -165,11 +170,15 @@ async function main(argv) {
       const { applySchema } = require('./calsync.js')
       const calcom = !rest.includes('--no-calcom')
       const calcomTables = await applySchema({ calcom })
+      // The tables named from the SQL applied, so that the message cannot fall behind it.
+      const sql = fs.readFileSync(path.join(__dirname, 'sql', 'calsync.sql'), 'utf8')
+      const tables = [...sql.matchAll(/CREATE (?:UNLOGGED )?TABLE IF NOT EXISTS "(\w+)"/g)].map((m) => m[1]).join(', ')
+      const own = `calsync's own tables (${tables}) where missing, and its read functions.`
       console.log(
         {
-          created: "Created the Cal.com tables calsync uses (empty database) and calsync's own tables.",
-          existing: "Found Cal.com's tables and left them untouched; created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending, CalendarSyncChannel) where missing, and its read functions.",
-          not_requested: "Created calsync's own tables (CalendarSyncState, CalendarSyncLease, CalendarSyncStage, CalendarSyncFailure, CalendarSyncPending, CalendarSyncChannel) where missing, and its read functions.",
+          created: `Created the Cal.com tables calsync uses (empty database) and ${own}`,
+          existing: `Found Cal.com's tables and left them untouched; created ${own}`,
+          not_requested: `Created ${own}`,
         }[calcomTables],
       )
       return 0

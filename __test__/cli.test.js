@@ -28,11 +28,16 @@ function cli(args, env = {}) {
 }
 
 test('schema, status, renew, cleanup and sync from the command line', async () => {
-  assert.equal((await cli(['schema'])).code, 0)
+  const applied = await cli(['schema'])
+  assert.equal(applied.code, 0)
   assert.equal((await cli(['schema'])).code, 0, 'idempotent')
   const pg = new Client({ connectionString: db.url })
   await pg.connect()
   try {
+    // The message names every table calsync created.
+    const { rows } = await pg.query(`SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'CalendarSync%' ORDER BY relname`)
+    assert.equal(rows.length, 8)
+    for (const { relname } of rows) assert.ok(applied.stdout.includes(relname), `${relname} named in: ${applied.stdout}`)
     const userId = await seed.createUser(pg)
     await seed.createSelectedCalendar(pg, { userId, externalId: 'x@example.com' })
   } finally {

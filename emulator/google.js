@@ -72,12 +72,12 @@ class GoogleEmulator {
 
   // ---------------------------------------------------------------- control API (test setup) --
 
-  /** Registers an account; returns a credential key as Cal.com stores it. */
   /** Registers an OAuth client; from then on the token endpoint checks the client of every request. */
   registerClient(id, secret) {
     this.clients.set(id, secret)
   }
 
+  /** Registers an account; returns a credential key as Cal.com stores it. */
   addAccount({ email = `user-${crypto.randomUUID()}@example.com`, accessTokenTtlMs = 3600 * 1000 } = {}) {
     const refreshToken = `1//rt-${crypto.randomBytes(12).toString('hex')}`
     // A grant belongs to the client the user consented to (the first one registered).

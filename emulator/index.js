@@ -6,6 +6,7 @@
 const http = require('node:http')
 const { GoogleEmulator } = require('./google')
 const { MicrosoftEmulator } = require('./microsoft')
+const { control } = require('./control')
 
 class Emulator {
   constructor() {
@@ -119,7 +120,7 @@ class Emulator {
 
   async dispatch(req) {
     this.count(`${req.method} ${req.path}`)
-    return (await this.google.handle(req)) ?? (await this.microsoft.handle(req)) ?? { status: 404, body: { error: { code: 404, message: 'Not Found' } } }
+    return (await control(this, req)) ?? (await this.google.handle(req)) ?? (await this.microsoft.handle(req)) ?? { status: 404, body: { error: { code: 404, message: 'Not Found' } } }
   }
 
   /** Starts listening on 127.0.0.1 (`port` 0 picks a free one). */

@@ -77,12 +77,12 @@ class MicrosoftEmulator {
 
   // ---------------------------------------------------------------- control API (test setup) --
 
-  /** Registers an account; returns a credential key as Cal.com stores it (expiry in seconds). */
   /** Registers an app (client); from then on the token endpoint checks the client of every request. */
   registerClient(id, secret) {
     this.clients.set(id, secret)
   }
 
+  /** Registers an account; returns a credential key as Cal.com stores it (expiry in seconds). */
   addAccount({ email = `user-${crypto.randomUUID()}@contoso.example`, accessTokenTtlMs = 3600 * 1000 } = {}) {
     const refreshToken = this.issueRefreshToken(email)
     return {
