@@ -55,6 +55,8 @@ export type CalsyncErrorCode =
   | 'PROVIDER_UNAVAILABLE'
   | 'CLOSED'
   | 'DB_ERROR'
+  /** Thrown by `require('calsync')` itself: this platform's package (calsync-<platform>) is not installed. */
+  | 'NATIVE_BINDING_MISSING'
 
 /** An error thrown or rejected by calsync. Messages never contain secrets. */
 export interface CalsyncError extends Error {

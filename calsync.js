@@ -3,7 +3,31 @@
 // Rust carry their stable code as a message prefix ("SCHEMA_MISMATCH: ..."), because napi gives
 // async rejections only generic status codes; here that prefix becomes `err.code`.
 
-const native = require('./index.js')
+const native = loadBinding()
+
+/**
+ * The generated loader (index.js), with its failure explained: when this platform's package is
+ * missing, napi's loader blames an npm bug; the usual causes are an install that skipped optional
+ * dependencies, a node_modules copied from another OS, or a bundler that inlined the package.
+ */
+function loadBinding() {
+  try {
+    return require('./index.js')
+  } catch (e) {
+    if (!/Cannot find native binding/.test(String(e?.message))) throw e
+    const glibc = process.platform !== 'linux' || Boolean(process.report?.getReport?.().header?.glibcVersionRuntime)
+    const abi = process.platform === 'linux' ? (glibc ? '-gnu' : '-musl') : process.platform === 'win32' ? '-msvc' : ''
+    const name = `calsync-${process.platform}-${process.arch}${abi}`
+    const { version, optionalDependencies } = require('./package.json')
+    const supported = Object.keys(optionalDependencies ?? {})
+    const message = supported.includes(name)
+      ? `calsync's native binding for this platform is not installed: it ships in the package ${name}, an optional dependency of calsync. ` +
+        `Install it (npm install ${name}@${version}), or reinstall calsync without --omit=optional / --no-optional, on the OS and CPU it runs on ` +
+        `(a node_modules copied from another machine lacks it). With Next.js, list 'calsync' in serverExternalPackages so it is not bundled.`
+      : `calsync has no native binding for ${process.platform}-${process.arch}${abi}; it ships for: ${supported.map((p) => p.slice('calsync-'.length)).join(', ')}.`
+    throw Object.assign(new Error(message, { cause: e }), { code: 'NATIVE_BINDING_MISSING' })
+  }
+}
 
 const CODE_PREFIX = /^([A-Z][A-Z_]+): /
 // napi's own argument-conversion failures (a number where a string belongs, ...) are bad input too.

@@ -99,4 +99,12 @@ test('the packed main and platform packages install into an empty project withou
   const names = [...fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8').matchAll(/^export declare (?:class|function) (\w+)/gm)].map((m) => m[1])
   const imported = node(['--input-type=module', '-e', `import * as calsync from 'calsync'; console.log(JSON.stringify(Object.keys(calsync)))`])
   for (const name of names) assert.ok(JSON.parse(imported).includes(name), `import { ${name} } from 'calsync'`)
+  // Without its platform package (an install that omitted optional dependencies): an error that
+  // names the package to install.
+  fs.rmSync(path.join(app, 'node_modules', `calsync-${PLATFORM}`), { recursive: true })
+  const missing = node(['-e', `try { require('calsync') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`])
+  const { code, message } = JSON.parse(missing)
+  assert.equal(code, 'NATIVE_BINDING_MISSING')
+  assert.match(message, new RegExp(`ships in the package calsync-${PLATFORM}, an optional dependency`))
+  assert.match(message, new RegExp(`npm install calsync-${PLATFORM}@${version}`))
 })
