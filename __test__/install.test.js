@@ -10,9 +10,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { startServer, createDatabase } = require('../dev/postgres')
 
-const ROOT = path.join(__dirname, '..')
-const PLATFORM = 'linux-x64-gnu' // the target `npm run build` builds here
-const BINARY = `calsync.${PLATFORM}.node`
+const { ROOT, PLATFORM, npm, packTarballs, built } = require('./pack')
 
 let server
 let db
@@ -28,22 +26,12 @@ test.after(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true })
 })
 
-const npm = (args, cwd, env = process.env) =>
-  execFileSync('npm', args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-
-test('the packed main and platform packages install into an empty project without a Rust toolchain, and work there', { skip: !fs.existsSync(path.join(ROOT, BINARY)) && `${BINARY} is not built` }, () => {
+test('the packed main and platform packages install into an empty project without a Rust toolchain, and work there', { skip: !built() && 'the binary is not built' }, () => {
   // Pack: the main package (no binary of its own) and the platform package with the built binary.
-  const tarballs = path.join(work, 'tarballs')
-  fs.mkdirSync(tarballs)
-  const listed = JSON.parse(npm(['pack', '--json', '--pack-destination', tarballs], ROOT))[0]
+  const { main: listed, platform } = packTarballs(work)
   const files = listed.files.map((f) => f.path)
   assert.ok(files.includes('calsync.js') && files.includes('index.js') && files.includes('cli.js'))
   assert.ok(!files.some((f) => f.endsWith('.node') || f.startsWith('__test__/') || f.startsWith('bench/') || f.startsWith('src/')), `nothing of the repository's development: ${files.join(', ')}`)
-  const platformDir = path.join(work, PLATFORM)
-  fs.cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
-  fs.copyFileSync(path.join(ROOT, BINARY), path.join(platformDir, BINARY))
-  const platform = JSON.parse(npm(['pack', '--json', '--pack-destination', tarballs], platformDir))[0]
-  const main = listed.filename
   const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'))).version
   assert.equal(platform.version, version, 'the platform package is version-locked to the main one')
   const optional = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'))).optionalDependencies
@@ -58,7 +46,7 @@ test('the packed main and platform packages install into an empty project withou
   for (const tool of ['cargo', 'rustc']) {
     assert.throws(() => execFileSync('sh', ['-c', `command -v ${tool}`], { env, stdio: 'ignore' }), `${tool} is not on the PATH`)
   }
-  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(tarballs, main), path.join(tarballs, platform.filename)], app, env)
+  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', listed.tarball, platform.tarball], app, env)
 
   const node = (args) => execFileSync(process.execPath, args, { cwd: app, env, encoding: 'utf8' })
   // The CLI: help, and the schema on the test database.
