@@ -2,6 +2,7 @@
 // in calsync.js from the binding's compact form), and the error shape.
 import { CalendarSync as NativeCalendarSync, AvailabilityArgs, ConnectOptions, ShadowResult, UncachedCalendar } from './index'
 export * from './index'
+export { withCalsync, WithCalsyncOptions, CalendarWithAvailability, AvailabilityParams, CalendarToCheck, EventBusyDate, CalendarFetchMode } from './calendar'
 
 /**
  * A busy interval from the cache. Overlapping and touching events of one calendar are merged and

@@ -157,3 +157,4 @@ module.exports = out
 module.exports.CalendarSync = out.CalendarSync
 module.exports.applySchema = out.applySchema
 module.exports.shiftClockForTesting = out.shiftClockForTesting
+module.exports.withCalsync = require('./calendar.js').withCalsync
