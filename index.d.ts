@@ -141,7 +141,7 @@ export declare class CalendarSync {
    * webhooks, syncs (with durations), propagation lag, reads and uncached calendars by reason,
    * provider requests and retries, token refreshes, renewals, shadow comparisons; and, read at
    * each call, pending notifications, booking changes waiting and pool connections. No label
-   * carries a calendar, user or event id. The README lists every family.
+   * carries a calendar, user or event id. docs/operations.md lists every family.
    */
   metrics(): Promise<string>
   /** Calendars counted by provider and health, for dashboards and `npx calsync status`. */

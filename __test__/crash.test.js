@@ -1,7 +1,7 @@
 'use strict'
 // A Postgres crash (an immediate shutdown: no checkpoint, WAL not yet flushed is gone) right after
-// syncs that cleared a pending mark committed without waiting for their flush (README "Nothing
-// acknowledged is lost"). A lost commit takes the mark's deletion with it, so the calendar is never
+// syncs that cleared a pending mark committed without waiting for their flush (docs/durability.md,
+// "Nothing acknowledged is lost"). A lost commit takes the mark's deletion with it, so the calendar is never
 // left serving old data as current: it keeps its mark, and the cron syncs it again. The test starts
 // its own embedded Postgres (even when DATABASE_URL is set) so that it can crash it, and makes the
 // WAL writer lazy so that a crash right after a commit loses it.
@@ -19,6 +19,7 @@ const ROUNDS = 4
 let s
 test.before(async () => {
   s = await startStack({ connectTimeoutMs: 1000, pendingGraceMs: 300 }, { database: { embedded: true } })
+  s.db.on('error', () => {}) // each crash ends the fixture's own connection; the test reads through direct()
 })
 test.after(async () => {
   await s?.close()

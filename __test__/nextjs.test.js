@@ -1,5 +1,5 @@
 'use strict'
-// The README's Next.js setup, as a new user builds it: examples/ (the routes, lib/calsync.ts,
+// The documented Next.js setup (docs/cal-com.md), as a new user builds it: examples/ (the routes, lib/calsync.ts,
 // next.config.mjs) in a fresh project that installs calsync from its packed tarballs, built with
 // `next build` and served by `next start`, driven over HTTP with the emulator pushing webhooks into it.
 const test = require('node:test')
@@ -80,7 +80,7 @@ test.after(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true })
 })
 
-test('the README\'s Next.js routes in a production build: lazy connect, webhook → availability, cron and metrics auth, the Outlook handshake; from tarballs and from a directory', { skip: !built() && 'the binary is not built', timeout: 900_000 }, async (t) => {
+test('the documented Next.js routes in a production build: lazy connect, webhook → availability, cron and metrics auth, the Outlook handshake; from tarballs and from a directory', { skip: !built() && 'the binary is not built', timeout: 900_000 }, async (t) => {
   const { main, platform } = packTarballs(work)
   const dir = path.join(work, 'app')
   fs.cpSync(path.join(ROOT, 'examples'), dir, { recursive: true, filter: (src) => !/(tsconfig\.json|README\.md)$/.test(src) })

@@ -1,11 +1,11 @@
 'use strict'
-// `node dev/prisma-check.js`: the Prisma models the README gives for calsync's tables describe
+// `node dev/prisma-check.js`: the Prisma models docs/database.md gives for calsync's tables describe
 // exactly what `applySchema` creates, as Prisma itself sees it (run by .ci/run).
 //
 // A fresh database gets calsync's SQL (with the Cal.com tables it uses); Prisma 6 introspects it
 // (`prisma db pull`); the expected schema is that introspection with calsync's models replaced by
-// the README's; `prisma migrate diff` between the two must be empty — anything else is the drift a
-// Prisma-migrated app would see (`prisma migrate dev` offering to reset the database).
+// the documented ones; `prisma migrate diff` between the two must be empty — anything else is the
+// drift a Prisma-migrated app would see (`prisma migrate dev` offering to reset the database).
 //
 // Prisma 6 runs here through its WebAssembly schema engine and the node-postgres driver adapter
 // (its native engines are downloads this machine cannot make).
@@ -61,11 +61,13 @@ datasource db {
 }
 `
 
-/** The README's Prisma models for calsync's tables (its one ```prisma block). */
-function readmeModels() {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')
-  const blocks = [...readme.matchAll(/```prisma\n([\s\S]*?)```/g)].map((m) => m[1])
-  if (blocks.length !== 1) throw new Error(`README.md: expected one \`\`\`prisma block, found ${blocks.length}`)
+const MODELS_DOC = 'docs/database.md'
+
+/** The documented Prisma models for calsync's tables (the one ```prisma block of docs/database.md). */
+function documentedModels() {
+  const doc = fs.readFileSync(path.join(ROOT, MODELS_DOC), 'utf8')
+  const blocks = [...doc.matchAll(/```prisma\n([\s\S]*?)```/g)].map((m) => m[1])
+  if (blocks.length !== 1) throw new Error(`${MODELS_DOC}: expected one \`\`\`prisma block, found ${blocks.length}`)
   return blocks[0]
 }
 
@@ -75,12 +77,12 @@ function models(schema) {
 }
 
 /**
- * The introspected schema with calsync's models swapped for the README's: the Cal.com models keep
- * their fields except the back-relations to calsync's models, which are rebuilt from the README's
- * relations (a one-to-one when the foreign key is the model's id, else a list).
+ * The introspected schema with calsync's models swapped for the documented ones: the Cal.com models
+ * keep their fields except the back-relations to calsync's models, which are rebuilt from the
+ * documented models' relations (a one-to-one when the foreign key is the model's id, else a list).
  */
-function expectedSchema(pulled, readme) {
-  const ours = models(readme)
+function expectedSchema(pulled, documented) {
+  const ours = models(documented)
   const theirs = models(pulled)
   const back = {} // Cal.com model -> back-relation lines
   for (const [name, body] of Object.entries(ours)) {
@@ -98,7 +100,7 @@ function expectedSchema(pulled, readme) {
     out.push(`model ${name} {\n${[...kept.filter((l) => l.trim()), ...(back[name] ?? [])].join('\n')}\n}\n`)
   }
   for (const m of pulled.matchAll(/^enum \w+ \{\n[\s\S]*?^\}/gm)) out.push(`${m[0]}\n`)
-  out.push(readme)
+  out.push(documented)
   return out.join('\n')
 }
 
@@ -125,19 +127,19 @@ async function main() {
     log('prisma db pull (the database after applySchema)')
     const pulled = prisma(['db', 'pull', '--print'])
     fs.writeFileSync(path.join(work, 'pulled.prisma'), HEADER + '\n' + pulled.slice(pulled.search(/^model /m)))
-    fs.writeFileSync(path.join(work, 'expected.prisma'), expectedSchema(pulled, readmeModels()))
-    log('prisma migrate diff (the database → the README\'s models)')
+    fs.writeFileSync(path.join(work, 'expected.prisma'), expectedSchema(pulled, documentedModels()))
+    log(`prisma migrate diff (the database → the documented models in ${MODELS_DOC})`)
     let diff
     try {
       diff = prisma(['migrate', 'diff', '--from-schema-datamodel', 'pulled.prisma', '--to-schema-datamodel', 'expected.prisma', '--script', '--exit-code'])
     } catch (e) {
       if (e.status !== 2) throw new Error(`prisma migrate diff failed:\n${e.stderr}`)
-      console.error(`The README's Prisma models differ from what applySchema creates; Prisma would migrate:\n\n${e.stdout}`)
+      console.error(`The documented Prisma models (${MODELS_DOC}) differ from what applySchema creates; Prisma would migrate:\n\n${e.stdout}`)
       process.exitCode = 1
       return
     }
-    const n = Object.keys(models(readmeModels())).length
-    console.log(`The README's ${n} Prisma models match the database applySchema creates: prisma migrate diff is empty.${diff.trim() ? `\n${diff.trim()}` : ''}`)
+    const n = Object.keys(models(documentedModels())).length
+    console.log(`The ${n} documented Prisma models (${MODELS_DOC}) match the database applySchema creates: prisma migrate diff is empty.${diff.trim() ? `\n${diff.trim()}` : ''}`)
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
     await db.drop()

@@ -7,7 +7,7 @@
 #   - the Rust unit tests for arm64, glibc and musl, under qemu-user;
 #   - the linux-x64-musl package installed and used by a musl Node in a musl-only chroot
 #     (scripts/smoke-musl.js: require, import, the CLI, connect and a read).
-# About 20 minutes from cold on 2 cores (see README, "Releasing").
+# About 20 minutes from cold on 2 cores (see docs/deployment.md, "Releasing").
 # Needs (Debian): gcc-aarch64-linux-gnu qemu-user xz-utils, pip (for zig, if it is not on the PATH,
 # and for the musl Node), root (the chroot). cargo-zigbuild is installed by napi on first use.
 set -euo pipefail

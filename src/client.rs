@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use tracing::instrument::WithSubscriber;
 
-use crate::availability::{self, Answer, Query};
+use crate::availability;
+use crate::cache::{Answer, Query};
 use crate::config::Config;
 use crate::cron::cleanup::CleanupReport;
 use crate::cron::{self, Progress, RenewOptions, RenewReport};
@@ -28,6 +29,10 @@ pub struct Calsync {
     progress: Progress,
     /// Where this instance's logs go; its work runs under it.
     log: tracing::Dispatch,
+    /// Differences shadow reads recorded lately (legacy JSON cache vs SQL cache).
+    shadow: crate::legacy::ShadowLog,
+    /// The users of calendars read lately (for reads that switch between caches).
+    calendar_users: availability::CalendarUsers,
 }
 
 impl Calsync {
@@ -54,6 +59,8 @@ impl Calsync {
                 engine: Arc::new(Engine::new(pools, config)?),
                 progress: Progress::default(),
                 log: kept,
+                shadow: Default::default(),
+                calendar_users: Default::default(),
             })
         }
         .with_subscriber(log)
@@ -79,7 +86,7 @@ impl Calsync {
                 pending_grace: e.cfg.pending_grace,
                 pooled: &e.pooled,
                 legacy: e.cfg.legacy_reads,
-                users: &e.calendar_users,
+                users: &self.calendar_users,
             };
             let m = &e.metrics;
             let read = availability::read(&e.front, &e.flags, query, &opts);
@@ -90,12 +97,12 @@ impl Calsync {
                     return Err(err);
                 }
             };
-            m.count_read(&answer);
+            m.count_read(&read_counts(&answer));
             if e.cfg.sync_on_read && !answer.repairable.is_empty() {
                 Engine::sync_on_read(&self.engine, &answer.repairable);
             }
             if let Some(report) = answer.shadow.as_ref().filter(|r| !r.divergences.is_empty()) {
-                let fresh = e.shadow.fresh(&report.divergences);
+                let fresh = self.shadow.fresh(&report.divergences);
                 if !fresh.is_empty() {
                     let engine = self.engine.clone();
                     e.in_background(async move {
@@ -162,7 +169,7 @@ impl Calsync {
     pub async fn renew_watches(&self, opts: &RenewOptions) -> Result<RenewReport> {
         self.logged(async move {
             let r = self.engine.renew(opts, &self.progress).await?;
-            self.engine.metrics.count_renewal(&r);
+            self.engine.metrics.count_renewal(&r.counts());
             Ok(r)
         })
         .await
@@ -279,5 +286,21 @@ impl Calsync {
             self.engine.pool.close().await;
         })
         .await
+    }
+}
+
+/// A read's answer in the plain counts metrics take.
+fn read_counts(answer: &Answer) -> crate::metrics::ReadCounts<'_> {
+    let legacy = answer.legacy_served.as_ref().map_or(0, Vec::len) as u64;
+    crate::metrics::ReadCounts {
+        sql: answer.served.len() as u64 - legacy,
+        legacy,
+        uncached: answer.uncached.iter().map(|(_, reason)| reason.as_str()).collect(),
+        shadow: answer.shadow.as_ref().map(|r| crate::metrics::ShadowCounts {
+            compared: r.compared.into(),
+            diverged: r.diverged.into(),
+            not_comparable: r.not_comparable.into(),
+            kinds: r.divergences.iter().map(|(_, d)| d.kind).collect(),
+        }),
     }
 }

@@ -57,6 +57,68 @@ impl Error {
     }
 }
 
+/// What can go wrong talking to a provider, after retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The refresh token was revoked or expired (`invalid_grant`): the credential is dead.
+    #[error("the provider refused the refresh token (invalid_grant)")]
+    InvalidGrant,
+    /// The access token was refused even after a refresh.
+    #[error("the provider refused the access token")]
+    Unauthorized,
+    /// The sync token / delta link is no longer valid: a full sync is needed.
+    #[error("the sync token is no longer valid")]
+    SyncTokenInvalid,
+    /// The calendar, channel or subscription does not exist.
+    #[error("not found at the provider")]
+    NotFound,
+    /// A 4xx the request cannot recover from by retrying.
+    #[error("the provider rejected the request: HTTP {status} {reason}")]
+    Rejected { status: u16, reason: String },
+    /// 429/5xx/timeouts that outlasted the retries.
+    #[error("the provider is unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// A response calsync could not read.
+    #[error("unexpected provider response: {0}")]
+    Decode(String),
+    /// Missing configuration (client id, webhook URL, ...).
+    #[error("{0}")]
+    Config(String),
+    /// The token endpoint refused calsync's OAuth client (`invalid_client`, `unauthorized_client`):
+    /// calsync is misconfigured; no user's grant is in question.
+    #[error("the provider refused calsync's OAuth client ({0}); check the client id and secret")]
+    ClientRejected(String),
+}
+
+impl ProviderError {
+    /// A short fixed name of the failure, for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProviderError::InvalidGrant => "invalid_grant",
+            ProviderError::Unauthorized => "unauthorized",
+            ProviderError::SyncTokenInvalid => "sync_token_invalid",
+            ProviderError::NotFound => "not_found",
+            ProviderError::Rejected { .. } => "rejected",
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::Decode(_) => "decode",
+            ProviderError::Config(_) => "config",
+            ProviderError::ClientRejected(_) => "client_rejected",
+        }
+    }
+}
+
+impl From<ProviderError> for Error {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::InvalidGrant | ProviderError::Unauthorized => Error::ProviderAuth(e.to_string()),
+            ProviderError::NotFound => Error::NotFound(e.to_string()),
+            ProviderError::Config(m) => Error::InvalidArgument(m),
+            ProviderError::ClientRejected(_) => Error::ProviderConfig(e.to_string()),
+            other => Error::ProviderUnavailable(other.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;

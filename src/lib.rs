@@ -4,6 +4,7 @@
 //! and errors for JavaScript.
 
 pub mod availability;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod cron;
@@ -21,6 +22,9 @@ pub mod webhook;
 
 #[path = "napi/mod.rs"]
 pub mod binding;
+
+#[cfg(test)]
+mod layers;
 
 pub use client::Calsync;
 pub use error::{Error, Result};

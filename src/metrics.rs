@@ -191,7 +191,7 @@ impl Default for Metrics {
     }
 }
 
-/// The `action` labels of `calsync_renewals_total`, in the order `count_renewal` reads them.
+/// The `action` labels of `calsync_renewals_total`.
 const RENEWAL_ACTIONS: [&str; 9] = [
     "subscribed",
     "renewed",
@@ -224,6 +224,29 @@ pub const NOTIFICATION_OUTCOMES: [&str; 9] = [
     "unavailable",
     "unconfigured",
 ];
+
+/// What one read answered, in counts (see [`Metrics::count_read`]).
+#[derive(Debug, Default)]
+pub struct ReadCounts<'a> {
+    /// Calendars served from the SQL cache.
+    pub sql: u64,
+    /// Calendars served from the legacy JSON cache.
+    pub legacy: u64,
+    /// The reason of each calendar not served.
+    pub uncached: Vec<&'a str>,
+    /// With a shadow read: what the comparison found.
+    pub shadow: Option<ShadowCounts<'a>>,
+}
+
+/// What a shadow read's comparison found.
+#[derive(Debug, Default)]
+pub struct ShadowCounts<'a> {
+    pub compared: u64,
+    pub diverged: u64,
+    pub not_comparable: u64,
+    /// The kind of each difference (`missing_block`, ...).
+    pub kinds: Vec<&'a str>,
+}
 
 impl Metrics {
     /// Creates every series whose labels are known in advance at 0, so that rates and alerts see
@@ -282,7 +305,7 @@ impl Metrics {
         for s in ["sql", "legacy"] {
             self.served.with_label_values(&[s]);
         }
-        for u in crate::availability::Uncached::ALL {
+        for u in crate::model::Uncached::ALL {
             self.uncached.with_label_values(&[u.as_str()]);
         }
         for e in ENDPOINTS {
@@ -318,45 +341,32 @@ impl Metrics {
     }
 
     /// Counts a read that answered: calendars by source and by uncached reason, shadow comparisons.
-    pub fn count_read(&self, answer: &crate::availability::Answer) {
+    pub fn count_read(&self, read: &ReadCounts<'_>) {
         Metrics::inc(&self.reads, &["ok"]);
-        let legacy = answer.legacy_served.as_ref().map_or(0, Vec::len) as u64;
-        self.served.with_label_values(&["legacy"]).inc_by(legacy);
-        self.served
-            .with_label_values(&["sql"])
-            .inc_by(answer.served.len() as u64 - legacy);
-        for (_, reason) in &answer.uncached {
-            Metrics::inc(&self.uncached, &[reason.as_str()]);
+        self.served.with_label_values(&["legacy"]).inc_by(read.legacy);
+        self.served.with_label_values(&["sql"]).inc_by(read.sql);
+        for reason in &read.uncached {
+            Metrics::inc(&self.uncached, &[reason]);
         }
-        if let Some(report) = &answer.shadow {
+        if let Some(shadow) = &read.shadow {
             for (outcome, n) in [
-                ("equal", report.compared - report.diverged),
-                ("diverged", report.diverged),
-                ("not_comparable", report.not_comparable),
+                ("equal", shadow.compared - shadow.diverged),
+                ("diverged", shadow.diverged),
+                ("not_comparable", shadow.not_comparable),
             ] {
-                self.shadow.with_label_values(&[outcome]).inc_by(n as u64);
+                self.shadow.with_label_values(&[outcome]).inc_by(n);
             }
-            for (_, d) in &report.divergences {
-                Metrics::inc(&self.divergences, &[d.kind]);
+            for kind in &shadow.kinds {
+                Metrics::inc(&self.divergences, &[kind]);
             }
         }
     }
 
-    /// Counts what a renewal pass did to calendars.
-    pub fn count_renewal(&self, r: &crate::cron::RenewReport) {
-        let counts = [
-            r.created,
-            r.renewed,
-            r.shared,
-            r.stopped,
-            r.failed,
-            r.paused,
-            r.resynced,
-            r.orphans_stopped,
-            r.deferred,
-        ];
-        for (action, n) in RENEWAL_ACTIONS.into_iter().zip(counts) {
-            self.renewals.with_label_values(&[action]).inc_by(n);
+    /// Counts what a renewal pass did to calendars: `(action, calendars)` for actions of
+    /// `calsync_renewals_total` (`subscribed`, `renewed`, `shared`, ...).
+    pub fn count_renewal(&self, counts: &[(&str, u64)]) {
+        for (action, n) in counts {
+            self.renewals.with_label_values(&[action]).inc_by(*n);
         }
     }
 

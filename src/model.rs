@@ -33,9 +33,9 @@ pub struct CacheEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unreadable(pub &'static str);
 
-impl From<Unreadable> for crate::providers::ProviderError {
+impl From<Unreadable> for crate::error::ProviderError {
     fn from(u: Unreadable) -> Self {
-        crate::providers::ProviderError::Decode(u.0.to_string())
+        crate::error::ProviderError::Decode(u.0.to_string())
     }
 }
 
@@ -151,5 +151,71 @@ mod tests {
         }
         .storable();
         assert_eq!(gone.external_id(), "ab");
+    }
+}
+
+/// Why a calendar is not answered from the cache; the caller falls back to a live provider call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Uncached {
+    /// No such `SelectedCalendar` row.
+    NotFound,
+    /// An integration calsync does not sync.
+    UnsupportedProvider,
+    /// `calendar-subscription-cache` is off for the calendar's user.
+    FlagOff,
+    /// The credential is marked invalid.
+    CredentialInvalid,
+    /// No live channel / subscription.
+    NotSubscribed,
+    /// No sync has completed yet.
+    NeverSynced,
+    /// The last sync attempt failed.
+    SyncFailed,
+    /// Neither a sync nor a channel confirmation within the staleness limit.
+    Stale,
+    /// The requested range is not inside the window the last full sync covered (for a calendar
+    /// read from the legacy JSON cache: it ends after the window of the legacy row's key).
+    OutOfWindow,
+    /// Read from the legacy JSON cache (`calendar-cache-sql` off for the user): it holds no live
+    /// row for the key the legacy reader looks up (or the calendar is not a Google one, which it
+    /// never held).
+    LegacyMiss,
+    /// Read from the legacy JSON cache: its row does not answer for the calendar (malformed, the
+    /// calendar missing from it, or Google reported an error for the calendar).
+    LegacyUnreadable,
+}
+
+impl Uncached {
+    /// Every reason, for metrics that start each at 0.
+    pub const ALL: [Uncached; 11] = [
+        Uncached::NotFound,
+        Uncached::UnsupportedProvider,
+        Uncached::FlagOff,
+        Uncached::CredentialInvalid,
+        Uncached::NotSubscribed,
+        Uncached::NeverSynced,
+        Uncached::SyncFailed,
+        Uncached::Stale,
+        Uncached::OutOfWindow,
+        Uncached::LegacyMiss,
+        Uncached::LegacyUnreadable,
+    ];
+
+    /// The machine-readable reason string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uncached::NotFound => "not_found",
+            Uncached::UnsupportedProvider => "unsupported_provider",
+            Uncached::FlagOff => "flag_off",
+            Uncached::CredentialInvalid => "credential_invalid",
+            Uncached::NotSubscribed => "not_subscribed",
+            Uncached::NeverSynced => "never_synced",
+            Uncached::SyncFailed => "sync_failed",
+            Uncached::Stale => "stale",
+            Uncached::OutOfWindow => "out_of_window",
+            Uncached::LegacyMiss => "legacy_miss",
+            Uncached::LegacyUnreadable => "legacy_unreadable",
+        }
     }
 }

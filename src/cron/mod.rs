@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use sqlx::{PgPool, Row as _};
 
-use crate::availability::retry_after;
+use crate::cache::retry_after;
 use crate::db::calendars;
 use crate::db::lease;
 use crate::db::sql::stmt;
@@ -89,6 +89,23 @@ pub struct RenewReport {
     pub batch_errors: u64,
     /// Whether the run looked at everything it had to (false: the budget ran out).
     pub complete: bool,
+}
+
+impl RenewReport {
+    /// What the pass did to calendars, as `calsync_renewals_total` counts it by action.
+    pub fn counts(&self) -> [(&'static str, u64); 9] {
+        [
+            ("subscribed", self.created),
+            ("renewed", self.renewed),
+            ("shared", self.shared),
+            ("stopped", self.stopped),
+            ("failed", self.failed),
+            ("paused", self.paused),
+            ("resynced", self.resynced),
+            ("orphan_stopped", self.orphans_stopped),
+            ("deferred", self.deferred),
+        ]
+    }
 }
 
 /// One line of `status()`: how many calendars of a provider are in one health (and, for failing
@@ -495,19 +512,19 @@ pub fn elapsed_ms(t: Instant) -> f64 {
 mod tests {
     use super::*;
 
-    /// The defaults the declarations (and so the README's readers) are told are the ones used.
+    /// The defaults the declarations (and so docs/cron.md's readers) are told are the ones used.
     #[test]
     fn documented_renewal_defaults_are_the_real_ones() {
         let d = RenewOptions::default();
         let types = include_str!("../napi/types.rs");
-        let readme = include_str!("../../README.md");
+        let doc = include_str!("../../docs/cron.md");
         let said = format!(
             "Concurrent provider operations per provider. Default {}.",
             d.concurrency
         );
         assert!(types.contains(&said), "src/napi/types.rs should say: {said}");
         let said = format!("(`concurrency`, default {})", d.concurrency);
-        assert!(readme.contains(&said), "README should say: {said}");
+        assert!(doc.contains(&said), "docs/cron.md should say: {said}");
         let said = format!("Calendars claimed per batch. Default {}.", d.batch_size);
         assert!(types.contains(&said), "src/napi/types.rs should say: {said}");
     }

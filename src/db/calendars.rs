@@ -101,10 +101,11 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
 }
 
 impl Group {
-    /// Whose calendars Graph requests for this calendar reach (see `microsoft::principal`).
-    pub fn graph_principal(&self) -> String {
+    /// Whom an organisation's delegation credential acts for when it gives this calendar's access
+    /// (no user credential): the user's email; `None` when the user's own grant does.
+    pub fn acting_for(&self) -> Option<&str> {
         let app_only = self.credential_id.is_none() && self.delegation_id.is_some();
-        crate::providers::microsoft::principal(app_only.then_some(self.user_email.as_str()))
+        app_only.then_some(self.user_email.as_str())
     }
 }
 

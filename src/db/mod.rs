@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod events;
 pub mod lease;
 pub mod outbox;
+pub mod reads;
 pub mod schema;
 pub mod sql;
 

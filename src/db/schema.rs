@@ -148,12 +148,12 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The DDL of the read functions (see `availability::read_functions`): the read statements verbatim,
+/// The DDL of the read functions (see `reads::read_functions`): the read statements verbatim,
 /// their `$n` being the functions' parameters. Replaced on every apply, so an upgrade that changes a
 /// read statement only needs `applySchema` (a changed result shape gets a new `_vN` name).
 pub fn read_functions_sql() -> String {
     let mut out = String::new();
-    for f in crate::availability::read_functions() {
+    for f in super::reads::read_functions() {
         let (name, args) = (&f.name, &f.args);
         // Dropped first: CREATE OR REPLACE cannot change the columns a function returns.
         out.push_str(&format!(
@@ -196,7 +196,7 @@ pub async fn check(pool: &PgPool) -> Result<()> {
     .fetch_as(pool)
     .await?;
     let mut gaps = missing(&rows.into_iter().collect());
-    let functions: Vec<&str> = crate::availability::read_functions()
+    let functions: Vec<&str> = super::reads::read_functions()
         .map(|f| f.name.as_str())
         .chain([SYNC_CLAIM_FUNCTION])
         .collect();

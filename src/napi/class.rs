@@ -17,7 +17,7 @@ use super::types::{
     CleanupOptions, CleanupResult, DropLegacyOptions, HealthCount, LegacyScope, LegacyStage, LegacyVerdict,
     RenewProgress, RenewReport, RenewWatchesOptions, SettleOptions, Settled,
 };
-use crate::availability::{Query, Selection};
+use crate::cache::{Query, Selection};
 use crate::error::Error;
 use crate::flags::Subject;
 use crate::time::parse_iso;
@@ -313,7 +313,7 @@ impl CalendarSync {
     /// webhooks, syncs (with durations), propagation lag, reads and uncached calendars by reason,
     /// provider requests and retries, token refreshes, renewals, shadow comparisons; and, read at
     /// each call, pending notifications, booking changes waiting and pool connections. No label
-    /// carries a calendar, user or event id. The README lists every family.
+    /// carries a calendar, user or event id. docs/operations.md lists every family.
     #[napi]
     pub async fn metrics(&self) -> Result<String> {
         self.core()?.metrics().await.map_err(js_error)

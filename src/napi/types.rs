@@ -5,7 +5,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::Uint32Array;
 use napi_derive::napi;
 
-use crate::availability::Answer;
+use crate::cache::Answer;
 use crate::config::{webhook_address, Config, Secret, GOOGLE_WEBHOOK_PATH, MICROSOFT_WEBHOOK_PATH};
 use crate::db::outbox::{Found, Queued};
 use crate::sync::channels::Subscribed;

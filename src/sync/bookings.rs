@@ -236,7 +236,7 @@ impl Engine {
     /// Asks the provider for one event of the group's calendar.
     async fn check_event(&self, group: &Group, access: &str, event_id: &str, tz: Tz) -> Result<Checked, ProviderError> {
         if group.integration == OFFICE365 {
-            let principal = group.graph_principal();
+            let principal = microsoft::principal(group.acting_for());
             let got = self
                 .microsoft
                 .get_event(access, &principal, &group.external_id, event_id)

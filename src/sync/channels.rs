@@ -17,11 +17,11 @@ use crate::db::calendars::{self, Group, NewChannel};
 use crate::db::channels::{self as ledger, Orphan};
 use crate::db::lease::{self, Lease};
 use crate::error::{Error, Result};
+use crate::providers::google::channel::channel_token;
 use crate::providers::google::map::parse_instant;
 use crate::providers::microsoft::NewSubscription;
 use crate::providers::ProviderError;
 use crate::time::now_db;
-use crate::webhook::google::channel_token;
 
 /// What `subscribe` did.
 #[derive(Debug, Clone)]
@@ -205,7 +205,7 @@ impl Engine {
                 let cfg = &self.cfg.microsoft;
                 let (secret, address) = webhook_settings(&cfg.webhook_token, &cfg.webhook_url, "Outlook")?;
                 let expiration = self.graph_expiration();
-                let principal = group.graph_principal();
+                let principal = crate::providers::microsoft::principal(group.acting_for());
                 let request = NewSubscription {
                     principal: &principal,
                     calendar_id: &group.external_id,

@@ -25,6 +25,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 use sqlx::PgPool;
 
+use crate::cache::legacy_write;
 use crate::config::Config;
 use crate::db::calendars::{self, Group};
 use crate::db::lease::{self, Lease};
@@ -32,7 +33,6 @@ use crate::db::outbox;
 use crate::db::{events, Pools};
 use crate::error::{Error, Result};
 use crate::flags::{Flags, Subject, CACHE_SQL_WRITE, SUBSCRIPTION_SYNC};
-use crate::legacy;
 use crate::model::{CacheEvent, Change};
 use crate::providers::google::map::{map_event, Rules};
 use crate::providers::google::{GoogleClient, ListQuery};
@@ -101,10 +101,6 @@ pub struct Engine {
     pub marks: marks::Marks,
     /// Rows whose sync-on-read is scheduled or running in this process.
     read_syncs: std::sync::Mutex<HashSet<String>>,
-    /// Differences shadow reads recorded lately (legacy JSON cache vs SQL cache).
-    pub shadow: crate::legacy::ShadowLog,
-    /// The users of calendars read lately (for reads that switch between caches).
-    pub calendar_users: crate::availability::CalendarUsers,
     /// Access tokens obtained through delegation credentials (memory only).
     delegated: delegation::DelegatedTokens,
     /// What this process did, for `metrics()`.
@@ -130,8 +126,6 @@ impl Engine {
             cfg,
             background: background::Tasks::default(),
             read_syncs: Default::default(),
-            shadow: Default::default(),
-            calendar_users: Default::default(),
             booking_listener: Default::default(),
             delegated: Default::default(),
             metrics,
@@ -492,7 +486,7 @@ impl Engine {
         }
         calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp, group.read_at, run.claim).await?;
         if let (true, Some(credential)) = (run.legacy_write, group.credential_id) {
-            let done = legacy::refresh(
+            let done = legacy_write::refresh(
                 &mut tx,
                 credential,
                 &group.external_id,
@@ -591,7 +585,7 @@ impl Engine {
             _ => {
                 let (start, end) = self.window(run.stamp);
                 self.microsoft.initial_delta(
-                    &run.group.graph_principal(),
+                    &microsoft::principal(run.group.acting_for()),
                     &run.group.external_id,
                     &rfc3339(start),
                     &rfc3339(end),

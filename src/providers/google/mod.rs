@@ -1,5 +1,6 @@
 //! Google Calendar v3: the API calls calsync makes and the mapping of events to cache rows.
 
+pub mod channel;
 pub mod map;
 pub mod wire;
 
