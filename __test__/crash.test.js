@@ -19,7 +19,6 @@ const ROUNDS = 4
 let s
 test.before(async () => {
   s = await startStack({ connectTimeoutMs: 1000, pendingGraceMs: 300 }, { database: { embedded: true } })
-  s.db.on('error', () => {}) // each crash ends the fixture's own connection; the test reads through direct()
 })
 test.after(async () => {
   await s?.close()

@@ -106,7 +106,6 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
   // Postgres restarts need a server of the matrix's own: an embedded one.
   const s = await startStack(OPTIONS, { googleOptions: {}, microsoftOptions: {}, target: () => router, database: { embedded: restartEvery > 0 } })
   A = s.sync
-  s.db.on('error', () => {}) // a restart ends the fixture's connection; it is replaced then
   B = await calsync.CalendarSync.connect(s.options)
   s.emu.retry.baseMs = 40
   const g = s.emu.google

@@ -43,6 +43,9 @@ async function freshDatabase({ timeouts = dbTimeouts, embedded = false } = {}) {
     throw e
   }
   const pg = new Client({ connectionString: db.url })
+  // A restart or crash of the server ends this idle fixture connection: its next query fails (and
+  // the test with it); the 'error' event itself must not take the test process down.
+  pg.on('error', () => {})
   await pg.connect()
   return {
     url: bouncer ? bouncer.url(db.url) : db.url,

@@ -304,3 +304,135 @@ fn read_counts(answer: &Answer) -> crate::metrics::ReadCounts<'_> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Selection;
+    use crate::model::CacheEvent;
+    use crate::providers::memory;
+
+    /// A test database on the server `CALSYNC_TEST_DATABASE_URL` names (`.ci/run` sets it), with
+    /// Cal.com's tables and calsync's; `None` without one.
+    async fn test_database() -> Option<(sqlx::PgPool, String, String)> {
+        let Ok(server) = std::env::var("CALSYNC_TEST_DATABASE_URL") else {
+            eprintln!("skipped: set CALSYNC_TEST_DATABASE_URL to a Postgres server to run it");
+            return None;
+        };
+        let admin = sqlx::PgPool::connect(&server)
+            .await
+            .expect("CALSYNC_TEST_DATABASE_URL answers");
+        let name = format!("calsync_rust_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let mut url = reqwest::Url::parse(&server).unwrap();
+        url.set_path(&name);
+        let pool = sqlx::PgPool::connect(url.as_str()).await.unwrap();
+        db::schema::apply(&pool, true).await.unwrap();
+        Some((admin, name, url.to_string()))
+    }
+
+    fn event(id: &str, hour: u32) -> CacheEvent {
+        let day = (crate::time::now_db() + chrono::Duration::days(2)).date();
+        let at = |h: u32| day.and_hms_opt(h, 0, 0).unwrap();
+        CacheEvent {
+            external_id: id.into(),
+            etag: format!("{id}-{hour}"),
+            ical_uid: None,
+            ical_sequence: 0,
+            summary: None,
+            description: None,
+            location: None,
+            start: at(hour),
+            end: at(hour + 1),
+            is_all_day: false,
+            time_zone: None,
+            status: "confirmed",
+            recurring_event_id: None,
+            original_start: None,
+            external_created: None,
+            external_updated: None,
+            organizer: true,
+        }
+    }
+
+    /// The hours the cache says the calendar is busy the day after tomorrow (it must be served).
+    async fn busy(calsync: &Calsync, id: &str) -> Vec<String> {
+        let day = (crate::time::now_db() + chrono::Duration::days(2)).date();
+        let q = Query::new(
+            Selection::Ids(vec![id.to_string()]),
+            day.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+            day.and_hms_opt(23, 0, 0).unwrap().and_utc(),
+            10,
+        )
+        .unwrap();
+        let a = calsync.availability(&q).await.unwrap();
+        assert_eq!(a.served, vec![id.to_string()], "served: {:?}", a.uncached);
+        a.busy.iter().map(|b| b.start[11..13].to_string()).collect()
+    }
+
+    /// A provider added as a module and one line of the registry (the test-only memory provider)
+    /// is synced by the real engine: subscribe, full sync in pages, incremental syncs from its
+    /// cursor, an expired cursor answered with a full sync, and reads served from the cache.
+    #[tokio::test]
+    async fn a_registered_provider_syncs_through_the_engine() {
+        let Some((admin, name, url)) = test_database().await else {
+            return;
+        };
+        let mut cfg = Config::from_lookup(|_| None);
+        cfg.database_url = crate::config::Secret::new(url.clone());
+        cfg.flag_cache_ttl = Duration::ZERO;
+        cfg.log_level = "off".into();
+        let calsync = Calsync::connect(cfg).await.unwrap();
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let calendar = format!("mem-{}", uuid::Uuid::new_v4());
+        let expiry = crate::time::now_utc().timestamp_millis() + 3_600_000;
+        let id: Option<String> = db::sql::stmt(
+            r#"WITH u AS (INSERT INTO users ("uuid", email) VALUES (gen_random_uuid(), 'mem@example.com') RETURNING id),
+                    f AS (INSERT INTO "Feature" (slug, enabled, type, "updatedAt") VALUES ('calendar-subscription-cache', true, 'OPERATIONAL', now())
+                          ON CONFLICT (slug) DO UPDATE SET enabled = true),
+                    uf AS (INSERT INTO "UserFeatures" ("userId", "featureId", enabled, "assignedBy", "updatedAt")
+                           SELECT id, 'calendar-subscription-cache', true, 'test', now() FROM u),
+                    c AS (INSERT INTO "Credential" (type, key, "userId", invalid)
+                          SELECT 'memory_calendar', jsonb_build_object('access_token', 'a', 'expiry_date', $2::bigint), id, false FROM u RETURNING id)
+               INSERT INTO "SelectedCalendar" (id, "userId", integration, "externalId", "credentialId")
+               SELECT gen_random_uuid()::text, u.id, 'memory_calendar', $1, c.id FROM u, c RETURNING id"#,
+        )
+        .text(calendar.as_str())
+        .bigint(expiry)
+        .scalar(&pool)
+        .await
+        .unwrap();
+        let id = id.unwrap();
+        for (i, hour) in [9, 11, 13, 15, 17].into_iter().enumerate() {
+            memory::put(&calendar, event(&format!("e{i}"), hour));
+        }
+        let sub = calsync.subscribe(&id).await.unwrap();
+        let first = sub.sync.unwrap();
+        assert!(first.full);
+        assert_eq!((first.pages, first.upserted), (3, 5), "five events, two a page");
+        assert_eq!(busy(&calsync, &id).await, ["09", "11", "13", "15", "17"]);
+
+        memory::remove(&calendar, "e0");
+        memory::put(&calendar, event("e5", 19));
+        let next = calsync.sync_calendar(&id, false).await.unwrap();
+        assert!(!next.full);
+        assert_eq!((next.upserted, next.deleted), (1, 1));
+        assert_eq!(busy(&calsync, &id).await, ["11", "13", "15", "17", "19"]);
+
+        memory::expire_cursors(&calendar);
+        memory::put(&calendar, event("e1", 7));
+        let resync = calsync.sync_calendar(&id, false).await.unwrap();
+        assert_eq!(resync.full_reason, Some("token_expired"));
+        assert_eq!(busy(&calsync, &id).await, ["07", "13", "15", "17", "19"]);
+
+        calsync.close().await;
+        pool.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}

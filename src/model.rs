@@ -219,3 +219,13 @@ impl Uncached {
         }
     }
 }
+
+/// A provider calendar as a provider call addresses it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The provider's calendar id (`SelectedCalendar.externalId`).
+    pub external_id: &'a str,
+    /// Whom an organisation's delegation credential acts for when it gives the access: the user's
+    /// email (`None`: the user's own grant).
+    pub acting_for: Option<&'a str>,
+}

@@ -63,6 +63,29 @@ pub fn now_db() -> NaiveDateTime {
     now - chrono::Duration::nanoseconds(now.and_utc().timestamp_subsec_nanos() as i64 % 1_000_000)
 }
 
+/// Wall-clock time in `tz` as UTC. Ambiguous times (clocks falling back) take the earlier instant;
+/// times in a gap (clocks springing forward) are read with the offset in force before it, so 02:30
+/// in a one-hour gap becomes 03:30 after it.
+pub fn local_to_utc(tz: chrono_tz::Tz, local: NaiveDateTime) -> NaiveDateTime {
+    match chrono::TimeZone::from_local_datetime(&tz, &local) {
+        chrono::LocalResult::Single(t) => t.naive_utc(),
+        chrono::LocalResult::Ambiguous(a, b) => a.naive_utc().min(b.naive_utc()),
+        chrono::LocalResult::None => {
+            // Apply the offset in force just before the gap.
+            let before = chrono::TimeZone::offset_from_utc_datetime(&tz, &(local - chrono::Duration::hours(24)));
+            let off = chrono::Offset::fix(&before).local_minus_utc();
+            local - chrono::Duration::seconds(off as i64)
+        }
+    }
+}
+
+/// An RFC 3339 instant as naive UTC with millisecond precision (what `TIMESTAMP(3)` keeps).
+pub fn parse_instant(s: &str) -> Option<NaiveDateTime> {
+    let t = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc).naive_utc();
+    let extra = t.and_utc().timestamp_subsec_nanos() % 1_000_000;
+    Some(t - chrono::Duration::nanoseconds(extra as i64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,7 +85,7 @@ pub fn classify(
     min: NaiveDateTime,
     max: NaiveDateTime,
 ) -> Result<(), Uncached> {
-    if !crate::providers::INTEGRATIONS.contains(&row.integration.as_str()) {
+    if !crate::providers::supports(&row.integration) {
         return Err(Uncached::UnsupportedProvider);
     }
     if !flag_on {

@@ -24,7 +24,7 @@ use crate::db::lease;
 use crate::db::sql::stmt;
 use crate::error::Result;
 use crate::flags::SUBSCRIPTION_CACHE;
-use crate::sync::{Engine, GOOGLE, OFFICE365};
+use crate::sync::Engine;
 use crate::time::now_db;
 use plan::{group, plan, Calendar, Plan, Policy, Row};
 
@@ -80,9 +80,8 @@ pub struct RenewReport {
     pub resynced: u64,
     /// Leaked channels stopped (see [`Engine::stop_orphans`]).
     pub orphans_stopped: u64,
-    /// Highest number of concurrent provider operations seen, per provider.
-    pub peak_google: u64,
-    pub peak_microsoft: u64,
+    /// Highest number of concurrent provider operations seen, per provider (by label).
+    pub peaks: Vec<(&'static str, u64)>,
     /// Calendars left for the next run because the time budget ran out.
     pub deferred: u64,
     /// Batches that failed as a whole (a database error); the run went on with the next.
@@ -92,6 +91,11 @@ pub struct RenewReport {
 }
 
 impl RenewReport {
+    /// The highest concurrency seen for the provider labelled `label` (0 when none ran).
+    pub fn peak(&self, label: &str) -> u64 {
+        self.peaks.iter().find(|(l, _)| *l == label).map_or(0, |(_, n)| *n)
+    }
+
     /// What the pass did to calendars, as `calsync_renewals_total` counts it by action.
     pub fn counts(&self) -> [(&'static str, u64); 9] {
         [
@@ -139,14 +143,23 @@ struct Tally {
     resynced: AtomicU64,
     deferred: AtomicU64,
     batch_errors: AtomicU64,
-    inflight: [AtomicUsize; 2],
-    peak: [AtomicUsize; 2],
+    /// Provider operations running now and the most seen at once, per provider (registry order).
+    inflight: Vec<AtomicUsize>,
+    peak: Vec<AtomicUsize>,
     /// Calendars synced by this run already (after a lapsed channel, a re-driven mark): the safety
     /// net, which decides from the run's first snapshot, leaves them alone.
     synced: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Tally {
+    fn new(providers: usize) -> Self {
+        Tally {
+            inflight: (0..providers).map(|_| AtomicUsize::new(0)).collect(),
+            peak: (0..providers).map(|_| AtomicUsize::new(0)).collect(),
+            ..Default::default()
+        }
+    }
+
     fn count(&self, c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -164,9 +177,10 @@ impl Tally {
 }
 
 /// Loads candidate rows: all of them, or the groups of `ids`.
-pub async fn candidates(pool: &PgPool, ids: Option<&[String]>) -> Result<Vec<Calendar>> {
+/// `integrations`: the providers' (rows of any other are left alone).
+pub async fn candidates(pool: &PgPool, integrations: &[&str], ids: Option<&[String]>) -> Result<Vec<Calendar>> {
     let rows = stmt(CANDIDATES_SQL)
-        .texts(&[GOOGLE, OFFICE365])
+        .texts(integrations)
         .texts_or_null(ids)
         .fetch_all(pool)
         .await?;
@@ -194,6 +208,19 @@ pub async fn candidates(pool: &PgPool, ids: Option<&[String]>) -> Result<Vec<Cal
 }
 
 impl Engine {
+    /// The integrations of the registered providers.
+    fn integrations(&self) -> Vec<&'static str> {
+        self.providers().map(|p| p.integration()).collect()
+    }
+
+    /// Whether `cal` should be watched: its user's `calendar-subscription-cache` flag is on and its
+    /// provider can watch it.
+    fn wanted(&self, cal: &Calendar, flags: &HashMap<i32, bool>) -> bool {
+        let o = cal.owner();
+        flags.get(&o.user_id).copied().unwrap_or(false)
+            && self.provider(&o.integration).is_ok_and(|p| p.watchable(&o.external_id))
+    }
+
     /// The cache flag for every user of `cals`, in one query (through the flag cache).
     async fn cache_flags(&self, cals: &[Calendar]) -> Result<HashMap<i32, bool>> {
         let mut users: Vec<i32> = cals.iter().map(|c| c.owner().user_id).collect();
@@ -206,18 +233,13 @@ impl Engine {
     /// the run goes on; with a budget, no new work starts once it is spent.
     pub async fn renew(&self, opts: &RenewOptions, progress: &Progress) -> Result<RenewReport> {
         let deadline = opts.budget.map(|b| Instant::now() + b);
-        let all = candidates(&self.pool, None).await?;
+        let all = candidates(&self.pool, &self.integrations(), None).await?;
         let flags = self.cache_flags(&all).await?;
         let now = now_db();
-        let tally = Tally::default();
+        let tally = Tally::new(self.providers().count());
         let mut work: Vec<&Calendar> = Vec::new();
         for cal in &all {
-            match plan(
-                cal,
-                flags.get(&cal.owner().user_id).copied().unwrap_or(false),
-                now,
-                &opts.policy,
-            ) {
+            match plan(cal, self.wanted(cal, &flags), now, &opts.policy) {
                 Plan::Healthy | Plan::Idle => {}
                 Plan::Paused => tally.count(&tally.paused),
                 _ => work.push(cal),
@@ -263,8 +285,11 @@ impl Engine {
             paused: get(&tally.paused),
             resynced: get(&tally.resynced),
             orphans_stopped,
-            peak_google: tally.peak[0].load(Ordering::Relaxed) as u64,
-            peak_microsoft: tally.peak[1].load(Ordering::Relaxed) as u64,
+            peaks: self
+                .providers()
+                .zip(&tally.peak)
+                .map(|(p, peak)| (p.label(), peak.load(Ordering::Relaxed) as u64))
+                .collect(),
             deferred: get(&tally.deferred),
             batch_errors: get(&tally.batch_errors),
             complete: get(&tally.deferred) == 0,
@@ -299,7 +324,7 @@ impl Engine {
         let fresh = if claimed.is_empty() {
             Vec::new()
         } else {
-            match candidates(&self.pool, Some(&claimed)).await {
+            match candidates(&self.pool, &self.integrations(), Some(&claimed)).await {
                 Ok(fresh) => fresh,
                 Err(e) => {
                     lease::release_all(&self.pool, claims).await;
@@ -308,18 +333,16 @@ impl Engine {
             }
         };
         let now = now_db();
-        let mut jobs: [Vec<(Plan, Calendar)>; 2] = [Vec::new(), Vec::new()];
+        let mut jobs: Vec<Vec<(Plan, Calendar)>> = self.providers().map(|_| Vec::new()).collect();
         for cal in fresh {
             if !claimed.contains(&cal.owner().id) {
                 continue; // a row of the group that only now became its owner: leave it to the next run
             }
-            let p = plan(
-                &cal,
-                flags.get(&cal.owner().user_id).copied().unwrap_or(false),
-                now,
-                &opts.policy,
-            );
-            let slot = usize::from(cal.owner().integration == OFFICE365);
+            let p = plan(&cal, self.wanted(&cal, flags), now, &opts.policy);
+            let slot = self
+                .providers()
+                .position(|pr| pr.integration() == cal.owner().integration)
+                .unwrap_or(0);
             match p {
                 Plan::Healthy | Plan::Idle => {
                     progress.done.fetch_add(1, Ordering::Relaxed);
@@ -331,7 +354,6 @@ impl Engine {
                 _ => jobs[slot].push((p, cal)),
             }
         }
-        let [google, microsoft] = jobs;
         let run = |slot: usize, list: Vec<(Plan, Calendar)>| {
             stream::iter(list)
                 .map(move |(p, cal)| async move {
@@ -349,7 +371,7 @@ impl Engine {
                 .buffer_unordered(opts.concurrency.max(1))
                 .collect::<Vec<()>>()
         };
-        futures_util::future::join(run(0, google), run(1, microsoft)).await;
+        futures_util::future::join_all(jobs.into_iter().enumerate().map(|(slot, list)| run(slot, list))).await;
         lease::release_all(&self.pool, claims).await;
         Ok(())
     }
@@ -362,12 +384,7 @@ impl Engine {
                 &tally.created
             }),
             Plan::Renew => {
-                let renewed = if cal.owner().integration == OFFICE365 && cal.channel().is_some() {
-                    self.renew_graph_subscription(id).await
-                } else {
-                    self.open_channel(id).await
-                };
-                match renewed {
+                match self.renew_channel(id).await {
                     // A channel opened after the old one had lapsed: sync what nobody announced.
                     Ok(s) if s.lapsed => self.sync_notified(id).await.map(|_| {
                         tally.synced(id);
@@ -400,7 +417,7 @@ impl Engine {
             .into_iter()
             .collect();
         let mut counts: HashMap<(String, &'static str, Option<String>), u64> = HashMap::new();
-        for cal in candidates(&self.pool, None).await? {
+        for cal in candidates(&self.pool, &self.integrations(), None).await? {
             let h = plan::health(&cal, now, margin, self.cfg.stale_after);
             let reason = (h == "failing").then(|| why.get(&cal.owner().id).cloned()).flatten();
             *counts.entry((cal.owner().integration.clone(), h, reason)).or_default() += 1;
@@ -486,7 +503,7 @@ impl Engine {
         // before its backoff is over, so the safety net does not spin on a broken calendar.
         let due: Vec<String> = all
             .iter()
-            .filter(|c| plan::should_watch(c, flags.get(&c.owner().user_id).copied().unwrap_or(false)))
+            .filter(|c| plan::should_watch(c, self.wanted(c, flags)))
             .filter(|c| {
                 let o = c.owner();
                 let failing = o.sync_error_at.filter(|e| o.synced_at.is_none_or(|s| *e >= s));
@@ -516,16 +533,16 @@ mod tests {
     #[test]
     fn documented_renewal_defaults_are_the_real_ones() {
         let d = RenewOptions::default();
-        let types = include_str!("../napi/types.rs");
+        let types = include_str!("../napi/reports.rs");
         let doc = include_str!("../../docs/cron.md");
         let said = format!(
             "Concurrent provider operations per provider. Default {}.",
             d.concurrency
         );
-        assert!(types.contains(&said), "src/napi/types.rs should say: {said}");
+        assert!(types.contains(&said), "src/napi/reports.rs should say: {said}");
         let said = format!("(`concurrency`, default {})", d.concurrency);
         assert!(doc.contains(&said), "docs/cron.md should say: {said}");
         let said = format!("Calendars claimed per batch. Default {}.", d.batch_size);
-        assert!(types.contains(&said), "src/napi/types.rs should say: {said}");
+        assert!(types.contains(&said), "src/napi/reports.rs should say: {said}");
     }
 }

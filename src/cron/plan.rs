@@ -102,21 +102,16 @@ impl Default for Policy {
     }
 }
 
-/// Google calendars that cannot be watched (holidays, contacts' birthdays, week numbers).
-pub fn is_generic(integration: &str, external_id: &str) -> bool {
-    integration == "google_calendar" && external_id.ends_with("@group.v.calendar.google.com")
-}
-
-/// Whether calsync should keep this calendar watched, given its user's flag.
-pub fn should_watch(cal: &Calendar, flag_on: bool) -> bool {
-    let o = cal.owner();
-    flag_on && cal.rows.iter().any(|r| r.credential_ok) && !is_generic(&o.integration, &o.external_id)
+/// Whether calsync should keep this calendar watched: `wanted` when its user's flag is on and its
+/// provider can watch it at all.
+pub fn should_watch(cal: &Calendar, wanted: bool) -> bool {
+    wanted && cal.rows.iter().any(|r| r.credential_ok)
 }
 
 /// Decides what `cal` needs at `now`.
-pub fn plan(cal: &Calendar, flag_on: bool, now: NaiveDateTime, policy: &Policy) -> Plan {
+pub fn plan(cal: &Calendar, wanted: bool, now: NaiveDateTime, policy: &Policy) -> Plan {
     let channel = cal.channel();
-    if !should_watch(cal, flag_on) {
+    if !should_watch(cal, wanted) {
         return if channel.is_some() { Plan::Stop } else { Plan::Idle };
     }
     let errors = cal.rows.iter().map(|r| r.sub_errors).max().unwrap_or(0);
@@ -176,7 +171,7 @@ mod tests {
         Row {
             id: id.into(),
             user_id: 1,
-            integration: "google_calendar".into(),
+            integration: "some_calendar".into(),
             external_id: ext.into(),
             credential_id: Some(1),
             channel_id: None,
@@ -226,8 +221,6 @@ mod tests {
         let mut dead = watched("1", 100);
         dead.credential_ok = false;
         assert_eq!(plan(&cal(vec![dead]), true, now, &p), Plan::Stop);
-        let holidays = row("1", "en.usa#holiday@group.v.calendar.google.com");
-        assert_eq!(plan(&cal(vec![holidays]), true, now, &p), Plan::Idle);
         let mut failing = row("1", "a@x.com");
         failing.sub_errors = 3;
         failing.sub_error_at = Some(t(-2));

@@ -101,6 +101,14 @@ fn group_from(rows: Vec<PgRow>) -> Result<Option<Group>> {
 }
 
 impl Group {
+    /// The calendar as provider calls address it.
+    pub fn target(&self) -> crate::model::Target<'_> {
+        crate::model::Target {
+            external_id: &self.external_id,
+            acting_for: self.acting_for(),
+        }
+    }
+
     /// Whom an organisation's delegation credential acts for when it gives this calendar's access
     /// (no user credential): the user's email; `None` when the user's own grant does.
     pub fn acting_for(&self) -> Option<&str> {

@@ -4,6 +4,8 @@
 //! the package entry (`calsync.js`) moves that code into `err.code`.
 
 pub mod class;
+pub mod options;
+pub mod reports;
 pub mod types;
 
 use napi::Status;

@@ -1,14 +1,190 @@
-//! Provider clients: HTTP with retries, wire types, and the mapping of provider events to cache
-//! rows. Providers never touch the database.
+//! Calendar providers behind one interface, [`Provider`]: listing a calendar's changes from a
+//! cursor, push channels, notifications, access tokens, and the mapping of provider events to cache
+//! rows. Each provider lives in its own folder and is listed once in [`REGISTRY`]; the engine, cron
+//! and webhooks name none of them. Providers never touch the database.
 
 pub mod google;
 pub mod http;
+#[cfg(test)]
+pub mod memory;
 pub mod microsoft;
 
-pub use crate::error::ProviderError;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The integrations calsync syncs (`SelectedCalendar.integration`).
-pub const INTEGRATIONS: &[&str] = &["google_calendar", "office365_calendar"];
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+
+use crate::config::Config;
+pub use crate::error::ProviderError;
+use crate::error::Result;
+use crate::model::{Change, Target};
+
+/// Every provider calsync syncs: its integration name (`SelectedCalendar.integration`,
+/// `Credential.type`) and how to build it. Adding a provider is a folder and one line here.
+pub const REGISTRY: &[(&str, Build)] = &[
+    (google::INTEGRATION, google::provider),
+    (microsoft::INTEGRATION, microsoft::provider),
+    #[cfg(test)]
+    (memory::INTEGRATION, memory::provider),
+];
+
+/// Builds a provider from the shared HTTP client and the configuration.
+pub type Build = fn(&http::Http, &Config) -> Arc<dyn Provider>;
+
+/// Whether calsync syncs calendars of `integration`.
+pub fn supports(integration: &str) -> bool {
+    REGISTRY.iter().any(|(name, _)| *name == integration)
+}
+
+/// The OAuth token endpoint's answer to a refresh or a delegated grant.
+#[derive(Debug, serde::Deserialize)]
+pub struct Token {
+    pub access_token: String,
+    pub expires_in: Option<i64>,
+    pub scope: Option<String>,
+    pub token_type: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+/// Where a listing starts: a full listing of a window, or the changes since a cursor (a sync token,
+/// a delta link) a previous listing ended with.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    Full { from: NaiveDateTime, to: NaiveDateTime },
+    Since(&'a str),
+}
+
+/// One page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    /// What each listed event means for the cache, in the provider's order.
+    pub changes: Vec<Change>,
+    /// The calendar's time zone, when the page names it (all-day events span its days).
+    pub time_zone: Option<Tz>,
+    pub next: Next,
+}
+
+/// What follows a page.
+#[derive(Debug)]
+pub enum Next {
+    /// More pages: pass this back as `page` for the next one.
+    Page(String),
+    /// The listing is complete; the cursor to list the next changes from, if the provider gave one.
+    Done(Option<String>),
+}
+
+/// One event asked for by id (two-way sync checks deletions and moves this way).
+#[derive(Debug)]
+pub enum Fetched {
+    /// The provider no longer has it.
+    Gone,
+    /// It exists, cancelled: by the calendar's organizer copy (`organizer`) or not; the iCalUID when
+    /// the provider keeps the one the app gave.
+    Cancelled { organizer: bool, ical_uid: Option<String> },
+    /// It exists; what it means for the cache.
+    Listed(Box<Change>),
+}
+
+/// A push channel as the provider granted it.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub id: String,
+    /// What kind of channel it is, as stored on the calendar's rows.
+    pub kind: &'static str,
+    /// The provider's name of the watched resource (Google's `resourceId`, Graph's `resource`).
+    pub resource_id: String,
+    pub resource_uri: Option<String>,
+    pub expiration: Option<NaiveDateTime>,
+}
+
+/// A calendar provider, as the engine, cron and webhooks use it.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// Cal.com's integration name (`google_calendar`).
+    fn integration(&self) -> &'static str;
+    /// Its name in metric labels and logs (`google`).
+    fn label(&self) -> &'static str;
+
+    // ---- access ----------------------------------------------------------------------------
+
+    /// How many milliseconds one unit of `Credential.key.expiry_date` is (Google stores epoch
+    /// milliseconds, Microsoft epoch seconds).
+    fn expiry_unit_ms(&self) -> i64;
+    /// Exchanges a refresh token for an access token (`InvalidGrant`: the grant is dead).
+    async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError>;
+    /// The `WorkspacePlatform.slug` of this provider's delegation credentials.
+    fn delegation_platform(&self) -> &'static str;
+    /// Whom a delegated token is for: the user's email when tokens act as one user, "" when one
+    /// token serves the whole tenant. Delegated tokens are kept per (credential, subject).
+    fn delegation_subject(&self, user_email: &str) -> String;
+    /// A token from a delegation credential's `serviceAccountKey` for `subject` (`Config` when the
+    /// key lacks what this provider needs).
+    async fn delegated_token(&self, key: &serde_json::Value, subject: &str) -> Result<Token, ProviderError>;
+
+    // ---- listing ---------------------------------------------------------------------------
+
+    /// One page of the calendar's events from `start` (`page`: the previous page's [`Next::Page`]).
+    /// `tz` is the calendar's time zone as an earlier page named it. `SyncTokenInvalid`: the
+    /// cursor expired, list in full.
+    async fn list(
+        &self,
+        access: &str,
+        calendar: &Target<'_>,
+        start: Start<'_>,
+        page: Option<&str>,
+        tz: Tz,
+    ) -> Result<Page, ProviderError>;
+    /// One event as it stands now.
+    async fn get_event(
+        &self,
+        access: &str,
+        calendar: &Target<'_>,
+        event_id: &str,
+        tz: Tz,
+    ) -> Result<Fetched, ProviderError>;
+    /// Whether an event the app creates keeps the iCalUID the app gives it (so the iCalUID names
+    /// the booking); false when the provider sets its own (the app's booking references name them).
+    fn keeps_app_ical_uid(&self) -> bool;
+    /// Whether Cal.com's legacy JSON cache (`"CalendarCache"`) holds this provider's calendars.
+    fn in_legacy_cache(&self) -> bool;
+
+    // ---- push channels ----------------------------------------------------------------------
+
+    /// Whether a calendar can be watched at all (Google's holiday and birthday calendars cannot).
+    fn watchable(&self, external_id: &str) -> bool;
+    /// Whether calsync names a new channel (the ledger id becomes its id) or the provider does.
+    fn names_channels(&self) -> bool;
+    /// The longest a channel calsync opens lives.
+    fn channel_ttl(&self) -> Duration;
+    /// Opens a push channel for the calendar (`channel_id`: calsync's name for it).
+    async fn open_channel(&self, access: &str, calendar: &Target<'_>, channel_id: &str) -> Result<Granted>;
+    /// Whether a channel is extended in place ([`Provider::renew_channel`]) rather than replaced.
+    fn renews_in_place(&self) -> bool;
+    /// Extends a channel; its new expiration. `NotFound`: the provider no longer has it.
+    async fn renew_channel(&self, access: &str, channel_id: &str) -> Result<Option<NaiveDateTime>, ProviderError>;
+    /// Whether stopping a channel needs the resource id too.
+    fn stops_by_resource(&self) -> bool;
+    /// Stops a channel; one the provider no longer knows counts as stopped.
+    async fn stop_channel(&self, access: &str, channel_id: &str, resource_id: &str) -> Result<(), ProviderError>;
+    /// The provider's live channels of this calendar that calsync may have opened, for a ledger row
+    /// whose channel id was never stored (none when calsync names channels).
+    async fn find_channels(&self, access: &str, calendar: &Target<'_>) -> Result<Vec<String>, ProviderError>;
+}
+
+/// Both webhook settings a push needs, or an error naming the missing configuration.
+pub fn webhook_settings<'a>(
+    token: Option<&'a crate::config::Secret>,
+    url: Option<&'a str>,
+    what: &str,
+) -> Result<(&'a str, &'a str)> {
+    match (token, url) {
+        (Some(t), Some(u)) => Ok((t.expose(), u)),
+        _ => Err(crate::error::Error::invalid(format!(
+            "{what} push needs its webhook token and webhook URL configured"
+        ))),
+    }
+}
 
 /// Counts a token refresh's outcome and passes it on.
 pub fn count_refresh<T>(

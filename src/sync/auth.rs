@@ -13,45 +13,22 @@ use sqlx::PgPool;
 
 use crate::db::{credentials, lease};
 use crate::error::{Error, Result};
-use crate::providers::google::wire::Token;
-use crate::providers::google::GoogleClient;
-use crate::providers::microsoft::MicrosoftClient;
-use crate::providers::ProviderError;
+use crate::providers::{Provider, ProviderError};
 
 /// Refresh this long before the stored expiry.
 const EARLY_MS: i64 = 5 * 60 * 1000;
 
 /// Which provider's token endpoint and key conventions to use.
-#[derive(Clone, Copy)]
-pub enum TokenSource<'a> {
-    /// `expiry_date` in epoch milliseconds.
-    Google(&'a GoogleClient),
-    /// `expiry_date` in epoch seconds; refresh tokens rotate.
-    Microsoft(&'a MicrosoftClient),
+pub type TokenSource<'a> = &'a dyn Provider;
+
+/// The stored `expiry_date` in epoch milliseconds.
+fn expiry_ms(source: TokenSource<'_>, key: &Value) -> Option<i64> {
+    Some(as_i64(key.get("expiry_date"))? * source.expiry_unit_ms())
 }
 
-impl TokenSource<'_> {
-    fn expiry_ms(&self, key: &Value) -> Option<i64> {
-        let v = as_i64(key.get("expiry_date"))?;
-        Some(match self {
-            TokenSource::Google(_) => v,
-            TokenSource::Microsoft(_) => v * 1000,
-        })
-    }
-
-    fn expiry_value(&self, at_ms: i64) -> Value {
-        match self {
-            TokenSource::Google(_) => json!(at_ms),
-            TokenSource::Microsoft(_) => json!(at_ms / 1000),
-        }
-    }
-
-    async fn refresh(&self, refresh_token: &str) -> Result<Token, ProviderError> {
-        match self {
-            TokenSource::Google(g) => g.refresh(refresh_token).await,
-            TokenSource::Microsoft(m) => m.refresh(refresh_token).await,
-        }
-    }
+/// `at_ms` as the provider's `expiry_date` stores it.
+fn expiry_value(source: TokenSource<'_>, at_ms: i64) -> Value {
+    json!(at_ms / source.expiry_unit_ms())
 }
 
 /// A number stored as a JSON number or string.
@@ -63,9 +40,9 @@ fn as_i64(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-fn fresh_token(source: &TokenSource<'_>, key: &Value, now_ms: i64) -> Option<String> {
+fn fresh_token(source: TokenSource<'_>, key: &Value, now_ms: i64) -> Option<String> {
     let token = key.get("access_token").and_then(Value::as_str)?;
-    let exp = source.expiry_ms(key)?;
+    let exp = expiry_ms(source, key)?;
     (exp - EARLY_MS > now_ms).then(|| token.to_string())
 }
 
@@ -90,13 +67,13 @@ pub async fn access_token(
                 "credential {id} is marked invalid; the user must reconnect the calendar"
             )));
         }
-        if let Some(t) = usable(&source, &cred.key, rejected) {
+        if let Some(t) = usable(source, &cred.key, rejected) {
             return Ok(t);
         }
         if let Some(claimed) = lease::try_take(pool, &format!("refresh:{id}"), claim).await? {
             // Re-read under the claim: another process may have refreshed just before.
             let refreshed = match credentials::load(pool, id).await? {
-                Some(c) if !c.invalid => match usable(&source, &c.key, rejected) {
+                Some(c) if !c.invalid => match usable(source, &c.key, rejected) {
                     Some(t) => Ok(t),
                     None => refresh(pool, source, &c).await,
                 },
@@ -117,7 +94,7 @@ pub async fn access_token(
 }
 
 /// The stored access token, if it can be used: fresh, and not the one the provider just refused.
-fn usable(source: &TokenSource<'_>, key: &Value, rejected: Option<&str>) -> Option<String> {
+fn usable(source: TokenSource<'_>, key: &Value, rejected: Option<&str>) -> Option<String> {
     let now_ms = crate::time::now_utc().timestamp_millis();
     match rejected {
         None => fresh_token(source, key, now_ms),
@@ -141,7 +118,7 @@ async fn refresh(pool: &PgPool, source: TokenSource<'_>, cred: &credentials::Cre
         Ok(tok) => {
             let mut patch = json!({
                 "access_token": tok.access_token,
-                "expiry_date": source.expiry_value(now_ms + tok.expires_in.unwrap_or(3600) * 1000),
+                "expiry_date": expiry_value(source, now_ms + tok.expires_in.unwrap_or(3600) * 1000),
             });
             for (k, v) in [
                 ("scope", tok.scope),

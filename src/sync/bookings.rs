@@ -20,12 +20,13 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 use futures_util::stream::{self, StreamExt};
 
-use super::{Engine, Restart, Run, OFFICE365};
+use super::run::Run;
+use super::{Engine, Restart};
 use crate::db::bookings::{self, Cached, Scope};
 use crate::db::calendars::Group;
 use crate::db::outbox::Found;
 use crate::model::Change;
-use crate::providers::{google, microsoft, ProviderError};
+use crate::providers::{Fetched, ProviderError};
 
 /// The iCalUID suffix of the app's bookings.
 pub const BOOKING_SUFFIX: &str = "@cal.com";
@@ -73,37 +74,24 @@ pub fn uid_of(ical_uid: Option<&str>) -> Option<&str> {
         .filter(|u| !u.is_empty())
 }
 
-/// What the provider says of one event when asked directly.
-#[derive(Debug)]
-pub enum Checked {
-    /// It no longer has it.
-    Gone,
-    /// It has it, cancelled; `organizer`: this is the organizer's copy.
-    Cancelled { organizer: bool, ical_uid: Option<String> },
-    /// It has it: what it means for the cache (its times may lie beyond the sync's window).
-    Listed(Box<Change>),
-}
-
-impl Checked {
-    /// The finding once the provider has been asked: `uid` is the booking's uid when already
-    /// known, else the event's iCalUID may tell it. `None`: not a booking after all.
-    fn seen(self, uid: Option<&str>) -> Option<Seen> {
-        match self {
-            Checked::Gone => uid.map(|u| Seen::Cancelled(Some(u.to_string()))),
-            Checked::Cancelled { organizer, ical_uid } => {
-                let uid = uid.or(uid_of(ical_uid.as_deref()))?;
-                Some(match organizer {
-                    true => Seen::Cancelled(Some(uid.to_string())),
-                    false => Seen::Present,
-                })
-            }
-            Checked::Listed(change) => {
-                let uid = uid.or(match &*change {
-                    Change::Upsert(e) => uid_of(e.ical_uid.as_deref()),
-                    Change::Remove { ical_uid, .. } => uid_of(ical_uid.as_deref()),
-                });
-                Some(seen(&change, uid).unwrap_or(Seen::Present)).filter(|_| uid.is_some())
-            }
+/// The finding once the provider has been asked about an event: `uid` is the booking's uid when
+/// already known, else the event's iCalUID may tell it. `None`: not a booking after all.
+fn checked(fetched: Fetched, uid: Option<&str>) -> Option<Seen> {
+    match fetched {
+        Fetched::Gone => uid.map(|u| Seen::Cancelled(Some(u.to_string()))),
+        Fetched::Cancelled { organizer, ical_uid } => {
+            let uid = uid.or(uid_of(ical_uid.as_deref()))?;
+            Some(match organizer {
+                true => Seen::Cancelled(Some(uid.to_string())),
+                false => Seen::Present,
+            })
+        }
+        Fetched::Listed(change) => {
+            let uid = uid.or(match &*change {
+                Change::Upsert(e) => uid_of(e.ical_uid.as_deref()),
+                Change::Remove { ical_uid, .. } => uid_of(ical_uid.as_deref()),
+            });
+            Some(seen(&change, uid).unwrap_or(Seen::Present)).filter(|_| uid.is_some())
         }
     }
 }
@@ -114,25 +102,33 @@ impl Checked {
 /// rather than delay the sync.
 const UNKNOWN_CHECKS: usize = 100;
 
-/// The scope of the calendar's bookings.
-pub fn scope(group: &Group) -> Scope<'_> {
+/// The scope of the calendar's bookings; `keeps_uid`: its provider keeps the iCalUID the app gives
+/// an event (else only the app's booking references mark its bookings).
+pub fn scope(group: &Group, keeps_uid: bool) -> Scope<'_> {
     Scope {
         owner: &group.owner_id,
         integration: &group.integration,
         credential_id: group.credential_id,
         delegation_id: group.delegation_id.as_deref(),
         external_id: &group.external_id,
-        // Graph's iCalUId is Exchange's own: only references mark Outlook bookings.
-        uid_suffix: (group.integration != OFFICE365).then_some(BOOKING_SUFFIX),
+        uid_suffix: keeps_uid.then_some(BOOKING_SUFFIX),
     }
 }
 
 impl Engine {
+    /// The scope of the group's bookings, as its provider marks them.
+    fn booking_scope<'a>(&self, group: &'a Group) -> Scope<'a> {
+        scope(
+            group,
+            self.provider(&group.integration).is_ok_and(|p| p.keeps_app_ical_uid()),
+        )
+    }
+
     /// Takes one page of changes into the run's bookings (the last change of an id winning). The
     /// booking uid of an event comes from its iCalUID, else from the app's `"BookingReference"`
     /// (one lookup a page, only for calendars whose iCalUIDs cannot carry it).
     pub(super) async fn note_bookings(&self, run: &mut Run<'_>, changes: &[&Change]) -> Result<(), Restart> {
-        let scope = scope(run.group);
+        let scope = self.booking_scope(run.group);
         let referenced = if scope.uid_suffix.is_none() {
             let mut ids: Vec<String> = Vec::with_capacity(changes.len());
             for c in changes {
@@ -179,12 +175,12 @@ impl Engine {
     ) -> Result<HashMap<String, Cached>, Restart> {
         let group = run.group;
         let keys: Vec<String> = run.bookings.keys().cloned().collect();
-        let old = bookings::cached(&self.pool, &scope(group), run.full, &keys).await?;
+        let old = bookings::cached(&self.pool, &self.booking_scope(group), run.full, &keys).await?;
         let window = run.full.then(|| self.window(run.stamp));
         // Deletions of events whose booking is not known can be asked about only where an
         // iCalUID marks bookings (a reference would have named it), and only incrementally (a full
         // listing carries no deletions).
-        let unknown = match scope(group).uid_suffix {
+        let unknown = match self.booking_scope(group).uid_suffix {
             Some(_) if !run.full => UNKNOWN_CHECKS,
             _ => 0,
         };
@@ -218,8 +214,8 @@ impl Engine {
         let tz = run.tz;
         let answers: Vec<Result<(String, Option<Seen>), ProviderError>> = stream::iter(ask)
             .map(|(ext, uid)| async move {
-                let checked = self.check_event(group, access, &ext, tz).await?;
-                Ok((ext, checked.seen(uid.as_deref())))
+                let found = self.check_event(group, access, &ext, tz).await?;
+                Ok((ext, checked(found, uid.as_deref())))
             })
             .buffer_unordered(CHECKS_AT_ONCE)
             .collect()
@@ -234,38 +230,11 @@ impl Engine {
     }
 
     /// Asks the provider for one event of the group's calendar.
-    async fn check_event(&self, group: &Group, access: &str, event_id: &str, tz: Tz) -> Result<Checked, ProviderError> {
-        if group.integration == OFFICE365 {
-            let principal = microsoft::principal(group.acting_for());
-            let got = self
-                .microsoft
-                .get_event(access, &principal, &group.external_id, event_id)
-                .await?;
-            let Some(ev) = got else { return Ok(Checked::Gone) };
-            if ev.is_cancelled == Some(true) {
-                return Ok(Checked::Cancelled {
-                    organizer: ev.is_organizer.unwrap_or(true),
-                    ical_uid: None, // Exchange's own: references name Outlook bookings
-                });
-            }
-            let rules = microsoft::map::Rules {
-                working_elsewhere_is_busy: self.cfg.microsoft.working_elsewhere_is_busy,
-            };
-            return Ok(Checked::Listed(Box::new(microsoft::map::map_event(&ev, rules)?)));
-        }
-        let Some(ev) = self.google.get_event(access, &group.external_id, event_id).await? else {
-            return Ok(Checked::Gone);
-        };
-        if ev.status.as_deref() == Some("cancelled") {
-            return Ok(Checked::Cancelled {
-                organizer: ev.organizer.as_ref().is_none_or(|o| o.is_self),
-                ical_uid: ev.ical_uid,
-            });
-        }
-        let rules = google::map::Rules {
-            declined_is_free: self.cfg.google.declined_is_free,
-        };
-        Ok(Checked::Listed(Box::new(google::map::map_event(&ev, tz, rules)?)))
+    async fn check_event(&self, group: &Group, access: &str, event_id: &str, tz: Tz) -> Result<Fetched, ProviderError> {
+        let provider = self
+            .provider(&group.integration)
+            .map_err(|e| ProviderError::Config(e.to_string()))?;
+        provider.get_event(access, &group.target(), event_id, tz).await
     }
 }
 
@@ -359,27 +328,27 @@ mod tests {
 
     #[test]
     fn checked_events_decide_cancellations() {
-        let cancelled = |organizer, uid: Option<&str>| Checked::Cancelled {
+        let cancelled = |organizer, uid: Option<&str>| Fetched::Cancelled {
             organizer,
             ical_uid: uid.map(str::to_string),
         };
         let gone = Some(Seen::Cancelled(Some("u".into())));
-        assert_eq!(Checked::Gone.seen(Some("u")), gone);
-        assert_eq!(Checked::Gone.seen(None), None, "gone, and never known as a booking");
-        assert_eq!(cancelled(true, None).seen(Some("u")), gone);
+        assert_eq!(checked(Fetched::Gone, Some("u")), gone);
+        assert_eq!(checked(Fetched::Gone, None), None, "gone, and never known as a booking");
+        assert_eq!(checked(cancelled(true, None), Some("u")), gone);
         assert_eq!(
-            cancelled(true, Some("u@cal.com")).seen(None),
+            checked(cancelled(true, Some("u@cal.com")), None),
             gone,
             "the iCalUID tells the booking"
         );
-        assert_eq!(cancelled(true, Some("u@google.com")).seen(None), None);
+        assert_eq!(checked(cancelled(true, Some("u@google.com")), None), None);
         assert_eq!(
-            cancelled(false, None).seen(Some("u")),
+            checked(cancelled(false, None), Some("u")),
             Some(Seen::Present),
             "an attendee's copy"
         );
         assert!(matches!(
-            Checked::Listed(Box::new(busy(true))).seen(Some("u")),
+            checked(Fetched::Listed(Box::new(busy(true))), Some("u")),
             Some(Seen::At { .. })
         ));
         let free = Change::Remove {
@@ -387,7 +356,7 @@ mod tests {
             cancelled: false,
             ical_uid: None,
         };
-        assert_eq!(Checked::Listed(Box::new(free)).seen(Some("u")), Some(Seen::Present));
+        assert_eq!(checked(Fetched::Listed(Box::new(free)), Some("u")), Some(Seen::Present));
     }
 
     #[test]

@@ -7,20 +7,17 @@
 //! (`"CalendarSyncChannel"`) before the provider is asked for it, stored on the calendar's rows,
 //! and only then is the old one stopped: no change goes unannounced, and a channel whose opener
 //! failed or died at any step is found in the ledger and stopped by [`Engine::stop_orphans`].
-//! Graph subscriptions are renewed in place (`PATCH`), recreated on 404.
+//! Channels a provider renews in place (Graph's `PATCH`) are renewed so, and recreated on 404.
 
 use chrono::NaiveDateTime;
 
-use super::{not_found, Engine, SyncReport, GOOGLE, OFFICE365};
-use crate::config::Secret;
+use super::{not_found, Engine, SyncReport};
 use crate::db::calendars::{self, Group, NewChannel};
 use crate::db::channels::{self as ledger, Orphan};
 use crate::db::lease::{self, Lease};
 use crate::error::{Error, Result};
-use crate::providers::google::channel::channel_token;
-use crate::providers::google::map::parse_instant;
-use crate::providers::microsoft::NewSubscription;
-use crate::providers::ProviderError;
+use crate::model::Target;
+use crate::providers::{Granted, ProviderError};
 use crate::time::now_db;
 
 /// What `subscribe` did.
@@ -37,27 +34,9 @@ pub struct Subscribed {
     pub lapsed: bool,
 }
 
-/// A channel as the provider granted it.
-struct Granted {
-    id: String,
-    kind: &'static str,
-    resource_id: String,
-    resource_uri: Option<String>,
-    expiration: Option<NaiveDateTime>,
-}
-
 /// The claim every change to one calendar's channel takes.
 fn channel_key(user_id: i32, integration: &str, external_id: &str) -> String {
     format!("channel:{user_id}:{integration}:{external_id}")
-}
-
-fn webhook_settings<'a>(token: &'a Option<Secret>, url: &'a Option<String>, what: &str) -> Result<(&'a str, &'a str)> {
-    match (token.as_ref(), url.as_deref()) {
-        (Some(t), Some(u)) => Ok((t.expose(), u)),
-        _ => Err(Error::invalid(format!(
-            "{what} push needs its webhook token and webhook URL configured"
-        ))),
-    }
 }
 
 impl Engine {
@@ -103,11 +82,13 @@ impl Engine {
     /// longer exists.
     async fn open_claimed(&self, group: &Group, claim: &Lease, gone: bool) -> Result<Subscribed> {
         let lapsed = gone || group.channel_id.is_none() || group.channel_expiration.is_none_or(|e| e <= now_db());
+        let provider = self.provider(&group.integration)?;
         let access = self.access_token(group, None).await?;
         let ledger_id = uuid::Uuid::new_v4().to_string();
-        let chosen = (group.integration == GOOGLE).then_some(ledger_id.as_str());
+        let chosen = provider.names_channels().then_some(ledger_id.as_str());
         ledger::opening(&self.pool, &ledger_id, chosen, group).await?;
-        let granted = match self.create_channel(group, &access, &ledger_id).await {
+        let granted: Result<Granted> = provider.open_channel(&access, &group.target(), &ledger_id).await;
+        let granted = match granted {
             Ok(g) => g,
             Err(e) => {
                 // A refused credential or a missing setting opened nothing. Anything else may
@@ -179,62 +160,9 @@ impl Engine {
         }
     }
 
-    async fn create_channel(&self, group: &Group, access: &str, channel_id: &str) -> Result<Granted> {
-        match group.integration.as_str() {
-            GOOGLE => {
-                let cfg = &self.cfg.google;
-                let (secret, address) = webhook_settings(&cfg.webhook_token, &cfg.webhook_url, "Google")?;
-                let token = channel_token(secret, channel_id);
-                let ttl = cfg.channel_ttl.as_secs();
-                let ch = self
-                    .google
-                    .watch(access, &group.external_id, channel_id, &token, address, ttl)
-                    .await?;
-                Ok(Granted {
-                    id: ch.id,
-                    kind: "web_hook",
-                    resource_id: ch.resource_id,
-                    resource_uri: ch.resource_uri,
-                    expiration: ch
-                        .expiration
-                        .and_then(chrono::DateTime::from_timestamp_millis)
-                        .map(|t| t.naive_utc()),
-                })
-            }
-            OFFICE365 => {
-                let cfg = &self.cfg.microsoft;
-                let (secret, address) = webhook_settings(&cfg.webhook_token, &cfg.webhook_url, "Outlook")?;
-                let expiration = self.graph_expiration();
-                let principal = crate::providers::microsoft::principal(group.acting_for());
-                let request = NewSubscription {
-                    principal: &principal,
-                    calendar_id: &group.external_id,
-                    notification_url: address,
-                    client_state: secret,
-                    expiration: &expiration,
-                };
-                let s = self.microsoft.subscribe(access, &request).await?;
-                Ok(Granted {
-                    resource_id: s
-                        .resource
-                        .unwrap_or_else(|| format!("{principal}/calendars/{}/events", group.external_id)),
-                    expiration: s.expiration_date_time.as_deref().and_then(parse_instant),
-                    id: s.id,
-                    kind: "graph_subscription",
-                    resource_uri: None,
-                })
-            }
-            other => Err(Error::invalid(format!("calsync does not sync '{other}' calendars"))),
-        }
-    }
-
-    fn graph_expiration(&self) -> String {
-        let ttl = chrono::Duration::from_std(self.cfg.microsoft.subscription_ttl).unwrap_or_default();
-        (crate::time::now_utc() + ttl).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    }
-
-    /// Extends a Graph subscription in place; recreates it when Graph no longer knows it.
-    pub async fn renew_graph_subscription(&self, id: &str) -> Result<Subscribed> {
+    /// Renews the channel of row `id`'s calendar: in place where its provider can (recreated when
+    /// the provider no longer knows it), else by opening a new one.
+    pub async fn renew_channel(&self, id: &str) -> Result<Subscribed> {
         let (group, claim) = self.claim_channel(id).await?;
         let out = self.renew_claimed(&group, &claim).await;
         claim.release(&self.pool).await;
@@ -242,16 +170,16 @@ impl Engine {
     }
 
     async fn renew_claimed(&self, group: &Group, claim: &Lease) -> Result<Subscribed> {
-        let Some(sub_id) = group.channel_id.clone() else {
-            return self.open_claimed(group, claim, true).await;
+        let provider = self.provider(&group.integration)?;
+        let Some(channel_id) = group.channel_id.clone().filter(|_| provider.renews_in_place()) else {
+            return self.open_claimed(group, claim, group.channel_id.is_none()).await;
         };
         let access = self.access_token(group, None).await?;
-        match self.microsoft.renew(&access, &sub_id, &self.graph_expiration()).await {
-            Ok(s) => {
-                let expiration = s.expiration_date_time.as_deref().and_then(parse_instant);
-                calendars::store_expiration(&self.pool, &group.row_ids, &sub_id, expiration, now_db()).await?;
+        match provider.renew_channel(&access, &channel_id).await {
+            Ok(expiration) => {
+                calendars::store_expiration(&self.pool, &group.row_ids, &channel_id, expiration, now_db()).await?;
                 Ok(Subscribed {
-                    channel_id: s.id,
+                    channel_id,
                     expiration,
                     sync: None,
                     lapsed: false,
@@ -269,10 +197,9 @@ impl Engine {
     /// provider no longer knows counts). A failure is logged, not raised: the channel stays in the
     /// ledger and the sweep tries again.
     async fn stop(&self, integration: &str, access: &str, (ch, resource): (&str, &str)) -> bool {
-        let result = match integration {
-            GOOGLE => self.google.stop(access, ch, resource).await,
-            OFFICE365 => self.microsoft.delete(access, ch).await,
-            _ => Ok(()),
+        let result = match self.provider(integration) {
+            Ok(p) => p.stop_channel(access, ch, resource).await,
+            Err(_) => Ok(()),
         };
         match result {
             Ok(()) => true,
@@ -311,10 +238,15 @@ impl Engine {
     pub async fn stop_orphans(&self) -> Result<u64> {
         // The longest lifetime calsync asks for, a day over: a ledger row older than that whose
         // provider never named an expiration (its watch failed or was never answered) is dead.
-        let longest = self.cfg.google.channel_ttl.max(self.cfg.microsoft.subscription_ttl)
+        let longest = self.providers().map(|p| p.channel_ttl()).max().unwrap_or_default()
             + std::time::Duration::from_secs(86_400);
         ledger::forget_expired(&self.pool, longest.as_millis() as i64).await?;
-        let orphans = ledger::orphans(&self.pool, 500, &[GOOGLE]).await?;
+        let by_resource: Vec<&str> = self
+            .providers()
+            .filter(|p| p.stops_by_resource())
+            .map(|p| p.integration())
+            .collect();
+        let orphans = ledger::orphans(&self.pool, 500, &by_resource).await?;
         let mut stopped = 0;
         for o in orphans {
             if o.expired {
@@ -341,7 +273,7 @@ impl Engine {
     async fn stop_orphan(&self, o: &Orphan) -> Result<u64> {
         let access = match o.credential_id {
             Some(credential) => {
-                let source = self.tokens(&o.integration)?;
+                let source = self.provider(&o.integration)?;
                 super::auth::access_token(&self.pool, source, credential, None, self.refresh_claim()).await?
             }
             None => {
@@ -370,47 +302,37 @@ impl Engine {
                 }
             }
         };
+        let provider = self.provider(&o.integration)?;
         let mut stopped = 0;
-        match (o.integration.as_str(), o.channel_id.as_deref()) {
-            (GOOGLE, Some(ch)) => {
+        match o.channel_id.as_deref() {
+            Some(ch) => {
                 // Without the resource id nothing can be stopped yet; the next channel opened on
                 // this calendar tells it.
-                let Some(resource) = o.resource_id.as_deref() else {
-                    return Ok(0);
+                let resource = match o.resource_id.as_deref() {
+                    Some(r) => r,
+                    None if provider.stops_by_resource() => return Ok(0),
+                    None => "",
                 };
-                if !self.stop(GOOGLE, &access, (ch, resource)).await {
+                if !self.stop(&o.integration, &access, (ch, resource)).await {
                     return Ok(0);
                 }
                 stopped += 1;
             }
-            (OFFICE365, Some(sub)) => {
-                if !self.stop(OFFICE365, &access, (sub, "")).await {
-                    return Ok(0);
-                }
-                stopped += 1;
-            }
-            (OFFICE365, None) => {
-                // Graph named the subscription in an answer nobody stored: find it by calendar.
-                let ours = self.cfg.microsoft.webhook_url.as_deref();
-                let resource = format!("me/calendars/{}/events", o.external_id);
-                let subs = self.microsoft.list_subscriptions(&access).await?;
-                let candidates: Vec<String> = subs
-                    .iter()
-                    .filter(|s| {
-                        s.resource.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(&resource))
-                            && (ours.is_none() || s.notification_url.as_deref() == ours)
-                    })
-                    .map(|s| s.id.clone())
-                    .collect();
-                let stored = calendars::by_channels(&self.pool, OFFICE365, &candidates).await?;
-                for sub in candidates.iter().filter(|s| !stored.contains_key(*s)) {
-                    if !self.stop(OFFICE365, &access, (sub, "")).await {
+            None => {
+                // The provider named the channel in an answer nobody stored: find it by calendar.
+                let target = Target {
+                    external_id: &o.external_id,
+                    acting_for: None,
+                };
+                let candidates = provider.find_channels(&access, &target).await?;
+                let stored = calendars::by_channels(&self.pool, &o.integration, &candidates).await?;
+                for ch in candidates.iter().filter(|c| !stored.contains_key(*c)) {
+                    if !self.stop(&o.integration, &access, (ch, "")).await {
                         return Ok(stopped);
                     }
                     stopped += 1;
                 }
             }
-            _ => {}
         }
         ledger::forget(&self.pool, &o.id).await?;
         Ok(stopped)

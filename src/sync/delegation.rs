@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use sqlx::Row;
 
-use super::{Engine, OFFICE365};
+use super::Engine;
 use crate::db::calendars::Group;
 use crate::db::sql::stmt;
 use crate::error::{Error, Result};
@@ -45,7 +45,7 @@ impl DelegatedTokens {
 
 /// An access token for `group`'s calendar through delegation credential `id`: Google Workspace
 /// acting as the user, or a Microsoft tenant's app-only token (Graph requests then name the user,
-/// see `Group::graph_principal`). `rejected` names a token the provider just refused (a new one is
+/// see `Group::acting_for`). `rejected` names a token the provider just refused (a new one is
 /// requested).
 pub async fn access_token(engine: &Engine, id: &str, group: &Group, rejected: Option<&str>) -> Result<String> {
     let row = stmt(
@@ -62,45 +62,22 @@ pub async fn access_token(engine: &Engine, id: &str, group: &Group, rejected: Op
         return Err(unusable("is disabled"));
     }
     let platform: String = row.try_get("slug")?;
-    let expected = if group.integration == OFFICE365 {
-        "office365"
-    } else {
-        "google"
-    };
+    let provider = engine.provider(&group.integration)?;
+    let expected = provider.delegation_platform();
     if platform != expected {
         return Err(unusable(&format!(
             "belongs to workspace platform '{platform}', not to {}'s ('{expected}')",
             group.integration
         )));
     }
-    // Google tokens act as one user; a tenant's app token serves all of its users.
-    let subject = if platform == "google" {
-        group.user_email.to_lowercase()
-    } else {
-        String::new()
-    };
+    let subject = provider.delegation_subject(&group.user_email);
     let now_ms = crate::time::now_utc().timestamp_millis();
     let cache_key = (id.to_string(), subject.clone());
     if let Some(token) = engine.delegated.get(&cache_key, rejected, now_ms) {
         return Ok(token);
     }
     let key: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("key")?).unwrap_or_default();
-    let field = |name: &str| key.get(name).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
-    let fetched = if platform == "google" {
-        let (Some(client_email), Some(private_key)) = (field("client_email"), field("private_key")) else {
-            return Err(unusable("has no client_email and private_key in serviceAccountKey"));
-        };
-        engine.google.delegated_token(client_email, private_key, &subject).await
-    } else {
-        let (Some(client_id), Some(secret), Some(tenant)) =
-            (field("client_id"), field("private_key"), field("tenant_id"))
-        else {
-            return Err(unusable(
-                "has no client_id, private_key (the client secret) and tenant_id in serviceAccountKey",
-            ));
-        };
-        engine.microsoft.app_token(tenant, client_id, secret).await
-    };
+    let fetched = provider.delegated_token(&key, &subject).await;
     let token = match fetched {
         Ok(t) => t,
         Err(ProviderError::InvalidGrant) => {

@@ -17,36 +17,25 @@ pub mod channels;
 pub mod delegation;
 pub mod gate;
 pub mod marks;
+mod run;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::NaiveDateTime;
-use chrono_tz::Tz;
 use sqlx::PgPool;
 
-use crate::cache::legacy_write;
 use crate::config::Config;
 use crate::db::calendars::{self, Group};
 use crate::db::lease::{self, Lease};
 use crate::db::outbox;
-use crate::db::{events, Pools};
+use crate::db::Pools;
 use crate::error::{Error, Result};
-use crate::flags::{Flags, Subject, CACHE_SQL_WRITE, SUBSCRIPTION_SYNC};
-use crate::model::{CacheEvent, Change};
-use crate::providers::google::map::{map_event, Rules};
-use crate::providers::google::{GoogleClient, ListQuery};
+use crate::flags::Flags;
 use crate::providers::http::Http;
-use crate::providers::microsoft::{self, MicrosoftClient};
-use crate::providers::ProviderError;
+use crate::providers::{Provider, ProviderError, REGISTRY};
 use crate::time::now_db;
-use auth::TokenSource;
 use gate::Gates;
-
-/// The integration names calsync syncs.
-pub const GOOGLE: &str = "google_calendar";
-/// Microsoft Outlook / Graph.
-pub const OFFICE365: &str = "office365_calendar";
 
 /// Receives booking changes as syncs write them (see [`Engine::set_booking_listener`]).
 pub type BookingListener = std::sync::Arc<dyn Fn(Vec<outbox::Queued>) + Send + Sync>;
@@ -93,8 +82,8 @@ pub struct Engine {
     pub pooled: std::sync::atomic::AtomicBool,
     pub cfg: Config,
     pub flags: Flags,
-    pub google: GoogleClient,
-    pub microsoft: MicrosoftClient,
+    /// The providers of [`REGISTRY`], built for this configuration.
+    providers: Vec<std::sync::Arc<dyn Provider>>,
     gates: Gates,
     background: background::Tasks,
     /// Pending marks written before webhooks answer, group-committed per calendar.
@@ -117,8 +106,7 @@ impl Engine {
         let http = Http::new(cfg.http.clone(), metrics.clone())?;
         Ok(Engine {
             flags: Flags::new(cfg.flag_cache_ttl),
-            google: GoogleClient::new(http.clone(), cfg.google.clone()),
-            microsoft: MicrosoftClient::new(http, cfg.microsoft.clone()),
+            providers: REGISTRY.iter().map(|(_, build)| build(&http, &cfg)).collect(),
             gates: Gates::new(cfg.sync.min_interval),
             pool: pools.back,
             front: pools.front,
@@ -134,19 +122,29 @@ impl Engine {
         })
     }
 
-    /// The token endpoint and key conventions of an integration.
-    pub fn tokens(&self, integration: &str) -> Result<TokenSource<'_>> {
-        match integration {
-            GOOGLE => Ok(TokenSource::Google(&self.google)),
-            OFFICE365 => Ok(TokenSource::Microsoft(&self.microsoft)),
-            other => Err(Error::invalid(format!("calsync does not sync '{other}' calendars"))),
-        }
+    /// The provider of calendars of `integration`.
+    pub fn provider(&self, integration: &str) -> Result<&dyn Provider> {
+        self.providers
+            .iter()
+            .find(|p| p.integration() == integration)
+            .map(|p| p.as_ref())
+            .ok_or_else(|| Error::invalid(format!("calsync does not sync '{integration}' calendars")))
+    }
+
+    /// Every provider calsync syncs, in [`REGISTRY`] order.
+    pub fn providers(&self) -> impl Iterator<Item = &dyn Provider> {
+        self.providers.iter().map(|p| p.as_ref())
+    }
+
+    /// The metrics label of `integration`'s provider (`other` for none).
+    pub fn label(&self, integration: &str) -> &'static str {
+        self.provider(integration).map_or("other", |p| p.label())
     }
 
     /// An access token for the group's credential: the user's own OAuth grant, or else the
     /// organisation's delegation credential. `rejected` names a token the provider just refused.
     pub async fn access_token(&self, group: &Group, rejected: Option<&str>) -> Result<String> {
-        let source = self.tokens(&group.integration)?;
+        let source = self.provider(&group.integration)?;
         match (group.credential_id, &group.delegation_id) {
             (Some(credential), _) => {
                 auth::access_token(&self.pool, source, credential, rejected, self.refresh_claim()).await
@@ -281,7 +279,7 @@ impl Engine {
         match self.gates.run(&group.owner_id, || self.sync(id, false)).await {
             Some(result) => result,
             None => {
-                let provider = crate::metrics::provider(&group.integration);
+                let provider = self.label(&group.integration);
                 crate::metrics::Metrics::inc(&self.metrics.syncs, &[provider, "incremental", "coalesced"]);
                 Ok(SyncReport {
                     owner_id: group.owner_id,
@@ -310,7 +308,7 @@ impl Engine {
             Err(_) => "restarted",
         };
         let (provider, kind) = (
-            crate::metrics::provider(&group.integration),
+            self.label(&group.integration),
             if full { "full" } else { "incremental" },
         );
         crate::metrics::Metrics::inc(&self.metrics.syncs, &[provider, kind, outcome]);
@@ -356,323 +354,6 @@ impl Engine {
         }
     }
 
-    async fn sync_claimed(
-        &self,
-        group: &Group,
-        force_full: Option<&'static str>,
-        claim: &Lease,
-    ) -> Result<SyncReport, Restart> {
-        let full_reason = if force_full.is_some() {
-            force_full
-        } else if group.sync_token.is_none() && group.sync_error_count > 0 {
-            Some("repeated_failures")
-        } else if group.sync_token.is_none() || !group.has_state {
-            Some("first_sync")
-        } else if self.window_due(&group.owner_id, group.window_end, now_db()) {
-            Some("window_refresh")
-        } else {
-            None
-        };
-        let mut access = self.access_token(group, None).await?;
-        let bookings_flag = self
-            .flags
-            .is_enabled(&self.pool, SUBSCRIPTION_SYNC, Subject::User(group.user_id))
-            .await?;
-        let legacy_write = group.integration == GOOGLE
-            && self
-                .flags
-                .is_enabled(&self.pool, CACHE_SQL_WRITE, Subject::User(group.user_id))
-                .await?;
-        let mut run = Run {
-            group,
-            full: full_reason.is_some(),
-            stamp: now_db(),
-            report_bookings: bookings_flag,
-            bookings: HashMap::new(),
-            tz: Tz::UTC,
-            report: SyncReport::default(),
-            buffer: Buffer::new(),
-            claim,
-            claim_renewed: Instant::now(),
-            legacy_write,
-        };
-        let fetched = match group.integration.as_str() {
-            OFFICE365 => self.fetch_microsoft(&mut run, &mut access).await,
-            _ => self.fetch_google(&mut run, &mut access).await,
-        };
-        let committed = match fetched {
-            Ok(token) if run.report_bookings => match self.check_bookings(&mut run, &access).await {
-                Ok(old) => self.commit(&mut run, token.as_deref(), &old).await,
-                Err(e) => Err(e),
-            },
-            Ok(token) => self.commit(&mut run, token.as_deref(), &HashMap::new()).await,
-            Err(e) => Err(e),
-        };
-        if run.buffer.staged > 0 {
-            let writing = Instant::now();
-            if let Err(e) = events::drop_stage(&self.pool, &run.buffer.run_id).await {
-                tracing::debug!(error = %e, "could not drop staged rows; cleanup removes them");
-            }
-            run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
-        }
-        committed?;
-        let mut report = run.report;
-        report.owner_id = group.owner_id.clone();
-        report.full = run.full;
-        report.full_reason = full_reason;
-        Ok(report)
-    }
-
-    /// Writes the sync in one short transaction: the rows and the new token, only if the stored
-    /// token is still the one the sync started from.
-    /// `old`: the cached rows of the bookings the run concerns (two-way sync).
-    async fn commit(
-        &self,
-        run: &mut Run<'_>,
-        token: Option<&str>,
-        old: &HashMap<String, crate::db::bookings::Cached>,
-    ) -> Result<(), Restart> {
-        let group = run.group;
-        let writing = Instant::now();
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        match calendars::lock_token(&mut tx, &group.owner_id, group.pending).await? {
-            None => return Err(not_found(&group.owner_id).into()),
-            Some(current) if current != group.sync_token => return Err(Restart::Moved),
-            Some(_) => {}
-        }
-        let owner = group.owner_id.as_str();
-        let found = if run.report_bookings {
-            let found = bookings::found(&run.bookings, old, run.full);
-            outbox::write(&mut tx, owner, group.user_id, &group.integration, &found, run.stamp).await?;
-            found
-        } else {
-            Vec::new()
-        };
-        let buffer = &mut run.buffer;
-        let replaced = if run.full {
-            events::delete_all(&mut tx, &group.row_ids).await?
-        } else {
-            0
-        };
-        let mut upserted = 0;
-        let mut rows = buffer.take_rows();
-        if run.full && buffer.staged > 0 && !rows.is_empty() {
-            // A full sync that staged pages stages its last ones too (COPY, staged last so they win)
-            // and moves them all in one statement: faster than a bulk upsert of the rest.
-            buffer.staged += events::stage(&mut tx, &buffer.run_id, &rows, run.stamp).await?;
-            rows.clear();
-        }
-        if buffer.staged > 0 {
-            upserted += events::merge_stage(&mut tx, owner, &buffer.run_id, run.stamp, run.full).await?;
-        }
-        // When the provider says each event changed (a full sync reads every event, changed lately
-        // or not: only incremental syncs measure propagation).
-        let updated: Vec<NaiveDateTime> = if run.full {
-            Vec::new()
-        } else {
-            rows.iter().filter_map(|e| e.external_updated).collect()
-        };
-        upserted += if run.full && buffer.staged == 0 {
-            // The calendar is empty inside this transaction and the ids are unique: COPY.
-            events::copy_insert(&mut tx, owner, &rows, run.stamp).await?
-        } else {
-            events::upsert(&mut tx, owner, &rows, run.stamp).await?
-        };
-        let removed: Vec<String> = buffer.removed.drain().collect();
-        let deleted = events::delete(&mut tx, owner, &removed).await?;
-        if run.full {
-            let (start, end) = self.window(run.stamp);
-            calendars::store_window(&mut tx, owner, start, end, run.stamp).await?;
-        }
-        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp, group.read_at, run.claim).await?;
-        if let (true, Some(credential)) = (run.legacy_write, group.credential_id) {
-            let done = legacy_write::refresh(
-                &mut tx,
-                credential,
-                &group.external_id,
-                owner,
-                run.stamp,
-                self.cfg.stale_after,
-                self.cfg.pending_grace,
-            )
-            .await?;
-            run.report.legacy_written = done.written;
-            run.report.legacy_skipped = done.skipped;
-        }
-        tx.commit().await.map_err(Error::from)?;
-        let lag = self
-            .metrics
-            .propagation_seconds
-            .with_label_values(&[crate::metrics::provider(&group.integration)]);
-        let committed = now_db();
-        for at in updated {
-            lag.observe((committed - at).num_milliseconds().max(0) as f64 / 1000.0);
-        }
-        if !found.is_empty() {
-            self.deliver_booking_changes();
-        }
-        run.report.booking_changes = found;
-        run.report.upserted = upserted;
-        run.report.deleted = if run.full {
-            replaced.saturating_sub(upserted)
-        } else {
-            deleted
-        };
-        run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
-        Ok(())
-    }
-
-    /// Reads every page of the list into the run's buffer; returns the new sync token.
-    async fn fetch_google(&self, run: &mut Run<'_>, access: &mut String) -> Result<Option<String>, Restart> {
-        let (start, end) = self.window(run.stamp);
-        let (time_min, time_max) = (rfc3339(start), rfc3339(end));
-        let token = run.group.sync_token.clone();
-        let query = match (&token, run.full) {
-            (Some(t), false) => ListQuery::Incremental { sync_token: t },
-            _ => ListQuery::Full {
-                time_min: &time_min,
-                time_max: &time_max,
-            },
-        };
-        let rules = Rules {
-            declined_is_free: self.cfg.google.declined_is_free,
-        };
-        let mut page_token: Option<String> = None;
-        let mut tz: Tz = Tz::UTC;
-        let mut refreshed = false;
-        loop {
-            let asked = std::time::Instant::now();
-            let listed = self
-                .google
-                .list_events(access, &run.group.external_id, &query, page_token.as_deref())
-                .await;
-            run.report.provider_ms += asked.elapsed().as_secs_f64() * 1000.0;
-            let page = match listed {
-                Ok(p) => p,
-                // A refused access token that looked fresh: refresh once, then ask again.
-                Err(ProviderError::Unauthorized) if !refreshed => {
-                    *access = self.access_token(run.group, Some(access.as_str())).await?;
-                    refreshed = true;
-                    continue;
-                }
-                Err(ProviderError::SyncTokenInvalid) if !run.full => return Err(Restart::FullSync),
-                Err(e) => return Err(Restart::Failed(e.into())),
-            };
-            run.report.pages += 1;
-            if let Some(z) = page.time_zone.as_deref().and_then(|z| z.parse::<Tz>().ok()) {
-                tz = z;
-                run.tz = z;
-            }
-            let changes = page
-                .items
-                .iter()
-                .map(|ev| map_event(ev, tz, rules))
-                .collect::<Result<Vec<Change>, _>>()
-                .map_err(ProviderError::from)?;
-            self.apply(run, changes).await?;
-            match (page.next_page_token, page.next_sync_token) {
-                (Some(next), _) => page_token = Some(next),
-                (None, token) => return Ok(token),
-            }
-        }
-    }
-
-    /// Follows Graph delta pages (nextLink… deltaLink) into the run's buffer; returns the
-    /// deltaLink, which is the calendar's sync token.
-    async fn fetch_microsoft(&self, run: &mut Run<'_>, access: &mut String) -> Result<Option<String>, Restart> {
-        let mut url = match (&run.group.sync_token, run.full) {
-            (Some(link), false) => link.clone(),
-            _ => {
-                let (start, end) = self.window(run.stamp);
-                self.microsoft.initial_delta(
-                    &microsoft::principal(run.group.acting_for()),
-                    &run.group.external_id,
-                    &rfc3339(start),
-                    &rfc3339(end),
-                )?
-            }
-        };
-        let rules = microsoft::map::Rules {
-            working_elsewhere_is_busy: self.cfg.microsoft.working_elsewhere_is_busy,
-        };
-        let mut refreshed = false;
-        loop {
-            let asked = std::time::Instant::now();
-            let fetched = self.microsoft.delta_page(access, &url).await;
-            run.report.provider_ms += asked.elapsed().as_secs_f64() * 1000.0;
-            let page = match fetched {
-                Ok(p) => p,
-                // A refused access token that looked fresh (revoked, or expired early on a long
-                // sync): refresh once, then ask for the same page again.
-                Err(ProviderError::Unauthorized) if !refreshed => {
-                    *access = self.access_token(run.group, Some(access.as_str())).await?;
-                    refreshed = true;
-                    continue;
-                }
-                Err(ProviderError::SyncTokenInvalid) if !run.full => return Err(Restart::FullSync),
-                Err(e) => return Err(Restart::Failed(e.into())),
-            };
-            run.report.pages += 1;
-            let changes = page
-                .value
-                .iter()
-                .map(|ev| microsoft::map::map_event(ev, rules))
-                .collect::<Result<Vec<Change>, _>>()
-                .map_err(ProviderError::from)?;
-            self.apply(run, changes).await?;
-            match (page.next_link, page.delta_link) {
-                (Some(next), _) => url = next,
-                (None, Some(delta)) => return Ok(Some(delta)),
-                (None, None) => {
-                    return Err(Restart::Failed(
-                        ProviderError::Decode("a delta page without links".into()).into(),
-                    ))
-                }
-            }
-        }
-    }
-
-    /// Takes one page of changes into the run's buffer (the last change of an id winning), staging
-    /// the buffer when it grows past `buffer_events`, and keeps the run's claim alive.
-    async fn apply(&self, run: &mut Run<'_>, changes: Vec<Change>) -> Result<(), Restart> {
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
-        for (i, c) in changes.iter().enumerate() {
-            last.insert(c.external_id(), i);
-        }
-        let keep: Vec<bool> = (0..changes.len())
-            .map(|i| last.get(changes[i].external_id()) == Some(&i))
-            .collect();
-        drop(last);
-        let kept: Vec<Change> = changes
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(change, keep)| keep.then_some(change))
-            .collect();
-        if run.report_bookings {
-            let page: Vec<&Change> = kept.iter().collect();
-            self.note_bookings(run, &page).await?;
-        }
-        for change in kept {
-            run.buffer.push(change);
-        }
-        if run.buffer.rows.len() >= self.cfg.sync.buffer_events {
-            let writing = Instant::now();
-            let rows = run.buffer.take_rows();
-            let mut tx = self.pool.begin().await.map_err(Error::from)?;
-            run.buffer.staged += events::stage(&mut tx, &run.buffer.run_id, &rows, run.stamp).await?;
-            tx.commit().await.map_err(Error::from)?;
-            run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
-        }
-        let lease = self.cfg.sync.lease;
-        if run.claim_renewed.elapsed() > lease / 3 {
-            if !run.claim.renew(&self.pool, lease).await? {
-                return Err(Restart::Moved); // another process took the calendar over
-            }
-            run.claim_renewed = Instant::now();
-        }
-        Ok(())
-    }
-
     async fn record_failure(&self, group: &Group, e: &Error) {
         if matches!(e, Error::ProviderConfig(_)) {
             // calsync's own configuration is wrong, not this calendar: nothing is written to Cal.com's
@@ -711,79 +392,6 @@ impl Engine {
     }
 }
 
-struct Run<'a> {
-    group: &'a Group,
-    full: bool,
-    stamp: NaiveDateTime,
-    /// Two-way sync is on for the calendar's user (`calendar-subscription-sync`).
-    report_bookings: bool,
-    /// With it: the last change of each event that may be a booking, by external id.
-    bookings: HashMap<String, bookings::Seen>,
-    /// The calendar's time zone, as the provider's listing gave it (all-day events span its days).
-    tz: Tz,
-    report: SyncReport,
-    buffer: Buffer,
-    claim: &'a Lease,
-    claim_renewed: Instant,
-    /// Keep the legacy JSON cache of the calendar's credential current (`calendar-cache-sql-write`).
-    legacy_write: bool,
-}
-
-/// The changes a sync has read and not yet written: rows to upsert in memory (each external id
-/// once), rows staged in the database when memory would grow past `buffer_events`, and the ids
-/// whose last change removes them. Writing the staged rows, then the rows in memory, then the
-/// removals gives every external id its last change.
-struct Buffer {
-    run_id: String,
-    rows: Vec<CacheEvent>,
-    index: HashMap<String, usize>,
-    removed: HashSet<String>,
-    staged: u64,
-}
-
-impl Buffer {
-    fn new() -> Self {
-        Buffer {
-            run_id: uuid::Uuid::now_v7().to_string(),
-            rows: Vec::new(),
-            index: HashMap::new(),
-            removed: HashSet::new(),
-            staged: 0,
-        }
-    }
-
-    fn push(&mut self, change: Change) {
-        match change {
-            Change::Upsert(e) => {
-                self.removed.remove(&e.external_id);
-                match self.index.get(&e.external_id) {
-                    Some(&i) => self.rows[i] = e,
-                    None => {
-                        self.index.insert(e.external_id.clone(), self.rows.len());
-                        self.rows.push(e);
-                    }
-                }
-            }
-            Change::Remove { external_id, .. } => {
-                if let Some(i) = self.index.remove(&external_id) {
-                    // Keep positions stable: swap the row out and fix the index of the moved one.
-                    self.rows.swap_remove(i);
-                    if let Some(moved) = self.rows.get(i) {
-                        self.index.insert(moved.external_id.clone(), i);
-                    }
-                }
-                self.removed.insert(external_id);
-            }
-        }
-    }
-
-    /// The rows in memory, leaving the buffer's memory part empty.
-    fn take_rows(&mut self) -> Vec<CacheEvent> {
-        self.index.clear();
-        std::mem::take(&mut self.rows)
-    }
-}
-
 /// Why `sync_once` stopped early.
 enum Restart {
     /// The sync token was refused: run again as a full sync.
@@ -814,8 +422,4 @@ fn stable_hash(s: &str) -> u64 {
 
 fn not_found(id: &str) -> Error {
     Error::NotFound(format!("selected calendar {id} does not exist"))
-}
-
-fn rfc3339(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

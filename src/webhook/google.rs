@@ -11,7 +11,8 @@ use super::{Request, Response};
 use crate::db::{self, calendars};
 use crate::error::Error;
 pub use crate::providers::google::channel::{channel_token, verify_token, Token};
-use crate::sync::{Engine, GOOGLE};
+use crate::providers::google::INTEGRATION as GOOGLE;
+use crate::sync::Engine;
 
 /// What a verified notification asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

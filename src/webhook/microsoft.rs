@@ -147,7 +147,7 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
         .map(|(sub, action)| (engine.ticket(&format!("microsoft:{sub}")), sub, action))
         .collect();
     let subs: Vec<String> = tickets.iter().map(|(_, sub, _)| sub.clone()).collect();
-    let lookup = calendars::by_channels(&engine.front, crate::sync::OFFICE365, &subs);
+    let lookup = calendars::by_channels(&engine.front, crate::providers::microsoft::INTEGRATION, &subs);
     let rows = match db::within(engine.cfg.connect_timeout, "looking up the subscriptions", lookup).await {
         Ok(rows) => rows,
         Err(e) => {
@@ -225,7 +225,7 @@ async fn act(engine: &Engine, ticket: Ticket, id: &str, action: Action) {
     // subscription) and recreates one Graph no longer has (404).
     let channel = match action {
         Action::Sync => Ok(()),
-        Action::Renew | Action::Recreate => engine.renew_graph_subscription(id).await.map(drop),
+        Action::Renew | Action::Recreate => engine.renew_channel(id).await.map(drop),
     };
     if let Err(e) = channel {
         tracing::warn!(calendar = %id, integration = "office365_calendar", code = e.code(), error = %e, "could not renew or recreate a Graph subscription");

@@ -5,11 +5,12 @@
 //! including `outOfOffice` and `focusTime`. All-day events (`start.date`) span local midnight to
 //! midnight in the calendar's time zone, not UTC.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 
 use super::wire::{Event, EventTime};
 use crate::model::{CacheEvent, Change, Unreadable};
+pub use crate::time::{local_to_utc, parse_instant};
 
 /// Options of the busy rules.
 #[derive(Debug, Clone, Copy)]
@@ -95,29 +96,6 @@ pub fn to_utc(t: &EventTime, calendar_tz: Tz) -> Option<NaiveDateTime> {
     }
     let date = NaiveDate::parse_from_str(t.date.as_deref()?, "%Y-%m-%d").ok()?;
     Some(local_to_utc(calendar_tz, date.and_time(NaiveTime::MIN)))
-}
-
-/// Wall-clock time in `tz` as UTC. Ambiguous times (clocks falling back) take the earlier instant;
-/// times in a gap (clocks springing forward) are read with the offset in force before it, so 02:30
-/// in a one-hour gap becomes 03:30 after it.
-pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> NaiveDateTime {
-    match tz.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) => t.naive_utc(),
-        chrono::LocalResult::Ambiguous(a, b) => a.naive_utc().min(b.naive_utc()),
-        chrono::LocalResult::None => {
-            // Apply the offset in force just before the gap.
-            let before = tz.offset_from_utc_datetime(&(local - chrono::Duration::hours(24)));
-            let off = chrono::Offset::fix(&before).local_minus_utc();
-            local - chrono::Duration::seconds(off as i64)
-        }
-    }
-}
-
-/// An RFC 3339 instant as naive UTC with millisecond precision (what `TIMESTAMP(3)` keeps).
-pub fn parse_instant(s: &str) -> Option<NaiveDateTime> {
-    let t = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc).naive_utc();
-    let extra = t.and_utc().timestamp_subsec_nanos() % 1_000_000;
-    Some(t - chrono::Duration::nanoseconds(extra as i64))
 }
 
 #[cfg(test)]

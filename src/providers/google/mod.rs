@@ -2,7 +2,10 @@
 
 pub mod channel;
 pub mod map;
+pub mod provider;
 pub mod wire;
+
+pub use provider::{provider, INTEGRATION};
 
 use reqwest::{Method, StatusCode, Url};
 

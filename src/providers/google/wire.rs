@@ -78,15 +78,7 @@ pub struct Channel {
     pub expiration: Option<i64>,
 }
 
-/// The OAuth token endpoint's answer to a refresh.
-#[derive(Debug, Deserialize)]
-pub struct Token {
-    pub access_token: String,
-    pub expires_in: Option<i64>,
-    pub scope: Option<String>,
-    pub token_type: Option<String>,
-    pub refresh_token: Option<String>,
-}
+pub use crate::providers::Token;
 
 fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]

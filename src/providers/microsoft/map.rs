@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 
 use super::wire::{DateTimeZone, Event};
 use crate::model::{CacheEvent, Change, Unreadable};
-use crate::providers::google::map::{local_to_utc, parse_instant};
+use crate::time::{local_to_utc, parse_instant};
 
 /// Options of the busy rules.
 #[derive(Debug, Clone, Copy)]

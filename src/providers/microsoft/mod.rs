@@ -2,13 +2,15 @@
 //! tokens rotate: every refresh returns a new one that must be stored).
 
 pub mod map;
+pub mod provider;
 pub mod wire;
+
+pub use provider::{provider, INTEGRATION};
 
 use reqwest::{Method, StatusCode, Url};
 
-use super::google::wire::Token;
 use super::http::{api_url, classify, decode, rejected, Http, OAuthClient};
-use super::ProviderError;
+use super::{ProviderError, Token};
 use crate::config::MicrosoftConfig;
 use wire::{error_code, DeltaPage, Subscription, SubscriptionPage};
 
