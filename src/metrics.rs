@@ -204,8 +204,6 @@ const RENEWAL_ACTIONS: [&str; 9] = [
     "deferred",
 ];
 
-/// The providers calsync syncs, as metric labels.
-pub const PROVIDERS: [&str; 2] = ["google", "microsoft"];
 /// What a webhook made of a notification: `accepted` (a change, marked and synced), `handshake`
 /// (Google's `sync`, Graph's validation), `ignored` (a state calsync does not act on), `unknown`
 /// (a channel or subscription calsync does not hold, for example one stopped lately), `forged`
@@ -254,7 +252,6 @@ impl Metrics {
     /// series start with `status="error"` (no answer) only: their other statuses are whatever the
     /// provider answers.
     fn start_at_zero(&self) {
-        const STATUSES: [&str; 7] = ["200", "202", "400", "401", "403", "413", "503"];
         const CODES: [&str; 9] = [
             "ok",
             "DB_UNAVAILABLE",
@@ -266,39 +263,6 @@ impl Metrics {
             "PROVIDER_UNAVAILABLE",
             "CLOSED",
         ];
-        const REFRESH: [&str; 5] = ["ok", "invalid_grant", "client_rejected", "unavailable", "rejected"];
-        const ENDPOINTS: [&str; 12] = [
-            "google.token",
-            "google.events.list",
-            "google.events.get",
-            "google.events.watch",
-            "google.channels.stop",
-            "microsoft.token",
-            "microsoft.events.delta",
-            "microsoft.events.get",
-            "microsoft.subscriptions.create",
-            "microsoft.subscriptions.renew",
-            "microsoft.subscriptions.list",
-            "microsoft.subscriptions.delete",
-        ];
-        for p in PROVIDERS {
-            for s in STATUSES {
-                self.webhooks.with_label_values(&[p, s]);
-            }
-            for o in NOTIFICATION_OUTCOMES {
-                self.notifications.with_label_values(&[p, o]);
-            }
-            for kind in ["full", "incremental"] {
-                for o in ["ok", "failed", "restarted", "coalesced"] {
-                    self.syncs.with_label_values(&[p, kind, o]);
-                }
-                self.sync_seconds.with_label_values(&[p, kind]);
-            }
-            self.propagation_seconds.with_label_values(&[p]);
-            for o in REFRESH {
-                self.refreshes.with_label_values(&[p, o]);
-            }
-        }
         for c in CODES {
             self.reads.with_label_values(&[c]);
         }
@@ -307,10 +271,6 @@ impl Metrics {
         }
         for u in crate::model::Uncached::ALL {
             self.uncached.with_label_values(&[u.as_str()]);
-        }
-        for e in ENDPOINTS {
-            self.retries.with_label_values(&[e]);
-            self.requests.with_label_values(&[e, "error"]); // no answer; other statuses as they come
         }
         for a in RENEWAL_ACTIONS {
             self.renewals.with_label_values(&[a]);
@@ -330,6 +290,34 @@ impl Metrics {
             for s in ["in_use", "idle"] {
                 self.connections.with_label_values(&[pool, s]);
             }
+        }
+    }
+
+    /// Creates the series of one provider (its metrics `label`, the `endpoints` it counts
+    /// requests under) at 0, as [`Metrics::default`] does for the rest: the engine calls it for
+    /// each registered provider.
+    pub fn start_provider(&self, p: &str, endpoints: &[&str]) {
+        const STATUSES: [&str; 7] = ["200", "202", "400", "401", "403", "413", "503"];
+        const REFRESH: [&str; 5] = ["ok", "invalid_grant", "client_rejected", "unavailable", "rejected"];
+        for s in STATUSES {
+            self.webhooks.with_label_values(&[p, s]);
+        }
+        for o in NOTIFICATION_OUTCOMES {
+            self.notifications.with_label_values(&[p, o]);
+        }
+        for kind in ["full", "incremental"] {
+            for o in ["ok", "failed", "restarted", "coalesced"] {
+                self.syncs.with_label_values(&[p, kind, o]);
+            }
+            self.sync_seconds.with_label_values(&[p, kind]);
+        }
+        self.propagation_seconds.with_label_values(&[p]);
+        for o in REFRESH {
+            self.refreshes.with_label_values(&[p, o]);
+        }
+        for e in endpoints {
+            self.retries.with_label_values(&[e]);
+            self.requests.with_label_values(&[e, "error"]); // no answer; other statuses as they come
         }
     }
 
@@ -373,15 +361,6 @@ impl Metrics {
     /// Adds one to `family` under `labels`.
     pub fn inc(family: &IntCounterVec, labels: &[&str]) {
         family.with_label_values(labels).inc();
-    }
-}
-
-/// The provider label of an integration.
-pub fn provider(integration: &str) -> &'static str {
-    match integration {
-        "google_calendar" => "google",
-        "office365_calendar" => "microsoft",
-        _ => "other",
     }
 }
 

@@ -107,53 +107,6 @@ impl Change {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nul_is_dropped_from_every_string() {
-        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap();
-        let nul = |s: &str| Some(format!("{s}\0x"));
-        let ev = CacheEvent {
-            external_id: "id\0".into(),
-            etag: "\0e".into(),
-            ical_uid: nul("uid"),
-            ical_sequence: 0,
-            summary: nul("s"),
-            description: nul("d"),
-            location: nul("l"),
-            start: t,
-            end: t,
-            is_all_day: false,
-            time_zone: nul("z"),
-            status: "confirmed",
-            recurring_event_id: nul("r"),
-            original_start: None,
-            external_created: None,
-            external_updated: None,
-            organizer: true,
-        };
-        let Change::Upsert(out) = Change::Upsert(ev).storable() else {
-            unreachable!()
-        };
-        let text = format!("{out:?}");
-        assert!(!text.contains("\\0"), "{text}");
-        assert_eq!(out.external_id, "id");
-        assert_eq!(out.ical_uid.as_deref(), Some("uidx"));
-        let gone = Change::Remove {
-            external_id: "a\0b".into(),
-            cancelled: true,
-            ical_uid: nul("u"),
-        }
-        .storable();
-        assert_eq!(gone.external_id(), "ab");
-    }
-}
-
 /// Why a calendar is not answered from the cache; the caller falls back to a live provider call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -228,4 +181,105 @@ pub struct Target<'a> {
     /// Whom an organisation's delegation credential acts for when it gives the access: the user's
     /// email (`None`: the user's own grant).
     pub acting_for: Option<&'a str>,
+}
+
+/// The parts of an HTTP request a route hands over.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Header names lower-cased.
+    pub headers: std::collections::HashMap<String, String>,
+    /// The raw query string (without `?`).
+    pub query: String,
+    /// The raw body.
+    pub body: String,
+}
+
+impl Request {
+    /// Builds a request from loosely typed JS values: a headers object whose values are strings or
+    /// arrays of strings (the first is used), an optional query string and body.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let mut headers = std::collections::HashMap::new();
+        if let Some(obj) = v.get("headers").and_then(|h| h.as_object()) {
+            for (k, val) in obj {
+                let text = match val {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Array(a) => a.first().and_then(|x| x.as_str()).map(str::to_string),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                };
+                if let Some(t) = text {
+                    headers.insert(k.to_ascii_lowercase(), t);
+                }
+            }
+        }
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+        Request {
+            headers,
+            query: text("query").trim_start_matches('?').to_string(),
+            body: text("body"),
+        }
+    }
+
+    /// A header by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_dropped_from_every_string() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let nul = |s: &str| Some(format!("{s}\0x"));
+        let ev = CacheEvent {
+            external_id: "id\0".into(),
+            etag: "\0e".into(),
+            ical_uid: nul("uid"),
+            ical_sequence: 0,
+            summary: nul("s"),
+            description: nul("d"),
+            location: nul("l"),
+            start: t,
+            end: t,
+            is_all_day: false,
+            time_zone: nul("z"),
+            status: "confirmed",
+            recurring_event_id: nul("r"),
+            original_start: None,
+            external_created: None,
+            external_updated: None,
+            organizer: true,
+        };
+        let Change::Upsert(out) = Change::Upsert(ev).storable() else {
+            unreachable!()
+        };
+        let text = format!("{out:?}");
+        assert!(!text.contains("\\0"), "{text}");
+        assert_eq!(out.external_id, "id");
+        assert_eq!(out.ical_uid.as_deref(), Some("uidx"));
+        let gone = Change::Remove {
+            external_id: "a\0b".into(),
+            cancelled: true,
+            ical_uid: nul("u"),
+        }
+        .storable();
+        assert_eq!(gone.external_id(), "ab");
+    }
+
+    #[test]
+    fn loose_js_headers() {
+        let r = Request::from_json(
+            &serde_json::json!({"headers": {"X-Goog-Channel-ID": ["a", "b"], "x-num": 5, "bad": {}}, "query": "?a=1"}),
+        );
+        assert_eq!(r.header("x-goog-channel-id"), Some("a"));
+        assert_eq!(r.header("X-NUM"), Some("5"));
+        assert_eq!(r.header("bad"), None);
+        assert_eq!(r.query, "a=1");
+    }
 }

@@ -63,6 +63,11 @@ pub fn now_db() -> NaiveDateTime {
     now - chrono::Duration::nanoseconds(now.and_utc().timestamp_subsec_nanos() as i64 % 1_000_000)
 }
 
+/// An instant as RFC 3339 UTC to the second (`2026-01-01T09:00:00Z`), as provider queries take it.
+pub fn rfc3339(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 /// Wall-clock time in `tz` as UTC. Ambiguous times (clocks falling back) take the earlier instant;
 /// times in a gap (clocks springing forward) are read with the offset in force before it, so 02:30
 /// in a one-hour gap becomes 03:30 after it.

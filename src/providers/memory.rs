@@ -76,6 +76,9 @@ impl Provider for Memory {
     fn label(&self) -> &'static str {
         "memory"
     }
+    fn endpoints(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn expiry_unit_ms(&self) -> i64 {
         1
     }

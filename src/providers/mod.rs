@@ -105,6 +105,8 @@ pub trait Provider: Send + Sync {
     fn integration(&self) -> &'static str;
     /// Its name in metric labels and logs (`google`).
     fn label(&self) -> &'static str;
+    /// The endpoint names its requests are counted under (`google.events.list`, ...).
+    fn endpoints(&self) -> &'static [&'static str];
 
     // ---- access ----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ use crate::db::channels::{self as ledger, Orphan};
 use crate::db::lease::{self, Lease};
 use crate::error::{Error, Result};
 use crate::model::Target;
-use crate::providers::{Granted, ProviderError};
+use crate::providers::ProviderError;
 use crate::time::now_db;
 
 /// What `subscribe` did.
@@ -87,8 +87,7 @@ impl Engine {
         let ledger_id = uuid::Uuid::new_v4().to_string();
         let chosen = provider.names_channels().then_some(ledger_id.as_str());
         ledger::opening(&self.pool, &ledger_id, chosen, group).await?;
-        let granted: Result<Granted> = provider.open_channel(&access, &group.target(), &ledger_id).await;
-        let granted = match granted {
+        let granted = match provider.open_channel(&access, &group.target(), &ledger_id).await {
             Ok(g) => g,
             Err(e) => {
                 // A refused credential or a missing setting opened nothing. Anything else may

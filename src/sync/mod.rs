@@ -104,9 +104,13 @@ impl Engine {
     pub fn new(pools: Pools, cfg: Config) -> Result<Self> {
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
         let http = Http::new(cfg.http.clone(), metrics.clone())?;
+        let providers: Vec<_> = REGISTRY.iter().map(|(_, build)| build(&http, &cfg)).collect();
+        for p in &providers {
+            metrics.start_provider(p.label(), p.endpoints());
+        }
         Ok(Engine {
             flags: Flags::new(cfg.flag_cache_ttl),
-            providers: REGISTRY.iter().map(|(_, build)| build(&http, &cfg)).collect(),
+            providers,
             gates: Gates::new(cfg.sync.min_interval),
             pool: pools.back,
             front: pools.front,

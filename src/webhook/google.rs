@@ -1,65 +1,16 @@
-//! Google push notifications (SPEC §5): `X-Goog-*` headers, channel tokens compared in constant time,
-//! `sync` handshakes answered without work, `exists`/`not_exists` turned into an incremental sync.
-//!
-//! Channel tokens: calsync gives each channel its own token, the hex HMAC-SHA256 of the channel id
-//! keyed by `GOOGLE_WEBHOOK_TOKEN`, so one leaked token opens one channel only. Channels created
-//! with the plain shared token (the TypeScript implementation's) are accepted too.
+//! Google push notifications (SPEC §5), once `providers::google::channel` has read and verified
+//! them: `sync` handshakes answered without work, `exists`/`not_exists` checked against the channel's
+//! calendar (its resource id; the shared token never opens a channel calsync opened), marked, and
+//! turned into an incremental sync.
 
 use std::sync::Arc;
 
 use super::{Request, Response};
 use crate::db::{self, calendars};
 use crate::error::Error;
-pub use crate::providers::google::channel::{channel_token, verify_token, Token};
+use crate::providers::google::channel::{verify, Notice, Token};
 use crate::providers::google::INTEGRATION as GOOGLE;
 use crate::sync::Engine;
-
-/// What a verified notification asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// The handshake after a channel is created.
-    Handshake,
-    /// Something changed on the watched resource.
-    Changed {
-        channel_id: String,
-        resource_id: Option<String>,
-        token: Token,
-    },
-    /// A state calsync does not act on.
-    Ignored,
-}
-
-/// Checks headers and token without touching the database. `Err` is the response to send.
-pub fn verify(req: &Request, secret: Option<&str>) -> Result<Notice, Response> {
-    let Some(channel_id) = req.header("x-goog-channel-id").filter(|c| !c.is_empty()) else {
-        return Err(Response::json(400, "rejected", Some("missing X-Goog-Channel-ID")));
-    };
-    let Some(state) = req.header("x-goog-resource-state") else {
-        return Err(Response::json(400, "rejected", Some("missing X-Goog-Resource-State")));
-    };
-    let Some(secret) = secret else {
-        return Err(Response::json(
-            503,
-            "unconfigured",
-            Some("GOOGLE_WEBHOOK_TOKEN is not configured"),
-        ));
-    };
-    let Some(presented) = req.header("x-goog-channel-token") else {
-        return Err(Response::json(401, "rejected", Some("missing channel token")));
-    };
-    let Some(token) = verify_token(secret, channel_id, presented) else {
-        return Err(Response::json(403, "rejected", Some("invalid channel token")));
-    };
-    Ok(match state {
-        "sync" => Notice::Handshake,
-        "exists" | "not_exists" => Notice::Changed {
-            channel_id: channel_id.to_string(),
-            resource_id: req.header("x-goog-resource-id").map(str::to_string),
-            token,
-        },
-        _ => Notice::Ignored,
-    })
-}
 
 /// Handles one Google notification end to end; never fails. Each one is counted by outcome
 /// (`calsync_webhook_notifications_total`), and the ones an operator should see are logged.
@@ -72,7 +23,8 @@ pub async fn handle(engine: &Arc<Engine>, req: &Request, wait: bool) -> Response
 async fn answer(engine: &Arc<Engine>, req: &Request, wait: bool) -> (&'static str, Response) {
     let secret = engine.cfg.google.webhook_token.as_ref().map(|s| s.expose());
     let (channel_id, resource_id, token) = match verify(req, secret) {
-        Err(resp) => {
+        Err(refused) => {
+            let resp = Response::json(refused.status, refused.outcome, Some(refused.message));
             let outcome = match resp.status {
                 503 => "unconfigured",
                 400 => "malformed",
@@ -197,78 +149,4 @@ fn synced(result: crate::error::Result<crate::sync::SyncReport>) -> Response {
 fn unavailable(e: &Error) -> Response {
     tracing::error!(provider = "google", code = e.code(), error = %e, "database error while handling a Google notification; answered 503 (Google retries)");
     Response::json(503, "unavailable", Some(e.code()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(pairs: &[(&str, &str)]) -> Request {
-        Request {
-            headers: pairs
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn derived_and_shared_tokens_are_accepted() {
-        let t = channel_token("s3cret", "chan-1");
-        assert_eq!(t.len(), 64);
-        assert_eq!(verify_token("s3cret", "chan-1", &t), Some(Token::Derived));
-        assert_eq!(verify_token("s3cret", "chan-1", "s3cret"), Some(Token::Shared));
-        assert_eq!(
-            verify_token("s3cret", "chan-2", &t),
-            None,
-            "a token opens its own channel only"
-        );
-        assert_eq!(verify_token("s3cret", "chan-1", ""), None);
-        assert_eq!(verify_token("s3cret", "chan-1", &t[..63]), None);
-    }
-
-    #[test]
-    fn header_checks() {
-        let tok = channel_token("k", "c");
-        let ok = |state: &str| {
-            req(&[
-                ("X-Goog-Channel-ID", "c"),
-                ("X-Goog-Channel-Token", &tok),
-                ("X-Goog-Resource-State", state),
-                ("X-Goog-Resource-ID", "r"),
-            ])
-        };
-        assert_eq!(verify(&ok("sync"), Some("k")), Ok(Notice::Handshake));
-        assert_eq!(
-            verify(&ok("exists"), Some("k")),
-            Ok(Notice::Changed {
-                channel_id: "c".into(),
-                resource_id: Some("r".into()),
-                token: Token::Derived,
-            })
-        );
-        assert_eq!(verify(&ok("whatever"), Some("k")), Ok(Notice::Ignored));
-        assert_eq!(verify(&ok("exists"), Some("other")).unwrap_err().status, 403);
-        assert_eq!(verify(&ok("exists"), None).unwrap_err().status, 503);
-        assert_eq!(
-            verify(&req(&[("X-Goog-Resource-State", "exists")]), Some("k"))
-                .unwrap_err()
-                .status,
-            400
-        );
-        let no_token = req(&[("X-Goog-Channel-ID", "c"), ("X-Goog-Resource-State", "exists")]);
-        assert_eq!(verify(&no_token, Some("k")).unwrap_err().status, 401);
-    }
-
-    #[test]
-    fn loose_js_headers() {
-        let r = Request::from_json(
-            &serde_json::json!({"headers": {"X-Goog-Channel-ID": ["a", "b"], "x-num": 5, "bad": {}}, "query": "?a=1"}),
-        );
-        assert_eq!(r.header("x-goog-channel-id"), Some("a"));
-        assert_eq!(r.header("X-NUM"), Some("5"));
-        assert_eq!(r.header("bad"), None);
-        assert_eq!(r.query, "a=1");
-    }
 }

@@ -1,80 +1,16 @@
-//! Microsoft Graph notifications (SPEC §5): the validation handshake (the decoded token echoed as
-//! `text/plain`, nothing else), change notifications checked item by item (`clientState` compared in
-//! constant time; a wrong one is ignored and counted, the rest of the batch processed), lifecycle
-//! events (`reauthorizationRequired` → renew, `subscriptionRemoved` → recreate, `missed` → resync).
-//! The answer (202) does not wait for the syncs unless asked to: Graph wants it within seconds.
+//! Microsoft Graph notifications (SPEC §5), once `providers::microsoft::notify` has read and checked
+//! them: the validation handshake (the decoded token echoed as `text/plain`, nothing else), each
+//! batch's subscriptions looked up, marked, and acted on (`reauthorizationRequired` → renew,
+//! `subscriptionRemoved` → recreate, changes and `missed` → resync). The answer (202) does not wait
+//! for the syncs unless asked to: Graph wants it within seconds.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use subtle::ConstantTimeEq;
 
 use super::{Request, Response};
 use crate::db::{self, calendars};
-use crate::providers::microsoft::wire::Notification;
+use crate::providers::microsoft::notify::{triage, validation_token, Action, Tally, MAX_BODY};
 use crate::sync::gate::Ticket;
 use crate::sync::Engine;
-
-/// The validation token of a handshake request, percent-decoded, if the query carries one.
-pub fn validation_token(query: &str) -> Option<String> {
-    let url = reqwest::Url::parse(&format!("http://graph.invalid/?{query}")).ok()?;
-    let token = url
-        .query_pairs()
-        .find(|(k, _)| k == "validationToken")
-        .map(|(_, v)| v.into_owned());
-    token
-}
-
-/// What one calendar needs after a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Action {
-    /// Changes (or missed ones): sync incrementally.
-    Sync,
-    /// Renew the subscription, then sync.
-    Renew,
-    /// The subscription is gone: create a new one, then sync.
-    Recreate,
-}
-
-/// Counts of one batch, returned in the response body.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Tally {
-    pub accepted: usize,
-    pub rejected: usize,
-    pub unknown: usize,
-}
-
-/// Checks each item's clientState and sorts what to do per subscription id, without touching the
-/// database. Unparseable items count as rejected.
-pub fn triage(items: &[serde_json::Value], secret: &str) -> (BTreeMap<String, Action>, Tally) {
-    let mut todo: BTreeMap<String, Action> = BTreeMap::new();
-    let mut tally = Tally::default();
-    for raw in items {
-        let Ok(n) = serde_json::from_value::<Notification>(raw.clone()) else {
-            tally.rejected += 1;
-            continue;
-        };
-        let state = n.client_state.as_deref().unwrap_or("");
-        let valid: bool = state.as_bytes().ct_eq(secret.as_bytes()).into();
-        let Some(sub) = n.subscription_id.filter(|_| valid) else {
-            tally.rejected += 1;
-            continue;
-        };
-        let action = match n.lifecycle_event.as_deref() {
-            Some("reauthorizationRequired") => Action::Renew,
-            Some("subscriptionRemoved") => Action::Recreate,
-            _ => Action::Sync, // a change, or `missed`
-        };
-        tally.accepted += 1;
-        let slot = todo.entry(sub).or_insert(action);
-        *slot = (*slot).max(action);
-    }
-    (todo, tally)
-}
-
-/// The largest notification body calsync parses. Graph batches are far smaller (a few hundred bytes
-/// an item); anything bigger is refused before any parsing, unauthenticated as it is.
-pub const MAX_BODY: usize = 1 << 20;
 
 /// Handles one Graph request end to end; never fails. With `wait`, the syncs finish before it
 /// answers. Requests and notification items are counted by outcome
@@ -232,54 +168,4 @@ async fn act(engine: &Engine, ticket: Ticket, id: &str, action: Action) {
     }
     // A failed sync is logged (once, with its code) where it is recorded.
     engine.coalesce(ticket, || engine.sync(id, false)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn validation_tokens_are_decoded() {
-        assert_eq!(
-            validation_token("validationToken=a%20b%3Cscript%3E").as_deref(),
-            Some("a b<script>")
-        );
-        assert_eq!(validation_token("validationToken=x+y").as_deref(), Some("x y"));
-        assert_eq!(validation_token("other=1"), None);
-        assert_eq!(validation_token(""), None);
-    }
-
-    #[test]
-    fn items_are_checked_one_by_one() {
-        let items = vec![
-            json!({"subscriptionId": "s1", "clientState": "k", "changeType": "updated"}),
-            json!({"subscriptionId": "s1", "clientState": "k", "changeType": "created"}),
-            json!({"subscriptionId": "s2", "clientState": "forged", "changeType": "updated"}),
-            json!({"subscriptionId": "s3", "clientState": "k", "lifecycleEvent": "subscriptionRemoved"}),
-            json!({"subscriptionId": "s4", "clientState": "k", "lifecycleEvent": "reauthorizationRequired"}),
-            json!({"subscriptionId": "s5", "clientState": "k", "lifecycleEvent": "missed"}),
-            json!({"subscriptionId": "s6"}),
-            json!("garbage"),
-        ];
-        let (todo, tally) = triage(&items, "k");
-        assert_eq!(
-            tally,
-            Tally {
-                accepted: 5,
-                rejected: 3,
-                unknown: 0
-            }
-        );
-        let got: Vec<(&str, Action)> = todo.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        assert_eq!(
-            got,
-            vec![
-                ("s1", Action::Sync),
-                ("s3", Action::Recreate),
-                ("s4", Action::Renew),
-                ("s5", Action::Sync)
-            ]
-        );
-    }
 }

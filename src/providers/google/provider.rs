@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::model::Target;
 use crate::providers::http::Http;
 use crate::providers::{webhook_settings, Fetched, Granted, Next, Page, Provider, ProviderError, Start, Token};
+use crate::time::rfc3339;
 
 /// Cal.com's integration name for Google calendars.
 pub const INTEGRATION: &str = "google_calendar";
@@ -24,10 +25,6 @@ pub const INTEGRATION: &str = "google_calendar";
 /// Builds the Google provider (its [`crate::providers::REGISTRY`] entry).
 pub fn provider(http: &Http, cfg: &Config) -> Arc<dyn Provider> {
     Arc::new(GoogleClient::new(http.clone(), cfg.google.clone()))
-}
-
-fn rfc3339(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[async_trait]
@@ -38,6 +35,16 @@ impl Provider for GoogleClient {
 
     fn label(&self) -> &'static str {
         "google"
+    }
+
+    fn endpoints(&self) -> &'static [&'static str] {
+        &[
+            "google.token",
+            "google.events.list",
+            "google.events.get",
+            "google.events.watch",
+            "google.channels.stop",
+        ]
     }
 
     fn expiry_unit_ms(&self) -> i64 {

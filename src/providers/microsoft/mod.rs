@@ -2,6 +2,7 @@
 //! tokens rotate: every refresh returns a new one that must be stored).
 
 pub mod map;
+pub mod notify;
 pub mod provider;
 pub mod wire;
 

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::model::Target;
 use crate::providers::http::Http;
 use crate::providers::{webhook_settings, Fetched, Granted, Next, Page, Provider, ProviderError, Start, Token};
-use crate::time::parse_instant;
+use crate::time::{parse_instant, rfc3339};
 
 /// Cal.com's integration name for Outlook calendars.
 pub const INTEGRATION: &str = "office365_calendar";
@@ -25,10 +25,6 @@ pub const INTEGRATION: &str = "office365_calendar";
 /// Builds the Microsoft provider (its [`crate::providers::REGISTRY`] entry).
 pub fn provider(http: &Http, cfg: &Config) -> Arc<dyn Provider> {
     Arc::new(MicrosoftClient::new(http.clone(), cfg.microsoft.clone()))
-}
-
-fn rfc3339(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl MicrosoftClient {
@@ -53,6 +49,18 @@ impl Provider for MicrosoftClient {
 
     fn label(&self) -> &'static str {
         "microsoft"
+    }
+
+    fn endpoints(&self) -> &'static [&'static str] {
+        &[
+            "microsoft.token",
+            "microsoft.events.delta",
+            "microsoft.events.get",
+            "microsoft.subscriptions.create",
+            "microsoft.subscriptions.renew",
+            "microsoft.subscriptions.list",
+            "microsoft.subscriptions.delete",
+        ]
     }
 
     fn expiry_unit_ms(&self) -> i64 {
