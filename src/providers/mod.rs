@@ -1,7 +1,8 @@
 //! Calendar providers behind one interface, [`Provider`]: listing a calendar's changes from a
 //! cursor, push channels, notifications, access tokens, and the mapping of provider events to cache
 //! rows. Each provider lives in its own folder and is listed once in [`REGISTRY`]; the engine, cron
-//! and webhooks name none of them. Providers never touch the database.
+//! and channel bookkeeping name none of them (the two webhook handlers still do). Providers never
+//! touch the database.
 
 pub mod google;
 pub mod http;
