@@ -222,6 +222,19 @@ mod tests {
         assert_eq!(cycle(&edges), None, "an import cycle between top-level modules");
     }
 
+    /// The real graph with one upward import added (the bottom importing the engine, as
+    /// `model.rs` importing `providers` once did): both checks fail on it.
+    #[test]
+    fn an_upward_import_in_the_real_graph_is_caught() {
+        let mut edges = edges();
+        edges.push(("model".into(), "sync".into()));
+        assert_eq!(
+            violations(&edges, layer),
+            vec![&("model".to_string(), "sync".to_string())]
+        );
+        assert!(cycle(&edges).is_some_and(|c| c.contains(&"model".to_string())));
+    }
+
     #[test]
     fn the_checks_catch_what_they_are_for() {
         let src = "use crate::db::calendars;\nuse crate::{error::Result, sync::Engine,\n  model};\nlet x = crate::metrics::provider(y);";
