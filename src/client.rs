@@ -169,7 +169,7 @@ impl Calsync {
     pub async fn renew_watches(&self, opts: &RenewOptions) -> Result<RenewReport> {
         self.logged(async move {
             let r = self.engine.renew(opts, &self.progress).await?;
-            self.engine.metrics.count_renewal(&r.counts());
+            self.engine.metrics.count_renewal(r.counts());
             Ok(r)
         })
         .await

@@ -191,8 +191,9 @@ impl Default for Metrics {
     }
 }
 
-/// The `action` labels of `calsync_renewals_total`.
-const RENEWAL_ACTIONS: [&str; 9] = [
+/// The `action` labels of `calsync_renewals_total`, in the order [`Metrics::count_renewal`] takes
+/// its counts.
+pub const RENEWAL_ACTIONS: [&str; 9] = [
     "subscribed",
     "renewed",
     "shared",
@@ -350,11 +351,11 @@ impl Metrics {
         }
     }
 
-    /// Counts what a renewal pass did to calendars: `(action, calendars)` for actions of
-    /// `calsync_renewals_total` (`subscribed`, `renewed`, `shared`, ...).
-    pub fn count_renewal(&self, counts: &[(&str, u64)]) {
-        for (action, n) in counts {
-            self.renewals.with_label_values(&[action]).inc_by(*n);
+    /// Counts what a renewal pass did to calendars: one count per action of [`RENEWAL_ACTIONS`],
+    /// in its order.
+    pub fn count_renewal(&self, counts: [u64; RENEWAL_ACTIONS.len()]) {
+        for (action, n) in RENEWAL_ACTIONS.into_iter().zip(counts) {
+            self.renewals.with_label_values(&[action]).inc_by(n);
         }
     }
 

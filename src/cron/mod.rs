@@ -96,18 +96,19 @@ impl RenewReport {
         self.peaks.iter().find(|(l, _)| *l == label).map_or(0, |(_, n)| *n)
     }
 
-    /// What the pass did to calendars, as `calsync_renewals_total` counts it by action.
-    pub fn counts(&self) -> [(&'static str, u64); 9] {
+    /// What the pass did to calendars, in the order of `metrics::RENEWAL_ACTIONS` (`subscribed`,
+    /// `renewed`, `shared`, `stopped`, `failed`, `paused`, `resynced`, `orphan_stopped`, `deferred`).
+    pub fn counts(&self) -> [u64; crate::metrics::RENEWAL_ACTIONS.len()] {
         [
-            ("subscribed", self.created),
-            ("renewed", self.renewed),
-            ("shared", self.shared),
-            ("stopped", self.stopped),
-            ("failed", self.failed),
-            ("paused", self.paused),
-            ("resynced", self.resynced),
-            ("orphan_stopped", self.orphans_stopped),
-            ("deferred", self.deferred),
+            self.created,
+            self.renewed,
+            self.shared,
+            self.stopped,
+            self.failed,
+            self.paused,
+            self.resynced,
+            self.orphans_stopped,
+            self.deferred,
         ]
     }
 }

@@ -37,7 +37,7 @@ impl MicrosoftClient {
     /// A subscription's expiration for one requested now: now plus the configured lifetime.
     fn expiration(&self) -> String {
         let ttl = chrono::Duration::from_std(self.config().subscription_ttl).unwrap_or_default();
-        (crate::time::now_utc() + ttl).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        rfc3339(crate::time::now_db() + ttl)
     }
 }
 
