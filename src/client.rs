@@ -123,23 +123,14 @@ impl Calsync {
             .await
     }
 
-    /// Handles a Google push notification; never fails (bad input becomes a 4xx response). The
-    /// sync runs in the background unless `wait`.
-    pub async fn handle_google_webhook(&self, req: &Request, wait: bool) -> Response {
+    /// Handles a webhook request to the route of `integration` (a Google push notification, a
+    /// Microsoft Graph handshake or batch); never fails (bad input becomes a 4xx response). The
+    /// syncs run in the background unless `wait`.
+    pub async fn handle_webhook(&self, integration: &str, req: &Request, wait: bool) -> Response {
         self.logged(async move {
-            let res = webhook::google::handle(&self.engine, req, wait).await;
-            Metrics::inc(&self.engine.metrics.webhooks, &["google", &res.status.to_string()]);
-            res
-        })
-        .await
-    }
-
-    /// Handles a Microsoft Graph request (validation handshake, change or lifecycle notifications);
-    /// never fails. Syncs run in the background unless `wait`.
-    pub async fn handle_microsoft_webhook(&self, req: &Request, wait: bool) -> Response {
-        self.logged(async move {
-            let res = webhook::microsoft::handle(&self.engine, req, wait).await;
-            Metrics::inc(&self.engine.metrics.webhooks, &["microsoft", &res.status.to_string()]);
+            let res = webhook::handle(&self.engine, integration, req, wait).await;
+            let label = self.engine.label(integration);
+            Metrics::inc(&self.engine.metrics.webhooks, &[label, &res.status.to_string()]);
             res
         })
         .await

@@ -161,47 +161,27 @@ pub struct ChannelRow {
     pub in_ledger: bool,
 }
 
-/// Finds the `integration` calendar row carrying channel `channel_id`, else the calendar the
+/// For each of these channel ids, the `integration` calendar row carrying it, else the calendar the
 /// channel ledger records it for (a channel whose opening has not stored it yet, or an old one not
-/// yet stopped).
-pub async fn by_channel(pool: &PgPool, integration: &str, channel_id: &str) -> Result<Option<ChannelRow>> {
-    let row = stmt(
-        r#"SELECT id, resource, integration, from_ledger,
-                  EXISTS (SELECT 1 FROM "CalendarSyncChannel" WHERE "channelId" = $1 AND integration = $2) AS in_ledger
-           FROM (
-             SELECT sc.id, sc."channelResourceId" AS resource, sc.integration, false AS from_ledger
-             FROM "SelectedCalendar" sc WHERE sc."channelId" = $1 AND sc.integration = $2
-             UNION ALL
-             SELECT sc.id, l."resourceId", sc.integration, true
-             FROM "CalendarSyncChannel" l JOIN "SelectedCalendar" sc ON sc.id = l."selectedCalendarId"
-             WHERE l."channelId" = $1 AND l.integration = $2
-           ) x ORDER BY from_ledger, id LIMIT 1"#,
-    )
-    .text(channel_id)
-    .text(integration)
-    .fetch_optional(pool)
-    .await?;
-    Ok(match row {
-        Some(r) => Some(ChannelRow {
-            selected_calendar_id: r.try_get("id")?,
-            resource_id: r.try_get("resource")?,
-            integration: r.try_get("integration")?,
-            from_ledger: r.try_get("from_ledger")?,
-            in_ledger: r.try_get("in_ledger")?,
-        }),
-        None => None,
-    })
-}
-
-/// The `integration` rows carrying each of these channel ids (one per channel).
+/// yet stopped). One statement for a whole batch.
 pub async fn by_channels(
     pool: &PgPool,
     integration: &str,
     channel_ids: &[String],
 ) -> Result<HashMap<String, ChannelRow>> {
     let rows = stmt(
-        r#"SELECT DISTINCT ON ("channelId") "channelId", id, "channelResourceId", integration
-           FROM "SelectedCalendar" WHERE "channelId" = ANY($1) AND integration = $2 ORDER BY "channelId", id"#,
+        r#"SELECT DISTINCT ON (channel) channel, id, resource, integration, from_ledger,
+                  EXISTS (SELECT 1 FROM "CalendarSyncChannel" l
+                          WHERE l."channelId" = x.channel AND l.integration = $2) AS in_ledger
+           FROM (
+             SELECT sc."channelId" AS channel, sc.id, sc."channelResourceId" AS resource, sc.integration,
+                    false AS from_ledger
+             FROM "SelectedCalendar" sc WHERE sc."channelId" = ANY($1) AND sc.integration = $2
+             UNION ALL
+             SELECT l."channelId", sc.id, l."resourceId", sc.integration, true
+             FROM "CalendarSyncChannel" l JOIN "SelectedCalendar" sc ON sc.id = l."selectedCalendarId"
+             WHERE l."channelId" = ANY($1) AND l.integration = $2
+           ) x ORDER BY channel, from_ledger, id"#,
     )
     .texts(channel_ids)
     .text(integration)
@@ -210,13 +190,13 @@ pub async fn by_channels(
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
         out.insert(
-            r.try_get("channelId")?,
+            r.try_get("channel")?,
             ChannelRow {
                 selected_calendar_id: r.try_get("id")?,
-                resource_id: r.try_get("channelResourceId")?,
+                resource_id: r.try_get("resource")?,
                 integration: r.try_get("integration")?,
-                from_ledger: false,
-                in_ledger: false,
+                from_ledger: r.try_get("from_ledger")?,
+                in_ledger: r.try_get("in_ledger")?,
             },
         );
     }

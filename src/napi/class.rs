@@ -110,7 +110,11 @@ impl CalendarSync {
     ) -> Result<WebhookResponse> {
         let core = self.core()?;
         Ok(core
-            .handle_google_webhook(&Request::from_json(&request), WebhookOptions::wait(options))
+            .handle_webhook(
+                crate::providers::google::INTEGRATION,
+                &Request::from_json(&request),
+                WebhookOptions::wait(options),
+            )
             .await
             .into())
     }
@@ -131,7 +135,11 @@ impl CalendarSync {
     ) -> Result<WebhookResponse> {
         let core = self.core()?;
         Ok(core
-            .handle_microsoft_webhook(&Request::from_json(&request), WebhookOptions::wait(options))
+            .handle_webhook(
+                crate::providers::microsoft::INTEGRATION,
+                &Request::from_json(&request),
+                WebhookOptions::wait(options),
+            )
             .await
             .into())
     }

@@ -13,9 +13,9 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::model::{CacheEvent, Change, Target};
+use crate::model::{CacheEvent, Change, Request, Response, Target};
 use crate::providers::http::Http;
-use crate::providers::{Fetched, Granted, Next, Page, Provider, ProviderError, Start, Token};
+use crate::providers::{Fetched, Granted, Inbound, Next, Page, Provider, ProviderError, Start, Token};
 
 /// The integration name of memory calendars.
 pub const INTEGRATION: &str = "memory_calendar";
@@ -190,5 +190,14 @@ impl Provider for Memory {
     }
     async fn find_channels(&self, _access: &str, _calendar: &Target<'_>) -> Result<Vec<String>, ProviderError> {
         Ok(Vec::new())
+    }
+
+    fn read_webhook(&self, _req: &Request) -> Inbound {
+        let reason = "the memory provider sends no notifications";
+        Inbound::answer("malformed", Response::json(400, "rejected", Some(reason)), reason)
+    }
+
+    fn batches_notices(&self) -> bool {
+        false
     }
 }

@@ -1,8 +1,8 @@
 //! Calendar providers behind one interface, [`Provider`]: listing a calendar's changes from a
 //! cursor, push channels, notifications, access tokens, and the mapping of provider events to cache
-//! rows. Each provider lives in its own folder and is listed once in [`REGISTRY`]; the engine, cron
-//! and channel bookkeeping name none of them (the two webhook handlers still do). Providers never
-//! touch the database.
+//! rows. Each provider lives in its own folder and is listed once in [`REGISTRY`]; the engine, cron,
+//! channel bookkeeping and the webhook handler name none of them. Providers never touch the
+//! database.
 
 pub mod google;
 pub mod http;
@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use crate::config::Config;
 pub use crate::error::ProviderError;
 use crate::error::Result;
-use crate::model::{Change, Target};
+use crate::model::{Change, Request, Response, Target};
 
 /// Every provider calsync syncs: its integration name (`SelectedCalendar.integration`,
 /// `Credential.type`) and how to build it. Adding a provider is a folder and one line here.
@@ -99,6 +99,72 @@ pub struct Granted {
     pub expiration: Option<NaiveDateTime>,
 }
 
+/// What a provider made of a webhook request, before any database work.
+#[derive(Debug)]
+pub enum Inbound {
+    /// Answer at once: a handshake, a state calsync does not act on, or a refusal. The request's
+    /// `items` are counted under `outcome` (`handshake`, `ignored`, `unconfigured`, `malformed`,
+    /// `forged`); `reason` says why a refusal was refused, for the log (it names no secret).
+    Answer {
+        outcome: &'static str,
+        items: usize,
+        response: Response,
+        reason: &'static str,
+    },
+    /// Verified notices, one per channel. `accepted`: how many items of the request they came
+    /// from; `rejected`: items that failed verification, ignored (the rest still count).
+    Notices {
+        notices: Vec<Notice>,
+        accepted: usize,
+        rejected: usize,
+    },
+}
+
+impl Inbound {
+    /// An answer to one request item.
+    pub fn answer(outcome: &'static str, response: Response, reason: &'static str) -> Self {
+        Inbound::Answer {
+            outcome,
+            items: 1,
+            response,
+            reason,
+        }
+    }
+}
+
+/// A verified notification about one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The channel (Google's channel id, Graph's subscription id).
+    pub channel_id: String,
+    /// The watched resource the notice names, when it must match the channel's.
+    pub resource: Resource,
+    /// It presented the shared webhook secret rather than its channel's own token: good only for
+    /// channels calsync did not open (the TypeScript implementation's).
+    pub shared_secret: bool,
+    pub action: Action,
+}
+
+/// Whether a notice's resource is checked against its channel's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// The provider's notices are not checked this way.
+    Unchecked,
+    /// The resource the notice names (none: it named none, which matches no stored channel).
+    Named(Option<String>),
+}
+
+/// What a channel's calendar needs after a notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Changes (or missed ones): sync incrementally.
+    Sync,
+    /// Renew the channel, then sync.
+    Renew,
+    /// The provider dropped the channel: recreate it (renewal asks the provider first), then sync.
+    Recreate,
+}
+
 /// A calendar provider, as the engine, cron and webhooks use it.
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
@@ -173,6 +239,15 @@ pub trait Provider: Send + Sync {
     /// The provider's live channels of this calendar that calsync may have opened, for a ledger row
     /// whose channel id was never stored (none when calsync names channels).
     async fn find_channels(&self, access: &str, calendar: &Target<'_>) -> Result<Vec<String>, ProviderError>;
+
+    // ---- notifications ----------------------------------------------------------------------
+
+    /// Reads and verifies a webhook request without touching the database (secrets compared in
+    /// constant time). Never fails: bad input becomes an [`Inbound::Answer`].
+    fn read_webhook(&self, req: &Request) -> Inbound;
+    /// Whether a request carries a batch of notices, answered 202 with its counts (Graph); else
+    /// its one notice is answered with its own outcome (Google).
+    fn batches_notices(&self) -> bool;
 }
 
 /// Both webhook settings a push needs, or an error naming the missing configuration.

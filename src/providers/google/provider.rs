@@ -9,14 +9,17 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
-use super::channel::channel_token;
+use super::channel::{self, channel_token, verify};
 use super::map::{map_event, Rules};
 use super::{GoogleClient, ListQuery};
 use crate::config::Config;
 use crate::error::Result;
-use crate::model::Target;
+use crate::model::{Request, Response, Target};
 use crate::providers::http::Http;
-use crate::providers::{webhook_settings, Fetched, Granted, Next, Page, Provider, ProviderError, Start, Token};
+use crate::providers::{
+    webhook_settings, Action, Fetched, Granted, Inbound, Next, Notice, Page, Provider, ProviderError, Resource, Start,
+    Token,
+};
 use crate::time::rfc3339;
 
 /// Cal.com's integration name for Google calendars.
@@ -200,5 +203,40 @@ impl Provider for GoogleClient {
 
     async fn find_channels(&self, _access: &str, _calendar: &Target<'_>) -> Result<Vec<String>, ProviderError> {
         Ok(Vec::new()) // calsync names every channel: the ledger always knows its id
+    }
+
+    fn read_webhook(&self, req: &Request) -> Inbound {
+        let secret = self.cfg.webhook_token.as_ref().map(|s| s.expose());
+        match verify(req, secret) {
+            Err(refused) => {
+                let outcome = match refused.status {
+                    503 => "unconfigured",
+                    400 => "malformed",
+                    _ => "forged",
+                };
+                let response = Response::json(refused.status, refused.outcome, Some(refused.message));
+                Inbound::answer(outcome, response, refused.message)
+            }
+            Ok(channel::Notice::Handshake) => Inbound::answer("handshake", Response::json(200, "handshake", None), ""),
+            Ok(channel::Notice::Ignored) => Inbound::answer("ignored", Response::json(200, "ignored", None), ""),
+            Ok(channel::Notice::Changed {
+                channel_id,
+                resource_id,
+                token,
+            }) => Inbound::Notices {
+                notices: vec![Notice {
+                    channel_id,
+                    resource: Resource::Named(resource_id),
+                    shared_secret: token == channel::Token::Shared,
+                    action: Action::Sync,
+                }],
+                accepted: 1,
+                rejected: 0,
+            },
+        }
+    }
+
+    fn batches_notices(&self) -> bool {
+        false
     }
 }

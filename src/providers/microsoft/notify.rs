@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
 
 use super::wire::Notification;
+use crate::providers::Action;
 
 /// The validation token of a handshake request, percent-decoded, if the query carries one.
 pub fn validation_token(query: &str) -> Option<String> {
@@ -19,23 +20,11 @@ pub fn validation_token(query: &str) -> Option<String> {
     token
 }
 
-/// What one calendar needs after a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Action {
-    /// Changes (or missed ones): sync incrementally.
-    Sync,
-    /// Renew the subscription, then sync.
-    Renew,
-    /// The subscription is gone: create a new one, then sync.
-    Recreate,
-}
-
-/// Counts of one batch, returned in the response body.
+/// How many items of a batch passed and failed the clientState check.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
     pub accepted: usize,
     pub rejected: usize,
-    pub unknown: usize,
 }
 
 /// Checks each item's clientState and sorts what to do per subscription id, without touching the
@@ -103,8 +92,7 @@ mod tests {
             tally,
             Tally {
                 accepted: 5,
-                rejected: 3,
-                unknown: 0
+                rejected: 3
             }
         );
         let got: Vec<(&str, Action)> = todo.iter().map(|(k, v)| (k.as_str(), *v)).collect();

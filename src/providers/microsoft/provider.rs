@@ -11,12 +11,15 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::map::{map_event, Rules};
+use super::notify::{triage, validation_token, MAX_BODY};
 use super::{principal, MicrosoftClient, NewSubscription};
 use crate::config::Config;
 use crate::error::Result;
-use crate::model::Target;
+use crate::model::{Request, Response, Target};
 use crate::providers::http::Http;
-use crate::providers::{webhook_settings, Fetched, Granted, Next, Page, Provider, ProviderError, Start, Token};
+use crate::providers::{
+    webhook_settings, Fetched, Granted, Inbound, Next, Notice, Page, Provider, ProviderError, Resource, Start, Token,
+};
 use crate::time::{parse_instant, rfc3339};
 
 /// Cal.com's integration name for Outlook calendars.
@@ -221,5 +224,59 @@ impl Provider for MicrosoftClient {
             })
             .map(|s| s.id.clone())
             .collect())
+    }
+
+    fn read_webhook(&self, req: &Request) -> Inbound {
+        if let Some(token) = validation_token(&req.query) {
+            return Inbound::answer("handshake", Response::text(200, token), "");
+        }
+        let Some(secret) = self.config().webhook_token.as_ref() else {
+            let reason = "MICROSOFT_WEBHOOK_TOKEN is not configured";
+            return Inbound::answer(
+                "unconfigured",
+                Response::json(503, "unconfigured", Some(reason)),
+                reason,
+            );
+        };
+        let malformed =
+            |status, reason| Inbound::answer("malformed", Response::json(status, "rejected", Some(reason)), reason);
+        if req.body.len() > MAX_BODY {
+            return malformed(413, "the body is larger than a Graph notification batch can be");
+        }
+        let items = match serde_json::from_str::<serde_json::Value>(&req.body) {
+            Ok(serde_json::Value::Object(mut body)) => match body.remove("value") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => return malformed(400, "the body has no value array"),
+            },
+            Ok(_) => return malformed(400, "the body has no value array"),
+            Err(_) => return malformed(400, "the body is not JSON"),
+        };
+        let (todo, tally) = triage(&items, secret.expose());
+        if tally.accepted == 0 && tally.rejected > 0 {
+            let reason = "no item carried a valid clientState";
+            return Inbound::Answer {
+                outcome: "forged",
+                items: tally.rejected,
+                response: Response::json(403, "rejected", Some(reason)),
+                reason,
+            };
+        }
+        Inbound::Notices {
+            notices: todo
+                .into_iter()
+                .map(|(channel_id, action)| Notice {
+                    channel_id,
+                    resource: Resource::Unchecked,
+                    shared_secret: false,
+                    action,
+                })
+                .collect(),
+            accepted: tally.accepted,
+            rejected: tally.rejected,
+        }
+    }
+
+    fn batches_notices(&self) -> bool {
+        true
     }
 }
