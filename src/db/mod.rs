@@ -5,6 +5,7 @@
 pub mod bookings;
 pub mod calendars;
 pub mod channels;
+pub mod commit;
 pub mod credentials;
 pub mod events;
 pub mod lease;

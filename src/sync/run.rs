@@ -1,6 +1,7 @@
 //! One sync run under its claim: the listing read page by page into a buffer (staged in the
-//! database past `buffer_events`), then written with the provider's new cursor in one short
-//! transaction that first checks nothing moved underneath.
+//! database past `buffer_events`), then assembled into a [`Commit`] (rows, removals, cursor, window,
+//! outbox) that the database layer writes in one short transaction, which first checks nothing
+//! moved underneath.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -10,9 +11,10 @@ use chrono_tz::Tz;
 
 use super::{bookings, not_found, Engine, Restart, SyncReport};
 use crate::cache::legacy_write;
-use crate::db::calendars::{self, Group};
+use crate::db::calendars::Group;
+use crate::db::commit::{self, Commit, Outbox, Written};
+use crate::db::events;
 use crate::db::lease::Lease;
-use crate::db::{events, outbox};
 use crate::error::Error;
 use crate::flags::{Subject, CACHE_SQL_WRITE, SUBSCRIPTION_SYNC};
 use crate::model::{CacheEvent, Change};
@@ -85,8 +87,9 @@ impl Engine {
         Ok(report)
     }
 
-    /// Writes the sync in one short transaction: the rows and the new token, only if the stored
-    /// token is still the one the sync started from.
+    /// Writes the sync in one short transaction: the engine assembles the [`Commit`], the database
+    /// layer writes it (only if the stored token is still the one the sync started from), and the
+    /// legacy JSON cache is rebuilt from the written rows in the same transaction.
     /// `old`: the cached rows of the bookings the run concerns (two-way sync).
     async fn commit(
         &self,
@@ -96,37 +99,12 @@ impl Engine {
     ) -> Result<(), Restart> {
         let group = run.group;
         let writing = Instant::now();
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        match calendars::lock_token(&mut tx, &group.owner_id, group.pending).await? {
-            None => return Err(not_found(&group.owner_id).into()),
-            Some(current) if current != group.sync_token => return Err(Restart::Moved),
-            Some(_) => {}
-        }
-        let owner = group.owner_id.as_str();
         let found = if run.report_bookings {
-            let found = bookings::found(&run.bookings, old, run.full);
-            outbox::write(&mut tx, owner, group.user_id, &group.integration, &found, run.stamp).await?;
-            found
+            bookings::found(&run.bookings, old, run.full)
         } else {
             Vec::new()
         };
-        let buffer = &mut run.buffer;
-        let replaced = if run.full {
-            events::delete_all(&mut tx, &group.row_ids).await?
-        } else {
-            0
-        };
-        let mut upserted = 0;
-        let mut rows = buffer.take_rows();
-        if run.full && buffer.staged > 0 && !rows.is_empty() {
-            // A full sync that staged pages stages its last ones too (COPY, staged last so they win)
-            // and moves them all in one statement: faster than a bulk upsert of the rest.
-            buffer.staged += events::stage(&mut tx, &buffer.run_id, &rows, run.stamp).await?;
-            rows.clear();
-        }
-        if buffer.staged > 0 {
-            upserted += events::merge_stage(&mut tx, owner, &buffer.run_id, run.stamp, run.full).await?;
-        }
+        let rows = run.buffer.take_rows();
         // When the provider says each event changed (a full sync reads every event, changed lately
         // or not: only incremental syncs measure propagation).
         let updated: Vec<NaiveDateTime> = if run.full {
@@ -134,25 +112,39 @@ impl Engine {
         } else {
             rows.iter().filter_map(|e| e.external_updated).collect()
         };
-        upserted += if run.full && buffer.staged == 0 {
-            // The calendar is empty inside this transaction and the ids are unique: COPY.
-            events::copy_insert(&mut tx, owner, &rows, run.stamp).await?
-        } else {
-            events::upsert(&mut tx, owner, &rows, run.stamp).await?
+        let commit = Commit {
+            owner_id: &group.owner_id,
+            row_ids: &group.row_ids,
+            started_from: group.sync_token.as_deref(),
+            clears_mark: group.pending,
+            token,
+            full: run.full,
+            stamp: run.stamp,
+            rows,
+            removed: run.buffer.removed.drain().collect(),
+            run_id: &run.buffer.run_id,
+            staged: run.buffer.staged,
+            window: run.full.then(|| self.window(run.stamp)),
+            outbox: run.report_bookings.then_some(Outbox {
+                user_id: group.user_id,
+                integration: &group.integration,
+                found: &found,
+            }),
+            read_at: group.read_at,
+            claim: run.claim,
         };
-        let removed: Vec<String> = buffer.removed.drain().collect();
-        let deleted = events::delete(&mut tx, owner, &removed).await?;
-        if run.full {
-            let (start, end) = self.window(run.stamp);
-            calendars::store_window(&mut tx, owner, start, end, run.stamp).await?;
-        }
-        calendars::record_sync_success(&mut tx, &group.row_ids, token, run.stamp, group.read_at, run.claim).await?;
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let (upserted, deleted) = match commit::write(&mut tx, commit).await? {
+            Written::Gone => return Err(not_found(&group.owner_id).into()),
+            Written::Moved => return Err(Restart::Moved),
+            Written::Done { upserted, deleted } => (upserted, deleted),
+        };
         if let (true, Some(credential)) = (run.legacy_write, group.credential_id) {
             let done = legacy_write::refresh(
                 &mut tx,
                 credential,
                 &group.external_id,
-                owner,
+                &group.owner_id,
                 run.stamp,
                 self.cfg.stale_after,
                 self.cfg.pending_grace,
@@ -175,11 +167,7 @@ impl Engine {
         }
         run.report.booking_changes = found;
         run.report.upserted = upserted;
-        run.report.deleted = if run.full {
-            replaced.saturating_sub(upserted)
-        } else {
-            deleted
-        };
+        run.report.deleted = deleted;
         run.report.db_ms += writing.elapsed().as_secs_f64() * 1000.0;
         Ok(())
     }
