@@ -65,6 +65,8 @@ pub struct Config {
     pub google: GoogleConfig,
     /// Microsoft Graph and OAuth settings.
     pub microsoft: MicrosoftConfig,
+    /// CalDAV and Apple iCloud settings.
+    pub caldav: CaldavConfig,
     /// How calsync talks to providers: timeouts and retries.
     pub http: HttpConfig,
     /// What a full sync covers and how sync failures are handled.
@@ -168,6 +170,29 @@ impl MicrosoftConfig {
             subscription_ttl: 3 * DAY,
             page_size: 100,
             working_elsewhere_is_busy: true,
+        }
+    }
+}
+
+/// CalDAV and Apple iCloud settings.
+#[derive(Debug, Clone)]
+pub struct CaldavConfig {
+    /// The key Cal.com encrypts CalDAV and Apple credentials with (`CALENDSO_ENCRYPTION_KEY`).
+    pub encryption_key: Option<Secret>,
+    /// Apple's CalDAV server, `https://caldav.icloud.com` in production (`APPLE_CALDAV_URL`).
+    pub apple_url: String,
+    /// Calendar objects fetched per `calendar-multiget` (one page of a listing).
+    pub page_size: usize,
+}
+
+impl CaldavConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Self {
+        CaldavConfig {
+            encryption_key: get("CALENDSO_ENCRYPTION_KEY")
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            apple_url: get("APPLE_CALDAV_URL").unwrap_or_else(|| "https://caldav.icloud.com".into()),
+            page_size: 100,
         }
     }
 }
@@ -298,6 +323,7 @@ impl Config {
             pending_grace: Duration::from_secs(20),
             google: GoogleConfig::from_lookup(&get),
             microsoft: MicrosoftConfig::from_lookup(&get),
+            caldav: CaldavConfig::from_lookup(&get),
             http: HttpConfig::default(),
             sync: SyncConfig::default(),
             log_level: get("CALSYNC_LOG").unwrap_or_else(|| "warn".into()),

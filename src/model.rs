@@ -53,6 +53,10 @@ pub enum Change {
         cancelled: bool,
         ical_uid: Option<String>,
     },
+    /// Every row of one provider resource is replaced by `rows` (none: it is gone or free). A
+    /// resource is an object that expands to many rows, such as a CalDAV event with its recurrence;
+    /// its rows carry it as `recurring_event_id`.
+    Resource { resource: String, rows: Vec<CacheEvent> },
 }
 
 /// `s` as Postgres `text` can hold it: without U+0000 (real Google events carry it, for example in
@@ -75,17 +79,11 @@ impl Change {
     /// their changes through it, so nothing unstorable reaches the database.
     pub fn storable(self) -> Change {
         match self {
-            Change::Upsert(e) => Change::Upsert(CacheEvent {
-                external_id: storable(e.external_id),
-                etag: storable(e.etag),
-                ical_uid: storable_opt(e.ical_uid),
-                summary: storable_opt(e.summary),
-                description: storable_opt(e.description),
-                location: storable_opt(e.location),
-                time_zone: storable_opt(e.time_zone),
-                recurring_event_id: storable_opt(e.recurring_event_id),
-                ..e
-            }),
+            Change::Upsert(e) => Change::Upsert(e.storable()),
+            Change::Resource { resource, rows } => Change::Resource {
+                resource: storable(resource),
+                rows: rows.into_iter().map(CacheEvent::storable).collect(),
+            },
             Change::Remove {
                 external_id,
                 cancelled,
@@ -98,11 +96,29 @@ impl Change {
         }
     }
 
-    /// The provider's id of the event.
+    /// The provider's id of the event (of the resource, for [`Change::Resource`]).
     pub fn external_id(&self) -> &str {
         match self {
             Change::Upsert(e) => &e.external_id,
             Change::Remove { external_id, .. } => external_id,
+            Change::Resource { resource, .. } => resource,
+        }
+    }
+}
+
+impl CacheEvent {
+    /// The row with every provider string made storable ([`storable`]).
+    pub fn storable(self) -> CacheEvent {
+        CacheEvent {
+            external_id: storable(self.external_id),
+            etag: storable(self.etag),
+            ical_uid: storable_opt(self.ical_uid),
+            summary: storable_opt(self.summary),
+            description: storable_opt(self.description),
+            location: storable_opt(self.location),
+            time_zone: storable_opt(self.time_zone),
+            recurring_event_id: storable_opt(self.recurring_event_id),
+            ..self
         }
     }
 }
@@ -181,6 +197,9 @@ pub struct Target<'a> {
     /// Whom an organisation's delegation credential acts for when it gives the access: the user's
     /// email (`None`: the user's own grant).
     pub acting_for: Option<&'a str>,
+    /// The calendar owner's email (`users.email`; empty when not known): whose own answer to an
+    /// invitation counts, for providers whose events do not say which attendee is the owner.
+    pub user_email: &'a str,
 }
 
 /// The parts of an HTTP request a route hands over.

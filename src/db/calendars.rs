@@ -106,6 +106,7 @@ impl Group {
         crate::model::Target {
             external_id: &self.external_id,
             acting_for: self.acting_for(),
+            user_email: &self.user_email,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Commit<'a> {
     pub rows: Vec<CacheEvent>,
     /// External ids whose last change removed them.
     pub removed: Vec<String>,
+    /// Resources replaced whole: their stored rows go before `rows` are written.
+    pub resources: Vec<String>,
     /// Rows of this run staged earlier under `run_id` (`staged` of them; none: nothing staged).
     pub run_id: &'a str,
     pub staged: u64,
@@ -72,10 +74,10 @@ pub async fn write(tx: &mut PgConnection, c: Commit<'_>) -> Result<Written> {
     if let Some(o) = &c.outbox {
         outbox::write(tx, c.owner_id, o.user_id, o.integration, o.found, c.stamp).await?;
     }
-    let replaced = if c.full {
-        events::delete_all(tx, c.row_ids).await?
+    let (replaced, dropped) = if c.full {
+        (events::delete_all(tx, c.row_ids).await?, 0)
     } else {
-        0
+        (0, events::delete_resources(tx, c.owner_id, &c.resources).await?)
     };
     let mut rows = c.rows;
     let mut staged = c.staged;
@@ -95,7 +97,7 @@ pub async fn write(tx: &mut PgConnection, c: Commit<'_>) -> Result<Written> {
     } else {
         events::upsert(tx, c.owner_id, &rows, c.stamp).await?
     };
-    let deleted = events::delete(tx, c.owner_id, &c.removed).await?;
+    let deleted = dropped + events::delete(tx, c.owner_id, &c.removed).await?;
     if let Some((start, end)) = c.window {
         calendars::store_window(tx, c.owner_id, start, end, c.stamp).await?;
     }

@@ -263,6 +263,21 @@ pub async fn delete(conn: &mut PgConnection, owner: &str, external_ids: &[String
     Ok(done.rows_affected())
 }
 
+/// Deletes every row of `owner` that belongs to one of these resources (`recurringEventId`).
+/// Returns how many existed.
+pub async fn delete_resources(conn: &mut PgConnection, owner: &str, resources: &[String]) -> Result<u64> {
+    if resources.is_empty() {
+        return Ok(0);
+    }
+    let done =
+        query(r#"DELETE FROM "CalendarCacheEvent" WHERE "selectedCalendarId" = $1 AND "recurringEventId" = ANY($2)"#)
+            .bind(owner)
+            .bind(resources)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

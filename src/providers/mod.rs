@@ -4,6 +4,7 @@
 //! channel bookkeeping and the webhook handler name none of them. Providers never touch the
 //! database.
 
+pub mod caldav;
 pub mod google;
 pub mod http;
 #[cfg(test)]
@@ -26,6 +27,8 @@ use crate::model::{Change, Request, Response, Target};
 pub const REGISTRY: &[(&str, Build)] = &[
     (google::INTEGRATION, google::provider),
     (microsoft::INTEGRATION, microsoft::provider),
+    (caldav::CALDAV, caldav::caldav_provider),
+    (caldav::APPLE, caldav::apple_provider),
     #[cfg(test)]
     (memory::INTEGRATION, memory::provider),
 ];
@@ -177,6 +180,11 @@ pub trait Provider: Send + Sync {
 
     // ---- access ----------------------------------------------------------------------------
 
+    /// Access read from the stored `Credential.key` itself, for providers whose key holds a
+    /// password rather than OAuth tokens (CalDAV: the decrypted account). `None`: OAuth, as below.
+    fn key_access(&self, _key: &serde_json::Value) -> Option<Result<String>> {
+        None
+    }
     /// How many milliseconds one unit of `Credential.key.expiry_date` is (Google stores epoch
     /// milliseconds, Microsoft epoch seconds).
     fn expiry_unit_ms(&self) -> i64;
@@ -217,6 +225,10 @@ pub trait Provider: Send + Sync {
     fn keeps_app_ical_uid(&self) -> bool;
     /// Whether Cal.com's legacy JSON cache (`"CalendarCache"`) holds this provider's calendars.
     fn in_legacy_cache(&self) -> bool;
+    /// Whether its listings can tell the app's bookings apart for two-way sync.
+    fn reports_bookings(&self) -> bool {
+        true
+    }
 
     // ---- push channels ----------------------------------------------------------------------
 

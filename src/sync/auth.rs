@@ -67,6 +67,9 @@ pub async fn access_token(
                 "credential {id} is marked invalid; the user must reconnect the calendar"
             )));
         }
+        if let Some(access) = source.key_access(&cred.key) {
+            return key_access(pool, id, access?, rejected).await;
+        }
         if let Some(t) = usable(source, &cred.key, rejected) {
             return Ok(t);
         }
@@ -91,6 +94,23 @@ pub async fn access_token(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// Access that the key itself holds (a password): the server refusing it marks the credential
+/// invalid, as a refused refresh token does.
+async fn key_access(pool: &PgPool, id: i32, access: String, rejected: Option<&str>) -> Result<String> {
+    if rejected != Some(access.as_str()) {
+        return Ok(access);
+    }
+    credentials::mark_invalid(pool, id, None).await?;
+    tracing::warn!(
+        credential_id = id,
+        code = "PROVIDER_AUTH",
+        "the server refused the stored password; credential marked invalid"
+    );
+    Err(Error::ProviderAuth(format!(
+        "the server refused credential {id}'s password; the user must reconnect the calendar"
+    )))
 }
 
 /// The stored access token, if it can be used: fresh, and not the one the provider just refused.

@@ -64,6 +64,8 @@ pub fn seen(change: &Change, uid: Option<&str>) -> Option<Seen> {
         }),
         Change::Remove { cancelled: true, .. } => Some(Seen::Cancelled(uid.map(str::to_string))),
         Change::Remove { .. } => uid.map(|_| Seen::Present),
+        // Providers of whole resources do not take part in two-way sync.
+        Change::Resource { .. } => None,
     }
 }
 
@@ -90,6 +92,7 @@ fn checked(fetched: Fetched, uid: Option<&str>) -> Option<Seen> {
             let uid = uid.or(match &*change {
                 Change::Upsert(e) => uid_of(e.ical_uid.as_deref()),
                 Change::Remove { ical_uid, .. } => uid_of(ical_uid.as_deref()),
+                Change::Resource { .. } => None,
             });
             Some(seen(&change, uid).unwrap_or(Seen::Present)).filter(|_| uid.is_some())
         }
@@ -155,6 +158,7 @@ impl Engine {
                 Change::Remove { ical_uid, .. } => {
                     uid_of(ical_uid.as_deref()).or_else(|| referenced.get(ext).map(String::as_str))
                 }
+                Change::Resource { .. } => None,
             };
             match seen(change, uid) {
                 Some(b) => run.bookings.insert(ext.to_string(), b),

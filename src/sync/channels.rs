@@ -322,10 +322,13 @@ impl Engine {
                 let target = Target {
                     external_id: &o.external_id,
                     acting_for: None,
+                    user_email: "",
                 };
                 let candidates = provider.find_channels(&access, &target).await?;
                 let stored = calendars::by_channels(&self.pool, &o.integration, &candidates).await?;
-                for ch in candidates.iter().filter(|c| !stored.contains_key(*c)) {
+                // Only channels a calendar row carries are in use (the ledger knows the rest).
+                let in_use = |c: &String| stored.get(c).is_some_and(|r| !r.from_ledger);
+                for ch in candidates.iter().filter(|c| !in_use(c)) {
                     if !self.stop(&o.integration, &access, (ch, "")).await {
                         return Ok(stopped);
                     }

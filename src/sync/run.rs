@@ -45,6 +45,7 @@ impl Engine {
             .is_enabled(&self.pool, SUBSCRIPTION_SYNC, Subject::User(group.user_id))
             .await?;
         let provider = self.provider(&group.integration)?;
+        let bookings_flag = bookings_flag && provider.reports_bookings();
         let legacy_write = provider.in_legacy_cache()
             && self
                 .flags
@@ -122,6 +123,7 @@ impl Engine {
             stamp: run.stamp,
             rows,
             removed: run.buffer.removed.drain().collect(),
+            resources: run.buffer.resources.drain().collect(),
             run_id: &run.buffer.run_id,
             staged: run.buffer.staged,
             window: run.full.then(|| self.window(run.stamp)),
@@ -280,12 +282,15 @@ pub(super) struct Run<'a> {
 /// The changes a sync has read and not yet written: rows to upsert in memory (each external id
 /// once), rows staged in the database when memory would grow past `buffer_events`, and the ids
 /// whose last change removes them. Writing the staged rows, then the rows in memory, then the
-/// removals gives every external id its last change.
+/// removals gives every external id its last change. Resources replaced whole ([`Change::Resource`])
+/// have their stored rows deleted first; a listing names each resource once, so none of them has
+/// rows staged by an earlier page.
 struct Buffer {
     run_id: String,
     rows: Vec<CacheEvent>,
     index: HashMap<String, usize>,
     removed: HashSet<String>,
+    resources: HashSet<String>,
     staged: u64,
 }
 
@@ -296,6 +301,7 @@ impl Buffer {
             rows: Vec::new(),
             index: HashMap::new(),
             removed: HashSet::new(),
+            resources: HashSet::new(),
             staged: 0,
         }
     }
@@ -321,6 +327,21 @@ impl Buffer {
                     }
                 }
                 self.removed.insert(external_id);
+            }
+            Change::Resource { resource, rows } => {
+                if !self.resources.insert(resource.clone()) {
+                    // Named again in this run: its earlier rows give way.
+                    self.rows.retain(|r| r.recurring_event_id.as_deref() != Some(&resource));
+                    self.index = self
+                        .rows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (r.external_id.clone(), i))
+                        .collect();
+                }
+                for row in rows {
+                    self.push(Change::Upsert(row));
+                }
             }
         }
     }
