@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use sqlx::PgPool;
 
 use crate::cache::legacy_format::{js_iso, lookup_window};
-use crate::cache::{assemble, Answer, CalendarRow, Query, Route, Selection};
+use crate::cache::{assemble, Answer, CalendarRow, Query, Route, Selection, Staleness};
 use crate::config::LegacyReads;
 use crate::db::reads::{read_pooled, read_prepared, LegacyLookup, Plan};
 use crate::db::sql::pooler_symptom;
@@ -51,8 +50,7 @@ impl CalendarUsers {
 
 /// Where a read's answers come from, and how it reaches the database.
 pub struct ReadOptions<'a> {
-    pub stale_after: Duration,
-    pub pending_grace: Duration,
+    pub bounds: Staleness,
     /// A transaction-mode pooler is in front of Postgres; a read that shows one is (a named
     /// statement gone missing) sets it and is repeated.
     pub pooled: &'a AtomicBool,
@@ -127,7 +125,6 @@ pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, opts: &ReadOption
         &on,
         route.as_ref(),
         now,
-        opts.stale_after,
-        opts.pending_grace,
+        &opts.bounds,
     ))
 }

@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use tracing::instrument::WithSubscriber;
 
 use crate::availability;
-use crate::cache::{Answer, Query};
+use crate::cache::{Answer, Query, Staleness};
 use crate::config::Config;
 use crate::cron::cleanup::CleanupReport;
 use crate::cron::{self, Progress, RenewOptions, RenewReport};
@@ -82,8 +82,7 @@ impl Calsync {
         self.logged(async move {
             let e = &self.engine;
             let opts = availability::ReadOptions {
-                stale_after: e.cfg.stale_after,
-                pending_grace: e.cfg.pending_grace,
+                bounds: Staleness::of(&e.cfg),
                 pooled: &e.pooled,
                 legacy: e.cfg.legacy_reads,
                 users: &self.calendar_users,
@@ -166,6 +165,11 @@ impl Calsync {
         .await
     }
 
+    /// One poll run over the calendars whose provider has no push (CalDAV, iCloud).
+    pub async fn poll_calendars(&self, opts: &crate::cron::poll::PollOptions) -> Result<crate::cron::poll::PollReport> {
+        self.logged(async move { self.engine.poll(opts).await }).await
+    }
+
     /// Every metric in the Prometheus text exposition format (SPEC §13); the gauges are read now.
     pub async fn metrics(&self) -> Result<String> {
         self.logged(async move {
@@ -217,8 +221,7 @@ impl Calsync {
                 &self.engine.pool,
                 scope,
                 crate::time::now_db(),
-                cfg.stale_after,
-                cfg.pending_grace,
+                &Staleness::of(cfg),
             )
             .await
         })

@@ -50,6 +50,9 @@ pub struct Config {
     pub flag_cache_ttl: Duration,
     /// A calendar with neither a successful sync nor a channel confirmation for this long is stale.
     pub stale_after: Duration,
+    /// A polled calendar (CalDAV, iCloud) whose last successful poll is older than this is stale:
+    /// reads go live and sync-on-read polls it (`pollStaleMs`; keep it above the poll cadence).
+    pub poll_stale_after: Duration,
     /// How long a change a provider announced may wait for its sync before reads report the
     /// calendar `stale` rather than answer with what came before it.
     pub pending_grace: Duration,
@@ -321,6 +324,7 @@ impl Config {
             legacy_reads: LegacyReads::Off,
             sync_on_read: true,
             pending_grace: Duration::from_secs(20),
+            poll_stale_after: Duration::from_secs(15 * 60),
             google: GoogleConfig::from_lookup(&get),
             microsoft: MicrosoftConfig::from_lookup(&get),
             caldav: CaldavConfig::from_lookup(&get),

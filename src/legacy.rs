@@ -11,7 +11,7 @@ use sqlx::Row;
 
 pub use crate::cache::legacy_format::Divergence;
 use crate::cache::legacy_format::{compare, parse_row};
-use crate::cache::{assemble, merge_busy, Query, Selection, Span};
+use crate::cache::{assemble, merge_busy, Query, Selection, Span, Staleness};
 use crate::db::reads::rows_by_ids;
 use crate::db::sql::stmt;
 use crate::error::Result;
@@ -43,8 +43,7 @@ pub async fn verify(
     pool: &sqlx::PgPool,
     scope: Scope,
     now: NaiveDateTime,
-    stale_after: Duration,
-    pending_grace: Duration,
+    bounds: &Staleness,
 ) -> Result<Vec<Verdict>> {
     let exists = match scope {
         Scope::All => true,
@@ -136,7 +135,7 @@ pub async fn verify(
             time_min: from,
             time_max: p.max,
         };
-        let answer = assemble(&q, read, &flags, None, now, stale_after, pending_grace);
+        let answer = assemble(&q, read, &flags, None, now, bounds);
         if let Some((_, why)) = answer.uncached.first() {
             out.push(verdict("not_comparable", Some(why.as_str().into()), Vec::new()));
             continue;

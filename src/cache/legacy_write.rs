@@ -11,7 +11,6 @@
 //! asks Google itself, as it did before calsync.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use sqlx::{PgConnection, Row};
@@ -51,8 +50,7 @@ pub async fn refresh(
     external_id: &str,
     synced_owner: &str,
     now: NaiveDateTime,
-    stale_after: Duration,
-    pending_grace: Duration,
+    bounds: &super::Staleness,
 ) -> Result<Refreshed> {
     let (min, max) = window(now);
     let (time_min, time_max) = (js_iso(min), js_iso(max));
@@ -120,7 +118,7 @@ pub async fn refresh(
             time_max: max,
         };
         let rows: Vec<CalendarRow> = group_ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
-        let answer = assemble(&q, rows, &flags, None, now, stale_after, pending_grace);
+        let answer = assemble(&q, rows, &flags, None, now, bounds);
         if !answer.uncached.is_empty() {
             query(r#"DELETE FROM "CalendarCache" WHERE "credentialId" = $1 AND "key" = $2"#)
                 .bind(credential_id)

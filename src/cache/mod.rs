@@ -75,13 +75,34 @@ impl Query {
     }
 }
 
+/// How old a calendar's cache may be before reads stop answering from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staleness {
+    /// A pushed calendar with neither a successful sync nor a channel confirmation for this long.
+    pub stale_after: Duration,
+    /// How long an announced change may wait for its sync.
+    pub pending_grace: Duration,
+    /// A polled calendar whose last successful poll is older than this.
+    pub polled_after: Duration,
+}
+
+impl Staleness {
+    /// The bounds the configuration sets.
+    pub fn of(cfg: &crate::config::Config) -> Self {
+        Staleness {
+            stale_after: cfg.stale_after,
+            pending_grace: cfg.pending_grace,
+            polled_after: cfg.poll_stale_after,
+        }
+    }
+}
+
 /// Decides whether the cache may answer for a calendar over `[min, max)` at `now`.
 pub fn classify(
     row: &CalendarRow,
     flag_on: bool,
     now: NaiveDateTime,
-    stale_after: Duration,
-    pending_grace: Duration,
+    bounds: &Staleness,
     min: NaiveDateTime,
     max: NaiveDateTime,
 ) -> Result<(), Uncached> {
@@ -94,8 +115,10 @@ pub fn classify(
     if row.credential_invalid {
         return Err(Uncached::CredentialInvalid);
     }
+    // A polled calendar has no channel: its polls are what keep it fresh.
+    let polled = crate::providers::polled(&row.integration);
     let live_channel = row.channel_id.is_some() && row.channel_expiration.is_some_and(|exp| exp > now);
-    if !live_channel {
+    if !live_channel && !polled {
         return Err(Uncached::NotSubscribed);
     }
     let Some(synced_at) = row.synced_at else {
@@ -106,10 +129,13 @@ pub fn classify(
     }
     // A change the provider announced that no sync has covered for longer than the grace period:
     // the cache would answer with what came before it.
-    if row.pending_ms.is_some_and(|ms| ms > pending_grace.as_millis() as i64) {
+    if row.pending_ms.is_some_and(|ms| ms > bounds.pending_grace.as_millis() as i64) {
         return Err(Uncached::Stale);
     }
-    let confirmed = row.subscribed_at.map_or(synced_at, |s| s.max(synced_at));
+    let (confirmed, stale_after) = match polled {
+        true => (synced_at, bounds.polled_after),
+        false => (row.subscribed_at.map_or(synced_at, |s| s.max(synced_at)), bounds.stale_after),
+    };
     let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
     if now.signed_duration_since(confirmed) > stale_after {
         return Err(Uncached::Stale);
@@ -234,8 +260,7 @@ pub fn assemble(
     flags: &HashMap<i32, bool>,
     route: Option<&Route>,
     now: NaiveDateTime,
-    stale_after: Duration,
-    pending_grace: Duration,
+    bounds: &Staleness,
 ) -> Answer {
     let (min, max) = (query.time_min.naive_utc(), query.time_max.naive_utc());
     let mut answer = Answer {
@@ -270,7 +295,7 @@ pub fn assemble(
         let from_sql = route.is_none_or(|r| r.sql.get(&row.user_id).copied().unwrap_or(false));
         let flag_on = flags.get(&row.user_id).copied().unwrap_or(false);
         let sql =
-            || classify(row, flag_on, now, stale_after, pending_grace, min, max).map(|()| sql_spans(row, min, max));
+            || classify(row, flag_on, now, bounds, min, max).map(|()| sql_spans(row, min, max));
         let legacy = || legacy_spans(row, route.map_or(max, |r| r.legacy_end), min, max);
         let spans = match if from_sql { sql() } else { legacy() } {
             Ok(spans) => spans,
@@ -336,6 +361,14 @@ pub fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bounds(stale_after: Duration) -> Staleness {
+        Staleness {
+            stale_after,
+            pending_grace: DAY,
+            polled_after: DAY,
+        }
+    }
     use chrono::NaiveDate;
 
     fn t(h: u32, m: u32) -> NaiveDateTime {
@@ -395,45 +428,45 @@ mod tests {
     fn classify_reasons_in_order() {
         let (now, min, max) = (t(12, 0), t(10, 0), t(18, 0));
         let ok = healthy("a", "a");
-        assert_eq!(classify(&ok, true, now, DAY, DAY, min, max), Ok(()));
+        assert_eq!(classify(&ok, true, now, &bounds(DAY), min, max), Ok(()));
         let mut r = ok.clone();
         r.integration = "apple_calendar".into();
         assert_eq!(
-            classify(&r, true, now, DAY, DAY, min, max),
+            classify(&r, true, now, &bounds(DAY), min, max),
             Err(Uncached::UnsupportedProvider)
         );
-        assert_eq!(classify(&ok, false, now, DAY, DAY, min, max), Err(Uncached::FlagOff));
+        assert_eq!(classify(&ok, false, now, &bounds(DAY), min, max), Err(Uncached::FlagOff));
         let mut r = ok.clone();
         r.credential_invalid = true;
         assert_eq!(
-            classify(&r, true, now, DAY, DAY, min, max),
+            classify(&r, true, now, &bounds(DAY), min, max),
             Err(Uncached::CredentialInvalid)
         );
         let mut r = ok.clone();
         r.channel_expiration = Some(t(11, 0));
         assert_eq!(
-            classify(&r, true, now, DAY, DAY, min, max),
+            classify(&r, true, now, &bounds(DAY), min, max),
             Err(Uncached::NotSubscribed)
         );
         let mut r = ok.clone();
         r.synced_at = None;
-        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::NeverSynced));
+        assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Err(Uncached::NeverSynced));
         let mut r = ok.clone();
         r.sync_error_at = Some(t(9, 30));
-        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::SyncFailed));
+        assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Err(Uncached::SyncFailed));
         r.synced_at = Some(t(9, 45)); // a later success clears the failure
-        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Ok(()));
+        assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Ok(()));
         assert_eq!(
-            classify(&ok, true, now, Duration::from_secs(3600), DAY, min, max),
+            classify(&ok, true, now, &bounds(Duration::from_secs(3600)), min, max),
             Err(Uncached::Stale)
         );
         assert_eq!(
-            classify(&ok, true, now, DAY, DAY, min, t(23, 59) + chrono::Duration::minutes(1)),
+            classify(&ok, true, now, &bounds(DAY), min, t(23, 59) + chrono::Duration::minutes(1)),
             Err(Uncached::OutOfWindow)
         );
         let mut r = ok.clone();
         r.window_start = None;
-        assert_eq!(classify(&r, true, now, DAY, DAY, min, max), Err(Uncached::OutOfWindow));
+        assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Err(Uncached::OutOfWindow));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod cleanup;
 pub mod plan;
+pub mod poll;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -209,9 +210,12 @@ pub async fn candidates(pool: &PgPool, integrations: &[&str], ids: Option<&[Stri
 }
 
 impl Engine {
-    /// The integrations of the registered providers.
+    /// The integrations of the registered providers that push (polled ones are `poll`'s).
     fn integrations(&self) -> Vec<&'static str> {
-        self.providers().map(|p| p.integration()).collect()
+        self.providers()
+            .map(|p| p.integration())
+            .filter(|i| !crate::providers::polled(i))
+            .collect()
     }
 
     /// Whether `cal` should be watched: its user's `calendar-subscription-cache` flag is on and its

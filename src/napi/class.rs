@@ -15,7 +15,7 @@ use super::types::{
 use super::types::{BookingChange, TakeOptions};
 use super::types::{
     CleanupOptions, CleanupResult, DropLegacyOptions, HealthCount, LegacyScope, LegacyStage, LegacyVerdict,
-    RenewProgress, RenewReport, RenewWatchesOptions, SettleOptions, Settled,
+    PollOptions, PollReport, RenewProgress, RenewReport, RenewWatchesOptions, SettleOptions, Settled,
 };
 use crate::cache::{Query, Selection};
 use crate::error::Error;
@@ -210,6 +210,17 @@ impl CalendarSync {
         let core = self.core()?;
         let opts = options.unwrap_or_default().into_options();
         Ok(core.renew_watches(&opts).await.map_err(js_error)?.into())
+    }
+
+    /// Polls the calendars whose provider has no push (CalDAV, Apple iCloud): each one whose last
+    /// successful poll is older than `intervalMs` is synced incrementally (one request to its server
+    /// when nothing changed). Run it from a cron route every minute or few; a server that fails as
+    /// unavailable is left for the next run, and a calendar whose poll fails reads `sync_failed`.
+    #[napi]
+    pub async fn poll_calendars(&self, options: Option<PollOptions>) -> Result<PollReport> {
+        let core = self.core()?;
+        let opts = options.unwrap_or_default().into_options();
+        Ok(core.poll_calendars(&opts).await.map_err(js_error)?.into())
     }
 
     /// Deletes cached events that ended before `before` (default now), events of calendars no

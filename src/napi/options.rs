@@ -103,6 +103,15 @@ pub struct ConnectOptions {
     /// calendar `stale` (a process that acknowledged it may have died; any process then re-drives
     /// it). Default 20000.
     pub pending_grace_ms: Option<u32>,
+    /// Milliseconds after its last successful poll a polled calendar (CalDAV, iCloud) reads
+    /// `stale`. Default 900000 (15 min, three default poll intervals).
+    pub poll_stale_ms: Option<u32>,
+    /// The key Cal.com encrypts CalDAV and Apple credentials with. Default `CALENDSO_ENCRYPTION_KEY`.
+    pub calendso_encryption_key: Option<String>,
+    /// Apple's CalDAV server. Default `https://caldav.icloud.com` (env `APPLE_CALDAV_URL`).
+    pub apple_caldav_url: Option<String>,
+    /// Calendar objects fetched per CalDAV `calendar-multiget`. Default 100.
+    pub caldav_page_size: Option<u32>,
     /// Milliseconds a claim (a sync, a token refresh or a channel change of one calendar) lasts
     /// unless its process renews it: a process that dies holding one delays the next such work by
     /// at most this. A sync waits up to four times this for another process's sync of the same
@@ -291,6 +300,18 @@ impl ConnectOptions {
         }
         if let Some(v) = self.pending_grace_ms {
             cfg.pending_grace = ms(v);
+        }
+        if let Some(v) = self.poll_stale_ms {
+            cfg.poll_stale_after = ms(v);
+        }
+        if let Some(v) = self.calendso_encryption_key {
+            cfg.caldav.encryption_key = Some(Secret::new(v));
+        }
+        if let Some(v) = self.apple_caldav_url {
+            cfg.caldav.apple_url = v;
+        }
+        if let Some(v) = self.caldav_page_size {
+            cfg.caldav.page_size = v.max(1) as usize;
         }
         if let Some(v) = self.claim_ttl_ms {
             cfg.sync.lease = ms(v.max(100));

@@ -339,3 +339,66 @@ pub struct DropLegacyOptions {
     /// Rows per delete statement. Default 5000.
     pub batch_size: Option<u32>,
 }
+
+/// Options of `pollCalendars`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct PollOptions {
+    /// Poll a calendar once its last successful poll is this many milliseconds old. Default
+    /// 300000 (5 min). Keep `pollStaleMs` (reads) above the cadence your cron achieves.
+    pub interval_ms: Option<f64>,
+    /// Concurrent polls. Default 4.
+    pub concurrency: Option<u32>,
+    /// Start no new poll after this many milliseconds; the rest is `deferred`. Default: no limit.
+    pub budget_ms: Option<f64>,
+}
+
+impl PollOptions {
+    /// The library's poll options.
+    pub fn into_options(self) -> crate::cron::poll::PollOptions {
+        let mut o = crate::cron::poll::PollOptions::default();
+        let ms = |v: f64| Duration::from_millis(v.max(0.0) as u64);
+        if let Some(v) = self.interval_ms {
+            o.interval = ms(v);
+        }
+        if let Some(v) = self.concurrency {
+            o.concurrency = v.max(1) as usize;
+        }
+        if let Some(v) = self.budget_ms {
+            o.budget = Some(ms(v));
+        }
+        o
+    }
+}
+
+/// What `pollCalendars` did, by calendar.
+#[napi(object)]
+pub struct PollReport {
+    /// Polled calendars (CalDAV, iCloud) whose user has the cache on.
+    pub checked: u32,
+    /// Of those, due for a poll.
+    pub due: u32,
+    /// Polled successfully.
+    pub synced: u32,
+    /// Polls that failed: the calendar reads `sync_failed` (the app asks the server live) until a
+    /// poll succeeds.
+    pub failed: u32,
+    /// Left for the next run (the budget ran out, or their server failed earlier in this run).
+    pub deferred: u32,
+    /// Every due calendar was polled.
+    pub complete: bool,
+}
+
+impl From<crate::cron::poll::PollReport> for PollReport {
+    fn from(r: crate::cron::poll::PollReport) -> Self {
+        let n = |v: u64| v.min(u32::MAX as u64) as u32;
+        PollReport {
+            checked: n(r.checked),
+            due: n(r.due),
+            synced: n(r.synced),
+            failed: n(r.failed),
+            deferred: n(r.deferred),
+            complete: r.complete,
+        }
+    }
+}

@@ -23,22 +23,39 @@ use crate::error::Result;
 use crate::model::{Change, Request, Response, Target};
 
 /// Every provider calsync syncs: its integration name (`SelectedCalendar.integration`,
-/// `Credential.type`) and how to build it. Adding a provider is a folder and one line here.
-pub const REGISTRY: &[(&str, Build)] = &[
-    (google::INTEGRATION, google::provider),
-    (microsoft::INTEGRATION, microsoft::provider),
-    (caldav::CALDAV, caldav::caldav_provider),
-    (caldav::APPLE, caldav::apple_provider),
+/// `Credential.type`), how to build it, and how its calendars stay fresh. Adding a provider is a
+/// folder and one line here.
+pub const REGISTRY: &[(&str, Build, Freshness)] = &[
+    (google::INTEGRATION, google::provider, Freshness::Push),
+    (microsoft::INTEGRATION, microsoft::provider, Freshness::Push),
+    (caldav::CALDAV, caldav::caldav_provider, Freshness::Polled),
+    (caldav::APPLE, caldav::apple_provider, Freshness::Polled),
     #[cfg(test)]
-    (memory::INTEGRATION, memory::provider),
+    (memory::INTEGRATION, memory::provider, Freshness::Push),
 ];
+
+/// How a provider's calendars are kept fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Push channels announce changes (webhooks), renewed by cron.
+    Push,
+    /// No push: `pollCalendars` asks for changes every poll interval.
+    Polled,
+}
+
+/// Whether `integration`'s calendars are polled rather than pushed.
+pub fn polled(integration: &str) -> bool {
+    REGISTRY
+        .iter()
+        .any(|(name, _, f)| *name == integration && *f == Freshness::Polled)
+}
 
 /// Builds a provider from the shared HTTP client and the configuration.
 pub type Build = fn(&http::Http, &Config) -> Arc<dyn Provider>;
 
 /// Whether calsync syncs calendars of `integration`.
 pub fn supports(integration: &str) -> bool {
-    REGISTRY.iter().any(|(name, _)| *name == integration)
+    REGISTRY.iter().any(|(name, ..)| *name == integration)
 }
 
 /// The OAuth token endpoint's answer to a refresh or a delegated grant.

@@ -43,6 +43,18 @@ impl Engine {
     /// Opens a channel for the calendar of row `id`, stores it on every row of the calendar, stops
     /// the previous channel, and syncs (the sync covers whatever changed while no channel was stored).
     pub async fn subscribe(&self, id: &str) -> Result<Subscribed> {
+        let group = calendars::group_of(&self.pool, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        if crate::providers::polled(&group.integration) {
+            // Nothing to watch: polls keep the calendar fresh, starting with this sync.
+            return Ok(Subscribed {
+                channel_id: String::new(),
+                expiration: None,
+                sync: Some(self.sync(id, false).await?),
+                lapsed: false,
+            });
+        }
         let mut sub = self.open_channel(id).await?;
         sub.sync = Some(self.sync(id, false).await?);
         Ok(sub)

@@ -104,7 +104,7 @@ impl Engine {
     pub fn new(pools: Pools, cfg: Config) -> Result<Self> {
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
         let http = Http::new(cfg.http.clone(), metrics.clone())?;
-        let providers: Vec<_> = REGISTRY.iter().map(|(_, build)| build(&http, &cfg)).collect();
+        let providers: Vec<_> = REGISTRY.iter().map(|(_, build, _)| build(&http, &cfg)).collect();
         for p in &providers {
             metrics.start_provider(p.label(), p.endpoints());
         }

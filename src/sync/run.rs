@@ -148,8 +148,7 @@ impl Engine {
                 &group.external_id,
                 &group.owner_id,
                 run.stamp,
-                self.cfg.stale_after,
-                self.cfg.pending_grace,
+                &crate::cache::Staleness::of(&self.cfg),
             )
             .await?;
             run.report.legacy_written = done.written;
