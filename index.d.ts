@@ -87,6 +87,13 @@ export declare class CalendarSync {
    */
   renewWatches(options?: RenewWatchesOptions | undefined | null): Promise<RenewReport>
   /**
+   * Polls the calendars whose provider has no push (CalDAV, Apple iCloud): each one whose last
+   * successful poll is older than `intervalMs` is synced incrementally (one request to its server
+   * when nothing changed). Run it from a cron route every minute or few; a server that fails as
+   * unavailable is left for the next run, and a calendar whose poll fails reads `sync_failed`.
+   */
+  pollCalendars(options?: PollOptions | undefined | null): Promise<PollReport>
+  /**
    * Deletes cached events that ended before `before` (default now), events of calendars no
    * longer watched, and expired legacy `CalendarCache` rows, `batchSize` rows per statement.
    */
@@ -363,6 +370,17 @@ export interface ConnectOptions {
    */
   pendingGraceMs?: number
   /**
+   * Milliseconds after its last successful poll a polled calendar (CalDAV, iCloud) reads
+   * `stale`. Default 900000 (15 min, three default poll intervals).
+   */
+  pollStaleMs?: number
+  /** The key Cal.com encrypts CalDAV and Apple credentials with. Default `CALENDSO_ENCRYPTION_KEY`. */
+  calendsoEncryptionKey?: string
+  /** Apple's CalDAV server. Default `https://caldav.icloud.com` (env `APPLE_CALDAV_URL`). */
+  appleCaldavUrl?: string
+  /** Calendar objects fetched per CalDAV `calendar-multiget`. Default 100. */
+  caldavPageSize?: number
+  /**
    * Milliseconds a claim (a sync, a token refresh or a channel change of one calendar) lasts
    * unless its process renews it: a process that dies holding one delays the next such work by
    * at most this. A sync waits up to four times this for another process's sync of the same
@@ -518,6 +536,38 @@ export interface PackedAvailability {
   servedFromLegacy?: Array<string>
   /** With `legacyReads: 'shadow'`: what comparing the served calendars with the other source found. */
   shadow?: ShadowResult
+}
+
+/** Options of `pollCalendars`. */
+export interface PollOptions {
+  /**
+   * Poll a calendar once its last successful poll is this many milliseconds old. Default
+   * 300000 (5 min). Keep `pollStaleMs` (reads) above the cadence your cron achieves.
+   */
+  intervalMs?: number
+  /** Concurrent polls. Default 4. */
+  concurrency?: number
+  /** Start no new poll after this many milliseconds; the rest is `deferred`. Default: no limit. */
+  budgetMs?: number
+}
+
+/** What `pollCalendars` did, by calendar. */
+export interface PollReport {
+  /** Polled calendars (CalDAV, iCloud) whose user has the cache on. */
+  checked: number
+  /** Of those, due for a poll. */
+  due: number
+  /** Polled successfully. */
+  synced: number
+  /**
+   * Polls that failed: the calendar reads `sync_failed` (the app asks the server live) until a
+   * poll succeeds.
+   */
+  failed: number
+  /** Left for the next run (the budget ran out, or their server failed earlier in this run). */
+  deferred: number
+  /** Every due calendar was polled. */
+  complete: boolean
 }
 
 /**

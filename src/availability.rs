@@ -119,12 +119,5 @@ pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, opts: &ReadOption
         shadow: opts.legacy == LegacyReads::Shadow,
         legacy_end: lmax.naive_utc(),
     });
-    Ok(assemble(
-        query,
-        rows,
-        &on,
-        route.as_ref(),
-        now,
-        &opts.bounds,
-    ))
+    Ok(assemble(query, rows, &on, route.as_ref(), now, &opts.bounds))
 }

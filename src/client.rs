@@ -217,13 +217,7 @@ impl Calsync {
     pub async fn verify_legacy(&self, scope: crate::legacy::Scope) -> Result<Vec<crate::legacy::Verdict>> {
         self.logged(async move {
             let cfg = &self.engine.cfg;
-            crate::legacy::verify(
-                &self.engine.pool,
-                scope,
-                crate::time::now_db(),
-                &Staleness::of(cfg),
-            )
-            .await
+            crate::legacy::verify(&self.engine.pool, scope, crate::time::now_db(), &Staleness::of(cfg)).await
         })
         .await
     }

@@ -39,12 +39,7 @@ pub struct Verdict {
 
 /// Compares every live legacy row in `scope` with the SQL cache over the part of its window from
 /// now on (time before now is never bookable, and the SQL cache keeps only a day of it).
-pub async fn verify(
-    pool: &sqlx::PgPool,
-    scope: Scope,
-    now: NaiveDateTime,
-    bounds: &Staleness,
-) -> Result<Vec<Verdict>> {
+pub async fn verify(pool: &sqlx::PgPool, scope: Scope, now: NaiveDateTime, bounds: &Staleness) -> Result<Vec<Verdict>> {
     let exists = match scope {
         Scope::All => true,
         Scope::User(id) => stmt(r#"SELECT 1 FROM users WHERE id = $1"#)

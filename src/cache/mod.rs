@@ -129,12 +129,18 @@ pub fn classify(
     }
     // A change the provider announced that no sync has covered for longer than the grace period:
     // the cache would answer with what came before it.
-    if row.pending_ms.is_some_and(|ms| ms > bounds.pending_grace.as_millis() as i64) {
+    if row
+        .pending_ms
+        .is_some_and(|ms| ms > bounds.pending_grace.as_millis() as i64)
+    {
         return Err(Uncached::Stale);
     }
     let (confirmed, stale_after) = match polled {
         true => (synced_at, bounds.polled_after),
-        false => (row.subscribed_at.map_or(synced_at, |s| s.max(synced_at)), bounds.stale_after),
+        false => (
+            row.subscribed_at.map_or(synced_at, |s| s.max(synced_at)),
+            bounds.stale_after,
+        ),
     };
     let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
     if now.signed_duration_since(confirmed) > stale_after {
@@ -294,8 +300,7 @@ pub fn assemble(
         };
         let from_sql = route.is_none_or(|r| r.sql.get(&row.user_id).copied().unwrap_or(false));
         let flag_on = flags.get(&row.user_id).copied().unwrap_or(false);
-        let sql =
-            || classify(row, flag_on, now, bounds, min, max).map(|()| sql_spans(row, min, max));
+        let sql = || classify(row, flag_on, now, bounds, min, max).map(|()| sql_spans(row, min, max));
         let legacy = || legacy_spans(row, route.map_or(max, |r| r.legacy_end), min, max);
         let spans = match if from_sql { sql() } else { legacy() } {
             Ok(spans) => spans,
@@ -435,7 +440,10 @@ mod tests {
             classify(&r, true, now, &bounds(DAY), min, max),
             Err(Uncached::UnsupportedProvider)
         );
-        assert_eq!(classify(&ok, false, now, &bounds(DAY), min, max), Err(Uncached::FlagOff));
+        assert_eq!(
+            classify(&ok, false, now, &bounds(DAY), min, max),
+            Err(Uncached::FlagOff)
+        );
         let mut r = ok.clone();
         r.credential_invalid = true;
         assert_eq!(
@@ -450,10 +458,16 @@ mod tests {
         );
         let mut r = ok.clone();
         r.synced_at = None;
-        assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Err(Uncached::NeverSynced));
+        assert_eq!(
+            classify(&r, true, now, &bounds(DAY), min, max),
+            Err(Uncached::NeverSynced)
+        );
         let mut r = ok.clone();
         r.sync_error_at = Some(t(9, 30));
-        assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Err(Uncached::SyncFailed));
+        assert_eq!(
+            classify(&r, true, now, &bounds(DAY), min, max),
+            Err(Uncached::SyncFailed)
+        );
         r.synced_at = Some(t(9, 45)); // a later success clears the failure
         assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Ok(()));
         assert_eq!(
@@ -461,12 +475,22 @@ mod tests {
             Err(Uncached::Stale)
         );
         assert_eq!(
-            classify(&ok, true, now, &bounds(DAY), min, t(23, 59) + chrono::Duration::minutes(1)),
+            classify(
+                &ok,
+                true,
+                now,
+                &bounds(DAY),
+                min,
+                t(23, 59) + chrono::Duration::minutes(1)
+            ),
             Err(Uncached::OutOfWindow)
         );
         let mut r = ok.clone();
         r.window_start = None;
-        assert_eq!(classify(&r, true, now, &bounds(DAY), min, max), Err(Uncached::OutOfWindow));
+        assert_eq!(
+            classify(&r, true, now, &bounds(DAY), min, max),
+            Err(Uncached::OutOfWindow)
+        );
     }
 
     #[test]
