@@ -557,8 +557,13 @@ export interface PollReport {
   checked: number
   /** Of those, due for a poll. */
   due: number
-  /** Polled successfully. */
+  /** Polled successfully with a sync. */
   synced: number
+  /**
+   * Found unchanged by one request for their whole account (calendars sharing a CalDAV account
+   * are checked together: one request when nothing changed).
+   */
+  unchanged: number
   /**
    * Polls that failed: the calendar reads `sync_failed` (the app asks the server live) until a
    * poll succeeds.

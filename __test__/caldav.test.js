@@ -130,6 +130,7 @@ for (const kind of ['radicale', 'xandikos']) {
   test(`${kind}: the cache equals the busy time the events define, through changes, an expired token and a restart`, { timeout: 120_000 }, async () => {
     const server = await startCaldav(kind)
     let id
+    let id2
     try {
       const dav = davClient(server)
       const url = await dav.makeCalendar(`work-${crypto.randomUUID().slice(0, 8)}`, { timeZone: 'Europe/Berlin' })
@@ -144,12 +145,18 @@ for (const kind of ['radicale', 'xandikos']) {
       assert.equal(first.sync.full, true)
       assert.deepEqual(await served(id), expected(objects))
 
-      // An idle poll: one request (the sync-collection that says nothing changed).
-      const before = await davRequests()
+      // A second calendar of the same account.
+      const url2 = await dav.makeCalendar(`home-${crypto.randomUUID().slice(0, 8)}`)
+      await dav.put(url2, 'other.ics', cal(ev('other', ['DTSTART:20270120T100000Z', 'DTEND:20270120T110000Z'])))
+      id2 = await seed.createSelectedCalendar(env.pg, { userId, integration: 'caldav_calendar', externalId: url2, credentialId })
+      await sync.subscribe(id2)
+      assert.deepEqual(await served(id2), [['2027-01-20T10:00:00.000Z', '2027-01-20T11:00:00.000Z']])
+
+      // An idle poll: one request for the whole account (its calendar home's sync tokens).
+      let before = await davRequests()
       let poll = await sync.pollCalendars({ intervalMs: 0 })
-      assert.equal(poll.failed, 0)
-      assert.ok(poll.synced >= 1)
-      assert.equal(await davRequests() - before, poll.synced, 'one request per idle calendar')
+      assert.deepEqual([poll.due, poll.unchanged, poll.synced, poll.failed], [2, 2, 0, 0])
+      assert.equal(await davRequests() - before, 1, 'one request per idle account')
       assert.deepEqual(await served(id), expected(objects))
 
       // Changes: one moved, one deleted, one added, one series' override cancelled.
@@ -162,9 +169,13 @@ for (const kind of ['radicale', 'xandikos']) {
       objects['weekly.ics'][0] = objects['weekly.ics'][0].replace('DTEND;TZID=America/New_York:20270315T120000', 'DTEND;TZID=America/New_York:20270315T120000\r\nSTATUS:CANCELLED')
       objects['weekly.ics'][1] = objects['weekly.ics'][1].filter(([a]) => a !== '2027-03-15T15:00')
       await dav.put(url, 'weekly.ics', objects['weekly.ics'][0])
+      before = await davRequests()
       poll = await sync.pollCalendars({ intervalMs: 0 })
-      assert.equal(poll.failed, 0)
+      // The home's answer shows which calendar changed: only that one is listed.
+      assert.deepEqual([poll.due, poll.unchanged, poll.synced, poll.failed], [2, 1, 1, 0])
+      assert.equal(await davRequests() - before, 3, 'the home, then the changed calendar: sync-collection and one multiget')
       assert.deepEqual(await served(id), expected(objects))
+      assert.deepEqual(await served(id2), [['2027-01-20T10:00:00.000Z', '2027-01-20T11:00:00.000Z']])
 
       // A token the server no longer honours (Radicale: 403, Xandikos: 412): a full listing.
       await env.pg.query(`UPDATE "SelectedCalendar" SET "syncToken" = jsonb_set("syncToken"::jsonb, '{t}', '"http://expired.invalid/sync/1"')::text WHERE id = $1`, [id])
@@ -172,25 +183,32 @@ for (const kind of ['radicale', 'xandikos']) {
       assert.equal(resync.full, true)
       assert.deepEqual(await served(id), expected(objects))
 
-      // The server goes down: the calendar reads sync_failed (the app asks live), never free.
+      // The server goes down: the calendar polled first reads sync_failed (the app asks live),
+      // never free; the other is not asked again in this run and is still served.
       await server.stop()
-      poll = await sync.pollCalendars({ intervalMs: 0 })
-      assert.equal(poll.failed, 1)
-      const down = await sync.getCachedAvailability({ selectedCalendarIds: [id], ...range })
-      assert.deepEqual(down.uncached, [{ id, reason: 'sync_failed' }])
-      assert.deepEqual(down.busy, [])
+      poll = await sync.pollCalendars({ intervalMs: 0, concurrency: 1 })
+      assert.deepEqual([poll.failed, poll.deferred, poll.complete], [1, 1, false])
+      const down = await sync.getCachedAvailability({ selectedCalendarIds: [id, id2], ...range })
+      assert.equal(down.uncached.length, 1)
+      assert.equal(down.uncached[0].reason, 'sync_failed')
+      const failed = down.uncached[0].id
+      assert.ok(down.busy.every((b) => b.selectedCalendarId !== failed))
       // Back, with its storage and tokens: the next sync serves it again.
       await server.restart()
       await dav.remove(url, 'added.ics')
       delete objects['added.ics']
+      await sync.syncCalendar(failed)
+      assert.deepEqual((await sync.getCachedAvailability({ selectedCalendarIds: [failed], ...range })).uncached, [])
       await sync.syncCalendar(id)
       assert.deepEqual(await served(id), expected(objects))
       const row = await env.pg.query('SELECT invalid FROM "Credential" WHERE id = $1', [credentialId])
       assert.equal(row.rows[0].invalid, false)
     } finally {
       // Later tests' polls see only their own calendars.
-      if (id) await sync.unsubscribe(id)
-      await env.pg.query('DELETE FROM "SelectedCalendar" WHERE id = $1', [id ?? ''])
+      for (const row of [id, id2].filter(Boolean)) {
+        await sync.unsubscribe(row)
+        await env.pg.query('DELETE FROM "SelectedCalendar" WHERE id = $1', [row])
+      }
       await server.close()
     }
   })

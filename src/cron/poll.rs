@@ -5,7 +5,7 @@
 //! client), and a failing calendar waits out its backoff. A calendar whose poll fails is recorded
 //! `sync_failed`, so reads go live for it: never free.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::{candidates, plan::Calendar};
 use crate::cache::retry_after;
+use crate::db::calendars;
 use crate::error::{Error, Result};
 use crate::flags::SUBSCRIPTION_CACHE;
 use crate::sync::Engine;
@@ -46,8 +47,10 @@ pub struct PollReport {
     pub checked: u64,
     /// Of those, due for a poll.
     pub due: u64,
-    /// Polled successfully.
+    /// Polled successfully with a sync.
     pub synced: u64,
+    /// Found unchanged by their account's one request (several calendars of one account share it).
+    pub unchanged: u64,
     /// Polls that failed (the calendar reads `sync_failed` until a poll succeeds).
     pub failed: u64,
     /// Left for the next run: the budget ran out, or their server failed earlier in this run.
@@ -65,6 +68,67 @@ fn server(external_id: &str) -> String {
 }
 
 impl Engine {
+    /// Of the due calendars, those an account-wide request shows unchanged since their cursor,
+    /// recorded as polled now (accounts with one due calendar are left to their sync, which costs
+    /// the same one request). Calendars that are failing or whose window must slide are synced.
+    async fn settle_unchanged(&self, due: &[&Calendar], now: chrono::NaiveDateTime) -> HashSet<String> {
+        let mut accounts: HashMap<(i32, &str), Vec<&Calendar>> = HashMap::new();
+        for c in due {
+            let o = c.owner();
+            if let (Some(credential), None) = (o.credential_id, o.sync_error_at) {
+                if !self.window_due(&o.id, o.window_end, now) {
+                    accounts
+                        .entry((credential, o.integration.as_str()))
+                        .or_default()
+                        .push(c);
+                }
+            }
+        }
+        accounts.retain(|_, cals| cals.len() > 1);
+        let ids: Vec<String> = accounts.values().flatten().map(|c| c.owner().id.clone()).collect();
+        let mut settled = HashSet::new();
+        if ids.is_empty() {
+            return settled;
+        }
+        let cursors = match calendars::cursors(&self.pool, &ids).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(code = e.code(), "cursors not read; every due calendar is synced");
+                return settled;
+            }
+        };
+        for ((credential, integration), cals) in accounts {
+            let (Ok(provider), Ok(access)) = (
+                self.provider(integration),
+                self.credential_access(integration, credential).await,
+            ) else {
+                continue; // the syncs meet (and record) the same failure
+            };
+            let asked: Vec<(&Calendar, &str)> = cals
+                .iter()
+                .filter_map(|c| Some((*c, cursors.get(&c.owner().id)?.as_str())))
+                .collect();
+            let list: Vec<(&str, &str)> = asked
+                .iter()
+                .map(|(c, cur)| (c.owner().external_id.as_str(), *cur))
+                .collect();
+            let Ok(same) = provider.unchanged(&access, &list).await else {
+                continue;
+            };
+            for ((c, cursor), same) in asked.into_iter().zip(same) {
+                let rows: Vec<String> = c.rows.iter().map(|r| r.id.clone()).collect();
+                if same
+                    && calendars::mark_polled(&self.pool, &rows, cursor, now)
+                        .await
+                        .unwrap_or(false)
+                {
+                    settled.insert(c.owner().id.clone());
+                }
+            }
+        }
+        settled
+    }
+
     /// One poll run over every polled calendar whose user has `calendar-subscription-cache` on.
     pub async fn poll(&self, opts: &PollOptions) -> Result<PollReport> {
         let started = Instant::now();
@@ -98,9 +162,15 @@ impl Engine {
             .collect();
         // The longest unpolled first.
         due.sort_by_key(|c| c.owner().synced_at);
+        let settled = self.settle_unchanged(&due, now).await;
+        let rest: Vec<&Calendar> = due
+            .iter()
+            .copied()
+            .filter(|c| !settled.contains(&c.owner().id))
+            .collect();
         let deadline = opts.budget.map(|b| started + b);
         let down: Mutex<HashSet<String>> = Mutex::default();
-        let work: Vec<(String, String)> = due
+        let work: Vec<(String, String)> = rest
             .iter()
             .map(|c| (c.owner().id.clone(), server(&c.owner().external_id)))
             .collect();
@@ -131,6 +201,7 @@ impl Engine {
             checked: on.len() as u64,
             due: due.len() as u64,
             synced: count(Some(true)),
+            unchanged: settled.len() as u64,
             failed: count(Some(false)),
             deferred,
             complete: deferred == 0,

@@ -118,6 +118,32 @@ impl Group {
     }
 }
 
+/// The stored cursors of these rows (rows without one are left out).
+pub async fn cursors(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, String>> {
+    let rows = stmt(r#"SELECT id, "syncToken" FROM "SelectedCalendar" WHERE id = ANY($1) AND "syncToken" IS NOT NULL"#)
+        .texts(ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("syncToken")?)))
+        .collect()
+}
+
+/// Records a poll that found the calendar unchanged since `cursor`: its rows count as synced at
+/// `now`, if the cursor is still the stored one and no failure is on record. Returns whether it was.
+pub async fn mark_polled(pool: &PgPool, row_ids: &[String], cursor: &str, now: NaiveDateTime) -> Result<bool> {
+    let done = query(
+        r#"UPDATE "SelectedCalendar" SET "syncedAt" = $3
+           WHERE id = ANY($1) AND "syncToken" = $2 AND "syncErrorAt" IS NULL"#,
+    )
+    .bind(row_ids)
+    .bind(cursor)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// The group of the row `id`, or `None` when there is no such row.
 pub async fn group_of(pool: &PgPool, id: &str) -> Result<Option<Group>> {
     group_from(stmt(GROUP_SQL).text(id).fetch_all(pool).await?)

@@ -378,8 +378,11 @@ pub struct PollReport {
     pub checked: u32,
     /// Of those, due for a poll.
     pub due: u32,
-    /// Polled successfully.
+    /// Polled successfully with a sync.
     pub synced: u32,
+    /// Found unchanged by one request for their whole account (calendars sharing a CalDAV account
+    /// are checked together: one request when nothing changed).
+    pub unchanged: u32,
     /// Polls that failed: the calendar reads `sync_failed` (the app asks the server live) until a
     /// poll succeeds.
     pub failed: u32,
@@ -396,6 +399,7 @@ impl From<crate::cron::poll::PollReport> for PollReport {
             checked: n(r.checked),
             due: n(r.due),
             synced: n(r.synced),
+            unchanged: n(r.unchanged),
             failed: n(r.failed),
             deferred: n(r.deferred),
             complete: r.complete,

@@ -229,6 +229,12 @@ pub trait Provider: Send + Sync {
         page: Option<&str>,
         tz: Tz,
     ) -> Result<Page, ProviderError>;
+    /// Which of these calendars (`(external id, cursor)`) are known to be unchanged since their
+    /// cursor, asked in as few requests as the provider can: a CalDAV server's calendar home shows
+    /// every calendar's sync token in one answer. `false`: changed, or not known — list it.
+    async fn unchanged(&self, _access: &str, calendars: &[(&str, &str)]) -> Result<Vec<bool>, ProviderError> {
+        Ok(vec![false; calendars.len()])
+    }
     /// One event as it stands now.
     async fn get_event(
         &self,

@@ -161,6 +161,12 @@ impl Engine {
         }
     }
 
+    /// Access through credential `id` of `integration`'s provider (its own grant, not delegation).
+    pub async fn credential_access(&self, integration: &str, id: i32) -> Result<String> {
+        let source = self.provider(integration)?;
+        auth::access_token(&self.pool, source, id, None, self.refresh_claim()).await
+    }
+
     /// How long a token refresh's claim lasts: the whole token request with its retries.
     fn refresh_claim(&self) -> std::time::Duration {
         (self.cfg.http.request_timeout * 2).max(self.cfg.sync.lease)

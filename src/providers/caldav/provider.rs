@@ -186,6 +186,15 @@ fn zone_of_vtimezone(text: &str) -> Option<Tz> {
         .find_map(|id| id.trim().parse::<Tz>().ok())
 }
 
+/// The collection that holds a calendar collection: its URL without the last path segment.
+fn parent(url: &str) -> Option<String> {
+    let mut u = reqwest::Url::parse(url).ok()?;
+    let path = u.path().trim_end_matches('/').to_string();
+    let cut = path.rfind('/')?;
+    u.set_path(&format!("{}/", &path[..cut]));
+    Some(u.to_string())
+}
+
 /// A member that is a calendar object, not the collection itself.
 fn is_object(m: &Member, collection: &str) -> bool {
     !m.href.is_empty() && !m.href.ends_with('/') && !collection.ends_with(&m.href)
@@ -324,6 +333,36 @@ impl Provider for Caldav {
             time_zone,
             next,
         })
+    }
+
+    async fn unchanged(&self, access: &str, calendars: &[(&str, &str)]) -> Result<Vec<bool>, ProviderError> {
+        let account = Self::account(access)?;
+        let mut out = vec![false; calendars.len()];
+        // Calendars by the collection that holds them (the account's calendar home).
+        let mut homes: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, (url, _)) in calendars.iter().enumerate() {
+            if let Some(home) = parent(url) {
+                homes.entry(home).or_default().push(i);
+            }
+        }
+        for (home, members) in homes {
+            let body = r#"<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:sync-token/></d:prop></d:propfind>"#;
+            let reply = self.dav(&account, Call::Props, &home, "1", body.to_string()).await?;
+            let tokens: std::collections::HashMap<String, String> = expect_multistatus(&reply)?
+                .members
+                .into_iter()
+                .filter_map(|m| Some((m.href.trim_end_matches('/').to_string(), m.sync_token?)))
+                .collect();
+            for i in members {
+                let (url, cursor) = calendars[i];
+                let path = reqwest::Url::parse(url)
+                    .map(|u| u.path().trim_end_matches('/').to_string())
+                    .unwrap_or_default();
+                let stored = Cursor::decode(cursor).ok().and_then(|c| c.token);
+                out[i] = stored.is_some() && tokens.get(&path) == stored.as_ref();
+            }
+        }
+        Ok(out)
     }
 
     async fn get_event(
