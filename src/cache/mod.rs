@@ -430,12 +430,37 @@ mod tests {
     }
 
     #[test]
+    fn polled_calendars_need_no_channel_and_go_stale_after_their_bound() {
+        let (now, min, max) = (t(12, 0), t(10, 0), t(18, 0));
+        let mut r = healthy("a", "a");
+        r.integration = "apple_calendar".into();
+        (r.channel_id, r.channel_expiration, r.subscribed_at) = (None, None, None);
+        let polled = |after_secs| Staleness {
+            stale_after: DAY,
+            pending_grace: DAY,
+            polled_after: Duration::from_secs(after_secs),
+        };
+        // Synced at 9:00, read at 12:00: within a 4 h bound, past a 2 h one.
+        assert_eq!(classify(&r, true, now, &polled(4 * 3600), min, max), Ok(()));
+        assert_eq!(
+            classify(&r, true, now, &polled(2 * 3600), min, max),
+            Err(Uncached::Stale)
+        );
+        // A pushed calendar still needs its channel.
+        r.integration = "google_calendar".into();
+        assert_eq!(
+            classify(&r, true, now, &polled(4 * 3600), min, max),
+            Err(Uncached::NotSubscribed)
+        );
+    }
+
+    #[test]
     fn classify_reasons_in_order() {
         let (now, min, max) = (t(12, 0), t(10, 0), t(18, 0));
         let ok = healthy("a", "a");
         assert_eq!(classify(&ok, true, now, &bounds(DAY), min, max), Ok(()));
         let mut r = ok.clone();
-        r.integration = "apple_calendar".into();
+        r.integration = "lark_calendar".into();
         assert_eq!(
             classify(&r, true, now, &bounds(DAY), min, max),
             Err(Uncached::UnsupportedProvider)
@@ -504,7 +529,7 @@ mod tests {
         .unwrap();
         let rows = vec![healthy("a", "owner"), healthy("b", "owner")];
         let flags = HashMap::from([(1, true)]);
-        let ans = assemble(&q, rows, &flags, None, t(12, 0), DAY, DAY);
+        let ans = assemble(&q, rows, &flags, None, t(12, 0), &bounds(DAY));
         assert_eq!(ans.served, vec!["a", "b"]);
         assert_eq!(ans.uncached, vec![("zz".to_string(), Uncached::NotFound)]);
         let blocks: Vec<(&str, &str)> = ans.busy.iter().map(|b| (b.start.as_str(), b.end.as_str())).collect();
@@ -561,8 +586,7 @@ mod tests {
             &flags,
             Some(&route),
             t(9, 0),
-            DAY,
-            DAY,
+            &bounds(DAY),
         );
         assert_eq!(ans.served, vec!["sql", "old"]);
         assert_eq!(ans.legacy_served, Some(vec!["old".to_string()]));
@@ -605,7 +629,7 @@ mod tests {
             10,
         )
         .unwrap();
-        let ans = assemble(&q, vec![on_legacy], &flags, Some(&route), t(9, 0), DAY, DAY);
+        let ans = assemble(&q, vec![on_legacy], &flags, Some(&route), t(9, 0), &bounds(DAY));
         assert_eq!(ans.uncached, vec![("old".to_string(), Uncached::OutOfWindow)]);
     }
 
