@@ -36,7 +36,7 @@ test.before(async () => {
   ids.main = await cal('ada@example.com')
   ids.mainForEventType = await cal('ada@example.com', { eventTypeId: 7 })
   ids.outlook = await cal('AAMkAD-outlook', { integration: 'office365_calendar' })
-  ids.apple = await cal('apple-cal', { integration: 'apple_calendar' })
+  ids.lark = await cal('lark-cal', { integration: 'lark_calendar' })
   ids.flagOff = await seed.createSelectedCalendar(db, { userId: otherUser, externalId: 'other@example.com' })
   ids.badCredential = await cal('bad-cred', { credentialId: badCred })
   ids.notSubscribed = await cal('not-subscribed')
@@ -46,7 +46,7 @@ test.before(async () => {
   ids.narrowWindow = await cal('narrow-window')
   ids.expiredChannel = await cal('expired-channel')
 
-  for (const id of [ids.main, ids.outlook, ids.apple, ids.flagOff, ids.badCredential]) await seed.markSynced(db, id)
+  for (const id of [ids.main, ids.outlook, ids.lark, ids.flagOff, ids.badCredential]) await seed.markSynced(db, id)
   await seed.markSynced(db, ids.neverSynced, { syncedAt: null, windowStart: null })
   await seed.markSynced(db, ids.failed, { syncErrorAt: new Date(Date.now() + 1000) })
   const twoDaysAgo = new Date(Date.now() - 48 * HOUR)
@@ -64,7 +64,7 @@ test.before(async () => {
     { start: at(17), end: at(18), summary: 'starts exactly at timeMax' },
   ])
   await seed.insertEvents(db, ids.outlook, [{ start: at(9, 15), end: at(9, 45) }])
-  for (const id of [ids.apple, ids.flagOff, ids.badCredential, ids.stale, ids.failed, ids.narrowWindow]) {
+  for (const id of [ids.lark, ids.flagOff, ids.badCredential, ids.stale, ids.failed, ids.narrowWindow]) {
     await seed.insertEvents(db, id, [{ start: at(10), end: at(11) }])
   }
 })
@@ -134,7 +134,7 @@ test('every calendar the cache cannot answer for is listed with its reason, neve
   const missing = '00000000-0000-4000-8000-000000000000'
   const expected = {
     [missing]: 'not_found',
-    [ids.apple]: 'unsupported_provider',
+    [ids.lark]: 'unsupported_provider',
     [ids.flagOff]: 'flag_off',
     [ids.badCredential]: 'credential_invalid',
     [ids.notSubscribed]: 'not_subscribed',

@@ -1,8 +1,9 @@
 'use strict'
 // The demo: the main job end to end. A Google and an Outlook calendar (served by the local
-// emulator) are watched,
-// synced into Postgres, and every change made at "Google" reaches the cache through a push
-// notification; the availability the app's slot computation would get is printed after each step.
+// emulator) are watched, synced into Postgres, and every change made at "Google" reaches the cache
+// through a push notification; an Apple calendar (a real CalDAV server, Radicale, standing in for
+// iCloud) is polled; the availability the app's slot computation would get is printed after each
+// step.
 // It runs against DATABASE_URL's server when reachable, otherwise an embedded Postgres, always in a
 // database of its own that it drops at the end.
 
@@ -11,6 +12,8 @@ const { startServer, createDatabase } = require('./postgres')
 const { startReceiver } = require('./receiver')
 const seed = require('./seed')
 const { startEmulator } = require('../emulator')
+const { startCaldav, davClient } = require('./caldav')
+const crypto = require('node:crypto')
 const { CalendarSync, applySchema } = require('../calsync.js')
 
 const HOUR = 3600 * 1000
@@ -21,6 +24,11 @@ async function run({ log = console.log } = {}) {
   const db = await createDatabase(server.url, 'calsync_demo')
   const pg = new Client({ connectionString: db.url })
   const emu = await startEmulator()
+  // The Apple calendar's server; the demo goes on without it where Python 3 cannot run one.
+  const icloud = await startCaldav('radicale').catch((e) => {
+    log(`(No local CalDAV server for the Apple calendar: ${String(e.message).split('\n')[0]}; it stays uncached.)`)
+    return null
+  })
   let sync
   const receiver = await startReceiver(() => sync)
   try {
@@ -42,6 +50,8 @@ async function run({ log = console.log } = {}) {
       microsoftClientSecret: 'demo-ms-secret',
       microsoftWebhookToken: 'demo-ms-client-state',
       microsoftWebhookUrl: receiver.url,
+      calendsoEncryptionKey: DEMO_KEY,
+      ...(icloud ? { appleCaldavUrl: icloud.url } : {}),
     }
     sync = await CalendarSync.connect(options)
     sync.options = options
@@ -52,7 +62,8 @@ async function run({ log = console.log } = {}) {
     emu.google.createCalendar(calendarId, { timeZone: 'Europe/Berlin' })
     const outlookId = 'AAMkADdemo-outlook'
     emu.microsoft.createCalendar(outlookId)
-    const ids = await seedDemo(pg, emu, calendarId, outlookId)
+    const appleUrl = icloud ? await davClient(icloud).makeCalendar('home', { timeZone: 'Europe/Berlin' }) : 'home'
+    const ids = await seedDemo(pg, emu, calendarId, outlookId, icloud, appleUrl)
     const g = emu.google
     await g.insertEvent(calendarId, { summary: 'Standup', start: { dateTime: at(8) }, end: { dateTime: at(8, 15) }, recurrence: ['RRULE:FREQ=DAILY;COUNT=5'] })
     await g.insertEvent(calendarId, { summary: '1:1', start: { dateTime: at(9) }, end: { dateTime: at(10) } })
@@ -99,6 +110,8 @@ async function run({ log = console.log } = {}) {
     await sync.settle() // Graph got its 202 at once; wait for the background delta sync
     await show('A meeting lands in her Outlook calendar (times in a Windows time zone); Graph notifies, calsync runs a delta sync:')
 
+    if (icloud) await appleStep({ sync, icloud, appleUrl, ids, day, show, log })
+
     await migrationStep({ pg, sync, ids, calendarId, timeMin, timeMax, log, options: sync.options })
 
     const n = 500
@@ -113,6 +126,7 @@ async function run({ log = console.log } = {}) {
     await sync?.close()
     await receiver.close()
     await emu.close()
+    await icloud?.close()
     await pg.end().catch(() => {})
     await db.drop().catch(() => {})
     await server.stop()
@@ -148,7 +162,30 @@ async function migrationStep({ pg, sync, ids, calendarId, timeMin, timeMax, log,
   }
 }
 
-async function seedDemo(pg, emu, calendarId, outlookId) {
+// Cal.com stores Apple and CalDAV credentials encrypted with CALENDSO_ENCRYPTION_KEY.
+const DEMO_KEY = 'demo-encryption-key-0123456789ab'
+function symmetricEncrypt(text, key) {
+  const iv = crypto.randomBytes(16)
+  const c = crypto.createCipheriv('aes256', Buffer.from(key, 'latin1'), iv)
+  return `${iv.toString('hex')}:${c.update(text, 'utf8', 'hex')}${c.final('hex')}`
+}
+
+// iCloud has no push for third parties: the calendar is polled (`pollCalendars` from a cron route),
+// one request per account when nothing changed; recurrence is expanded by calsync itself.
+async function appleStep({ sync, icloud, appleUrl, ids, day, show, log }) {
+  const dav = davClient(icloud)
+  const ymd = day.toISOString().slice(0, 10).replaceAll('-', '')
+  const vevent = (uid, lines) => `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync//demo//EN\r\nBEGIN:VEVENT\r\nUID:${uid}\r\nDTSTAMP:${ymd}T000000Z\r\n${lines.join('\r\n')}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n`
+  await dav.put(appleUrl, 'gym.ics', vevent('gym', [`DTSTART;TZID=Europe/Berlin:${ymd}T070000`, 'DURATION:PT1H', 'RRULE:FREQ=DAILY;COUNT=3', 'SUMMARY:Gym']))
+  const sub = await sync.subscribe(ids.apple)
+  log(`\nHer Apple calendar (a CalDAV server standing in for caldav.icloud.com; the stored password decrypted with CALENDSO_ENCRYPTION_KEY): no push, so no channel; the first sync read ${sub.sync.upserted} busy instance(s) of a daily series, expanded by calsync.`)
+  await show('Her 07:00 gym sessions (Berlin time) lie before the range; nothing new in it yet:')
+  await dav.put(appleUrl, 'dentist.ics', vevent('dentist', [`DTSTART;TZID=Europe/Berlin:${ymd}T170000`, `DTEND;TZID=Europe/Berlin:${ymd}T180000`, 'SUMMARY:Dentist', 'X-APPLE-TRAVEL-DURATION;VALUE=DURATION:PT30M']))
+  const poll = await sync.pollCalendars({ intervalMs: 0 })
+  await show(`She adds a dentist appointment on her iPhone (with 30 minutes' travel time); the next poll (${poll.synced} calendar synced) brings it in:`)
+}
+
+async function seedDemo(pg, emu, calendarId, outlookId, icloud, appleUrl) {
   await seed.setGlobalFlag(pg, 'calendar-subscription-cache', true)
   const org = await seed.createTeam(pg, { name: 'Acme (organization)', isOrganization: true })
   const team = await seed.createTeam(pg, { name: 'Acme Sales', parentId: org })
@@ -162,7 +199,11 @@ async function seedDemo(pg, emu, calendarId, outlookId) {
   const credentialId = await seed.createCredential(pg, { userId: user, type: 'google_calendar', key: emu.google.addAccount({ email: calendarId }) })
   const calendar = await seed.createSelectedCalendar(pg, { userId: user, externalId: calendarId, credentialId })
   const unsynced = await seed.createSelectedCalendar(pg, { userId: user, externalId: 'team-room@acme.example', credentialId, eventTypeId: 42 })
-  const apple = await seed.createSelectedCalendar(pg, { userId: user, integration: 'apple_calendar', externalId: 'home', eventTypeId: 42 })
+  // Apple stores { username, password } only: iCloud's address is fixed (appleCaldavUrl here).
+  const appleCredential = icloud
+    ? await seed.createCredential(pg, { userId: user, type: 'apple_calendar', key: symmetricEncrypt(JSON.stringify({ username: icloud.user, password: icloud.password }), DEMO_KEY) })
+    : null
+  const apple = await seed.createSelectedCalendar(pg, { userId: user, integration: 'apple_calendar', externalId: appleUrl, credentialId: appleCredential, eventTypeId: 42 })
   const msCredential = await seed.createCredential(pg, { userId: user, type: 'office365_calendar', key: emu.microsoft.addAccount({ email: calendarId }) })
   const outlook = await seed.createSelectedCalendar(pg, { userId: user, integration: 'office365_calendar', externalId: outlookId, credentialId: msCredential })
   const names = { [calendar]: `Google ${calendarId}`, [outlook]: 'Outlook calendar', [unsynced]: 'Google team-room (not subscribed)', [apple]: 'Apple calendar' }
