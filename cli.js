@@ -20,9 +20,11 @@ Commands:
                          calendars, events, faults, the clock).
   renew [--json]         The cron pass: subscribe, renew, share and stop channels, then resync
                          calendars the safety net finds behind. Shows progress on stderr.
+  poll [--json]          Poll the CalDAV and Apple iCloud calendars that are due (one request per
+                         account when nothing changed) and sync the changed ones.
   cleanup [--json]       Delete ended and unwatched cached events and expired legacy cache rows.
   status [--json]        Calendars by provider and health (healthy, expiring, failing, stale,
-                         unsubscribed), changes announced but not synced yet, booking changes
+                         unsubscribed; polled ones: healthy, failing, stale, unpolled), changes announced but not synced yet, booking changes
                          waiting for the app.
   metrics                Print this process's metrics in the Prometheus text format (the gauges
                          are read from the database; the counters start at zero).
@@ -85,6 +87,13 @@ async function main(argv) {
           clearInterval(tick)
         }
       })
+    case 'poll':
+      return withSync(async (sync) => {
+        const started = Date.now()
+        const report = await sync.pollCalendars()
+        print(json, report, (r) => `${Object.entries(r).map(([k, v]) => `${k}: ${v}`).join('\n')}\n(${((Date.now() - started) / 1000).toFixed(1)} s)`)
+        return report.failed > 0 ? 1 : 0
+      })
     case 'cleanup':
       return withSync(async (sync) => {
         const report = await sync.cleanup()
@@ -94,7 +103,7 @@ async function main(argv) {
     case 'status':
       return withSync(async (sync) => {
         const rows = await sync.status()
-        print(json, rows, (r) => (r.length ? table(r.map((x) => ({ ...x, reason: x.reason ?? '' })), ['integration', 'health', 'reason', 'calendars']) : 'no Google or Outlook calendars selected'))
+        print(json, rows, (r) => (r.length ? table(r.map((x) => ({ ...x, reason: x.reason ?? '' })), ['integration', 'health', 'reason', 'calendars']) : 'no calendars of a provider calsync syncs are selected'))
         if (!json) {
           // The gauges of `calsync metrics`, at a glance.
           const text = await sync.metrics()

@@ -429,14 +429,15 @@ export interface FlagTarget {
 
 /** Calendars of one provider in one health state. */
 export interface HealthCount {
-  /** `google_calendar` or `office365_calendar`. */
+  /** `google_calendar`, `office365_calendar`, `caldav_calendar` or `apple_calendar`. */
   integration: string
   /**
    * `healthy`, `expiring` (channel ends within 24 h), `failing` (last sync or subscribe failed,
-   * or the credential is invalid), `stale` (no sync or confirmation within `staleAfterMs`), or
-   * `unsubscribed`.
+   * or the credential is invalid), `stale` (no sync or confirmation within `staleAfterMs`; for a
+   * polled calendar, no successful poll within `pollStaleMs`), `unsubscribed`, or `unpolled` (a
+   * polled calendar never synced yet).
    */
-  health: 'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed'
+  health: 'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed' | 'unpolled'
   /**
    * For `failing` calendars: the error code of their last sync failure (`PROVIDER_UNAVAILABLE`,
    * `PROVIDER_AUTH`, …), when a sync failed. Failing calendars back off (a minute after the first

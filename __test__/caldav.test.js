@@ -139,6 +139,9 @@ for (const kind of ['radicale', 'xandikos']) {
       const objects = JSON.parse(JSON.stringify(OBJECTS))
       objects['declined.ics'][0] = objects['declined.ics'][0].replace(OWNER, email)
       for (const [name, [ics]] of Object.entries(objects)) await dav.put(url, name, ics)
+      // Deleted before the first sync: Radicale still lists it (as a 404) in a first sync-collection.
+      await dav.put(url, 'gone.ics', cal(ev('gone', ['DTSTART:20270105T100000Z', 'DTEND:20270105T110000Z'])))
+      await dav.remove(url, 'gone.ics')
       id = await seed.createSelectedCalendar(env.pg, { userId, integration: 'caldav_calendar', externalId: url, credentialId })
 
       const first = await sync.subscribe(id)
@@ -157,6 +160,8 @@ for (const kind of ['radicale', 'xandikos']) {
       let poll = await sync.pollCalendars({ intervalMs: 0 })
       assert.deepEqual([poll.due, poll.unchanged, poll.synced, poll.failed], [2, 2, 0, 0])
       assert.equal(await davRequests() - before, 1, 'one request per idle account')
+      const health = await sync.status()
+      assert.ok(health.some((h) => h.integration === 'caldav_calendar' && h.health === 'healthy' && h.calendars === 2), JSON.stringify(health))
       assert.deepEqual(await served(id), expected(objects))
 
       // Changes: one moved, one deleted, one added, one series' override cancelled.

@@ -146,4 +146,51 @@ function davClient(server) {
   }
 }
 
-module.exports = { ensureServers, startCaldav, davClient, VERSIONS }
+/**
+ * A fault proxy in front of a CalDAV server, for what real servers do under load (iCloud throttles
+ * with 503 and 429): `fail({ status, retryAfter, times })` answers the next `times` requests with
+ * that status (and `Retry-After`), `drop({ times })` closes their connections without an answer,
+ * `slow({ ms, times })` holds their answers back. `requests` counts what reached the proxy.
+ */
+async function startFaultProxy(target) {
+  const http = require('node:http')
+  const upstream = new URL(target)
+  let fault = null
+  const proxy = {
+    requests: 0,
+    fail({ status, retryAfter, times = Infinity }) { fault = { kind: 'fail', status, retryAfter, times } },
+    drop({ times = Infinity } = {}) { fault = { kind: 'drop', times } },
+    slow({ ms, times = Infinity }) { fault = { kind: 'slow', ms, times } },
+    heal() { fault = null },
+  }
+  const forward = (req, res, body) => {
+    const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
+      res.writeHead(up.statusCode, up.headers)
+      up.pipe(res)
+    })
+    out.on('error', () => res.destroy())
+    out.end(body)
+  }
+  const server = http.createServer((req, res) => {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', () => {
+      proxy.requests++
+      const f = fault && fault.times > 0 ? fault : null
+      if (f) f.times--
+      if (f?.kind === 'fail') {
+        res.writeHead(f.status, { 'Content-Type': 'text/plain', ...(f.retryAfter != null ? { 'Retry-After': String(f.retryAfter) } : {}) })
+        return res.end('try later')
+      }
+      if (f?.kind === 'drop') return req.socket.destroy()
+      if (f?.kind === 'slow') return setTimeout(() => forward(req, res, Buffer.concat(chunks)), f.ms)
+      forward(req, res, Buffer.concat(chunks))
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  proxy.url = `http://127.0.0.1:${server.address().port}`
+  proxy.close = () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve) })
+  return proxy
+}
+
+module.exports = { ensureServers, startCaldav, davClient, startFaultProxy, VERSIONS }

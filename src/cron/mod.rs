@@ -422,8 +422,12 @@ impl Engine {
             .into_iter()
             .collect();
         let mut counts: HashMap<(String, &'static str, Option<String>), u64> = HashMap::new();
-        for cal in candidates(&self.pool, &self.integrations(), None).await? {
-            let h = plan::health(&cal, now, margin, self.cfg.stale_after);
+        let all: Vec<&'static str> = self.providers().map(|p| p.integration()).collect();
+        for cal in candidates(&self.pool, &all, None).await? {
+            let h = match crate::providers::polled(&cal.owner().integration) {
+                true => plan::polled_health(&cal, now, self.cfg.poll_stale_after),
+                false => plan::health(&cal, now, margin, self.cfg.stale_after),
+            };
             let reason = (h == "failing").then(|| why.get(&cal.owner().id).cloned()).flatten();
             *counts.entry((cal.owner().integration.clone(), h, reason)).or_default() += 1;
         }

@@ -154,6 +154,22 @@ pub fn health(cal: &Calendar, now: NaiveDateTime, margin: Duration, stale_after:
     "healthy"
 }
 
+/// The health of a polled calendar (no channel): `unpolled` before its first poll, `failing`,
+/// `stale` when its last successful poll is older than `stale_after`, else `healthy`.
+pub fn polled_health(cal: &Calendar, now: NaiveDateTime, stale_after: Duration) -> &'static str {
+    let o = cal.owner();
+    let failing = o.sync_error_at.is_some_and(|e| o.synced_at.is_none_or(|s| e >= s));
+    if failing || !o.credential_ok {
+        return "failing";
+    }
+    let stale = chrono::Duration::from_std(stale_after).unwrap_or_default();
+    match o.synced_at {
+        None => "unpolled",
+        Some(s) if s < now - stale => "stale",
+        Some(_) => "healthy",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,12 +160,13 @@ impl From<crate::cron::cleanup::CleanupReport> for CleanupResult {
 /// Calendars of one provider in one health state.
 #[napi(object)]
 pub struct HealthCount {
-    /// `google_calendar` or `office365_calendar`.
+    /// `google_calendar`, `office365_calendar`, `caldav_calendar` or `apple_calendar`.
     pub integration: String,
     /// `healthy`, `expiring` (channel ends within 24 h), `failing` (last sync or subscribe failed,
-    /// or the credential is invalid), `stale` (no sync or confirmation within `staleAfterMs`), or
-    /// `unsubscribed`.
-    #[napi(ts_type = "'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed'")]
+    /// or the credential is invalid), `stale` (no sync or confirmation within `staleAfterMs`; for a
+    /// polled calendar, no successful poll within `pollStaleMs`), `unsubscribed`, or `unpolled` (a
+    /// polled calendar never synced yet).
+    #[napi(ts_type = "'healthy' | 'expiring' | 'failing' | 'stale' | 'unsubscribed' | 'unpolled'")]
     pub health: String,
     /// For `failing` calendars: the error code of their last sync failure (`PROVIDER_UNAVAILABLE`,
     /// `PROVIDER_AUTH`, …), when a sync failed. Failing calendars back off (a minute after the first
