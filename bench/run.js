@@ -14,6 +14,7 @@ const { startServer, createDatabase } = require('../dev/postgres')
 const { startReceiver } = require('../dev/receiver')
 const seed = require('../dev/seed')
 const { CalendarSync, applySchema } = require('../calsync.js')
+const { caldavScenario } = require('./caldav')
 
 const QUICK = process.argv.includes('--quick')
 // `--only=read,ingest` runs a subset while working on one scenario; results are then not written.
@@ -944,6 +945,14 @@ async function main() {
           await current.close()
           await db.close()
         }
+      }
+    }
+    if (runs('caldav')) {
+      const cd = await open('caldav')
+      try {
+        await caldavScenario({ url: cd.database.url, pg: cd.pg, record, log, quick: QUICK })
+      } finally {
+        await cd.close()
       }
     }
     // Last: seeding and cleaning 10 M rows leaves gigabytes of dirty pages and WAL behind, whose
