@@ -96,3 +96,20 @@ for (const [what, inject] of [
     assert.ok(back.busy.some((b) => b.start === '2027-01-13T10:00:00.000Z'), 'the change is in once the server answers')
   })
 }
+
+test('a server without sync-collection: listed by ETag, every sync in full, still exact', async () => {
+  proxy.fail({ status: 501, when: (method, body) => method === 'REPORT' && body.includes('sync-collection') })
+  try {
+    const report = await sync.syncCalendar(ids[1], { full: true })
+    assert.equal(report.full, true)
+    await dav.put(urls[1], 'd.ics', event('d', '14'))
+    const again = await sync.syncCalendar(ids[1])
+    assert.equal(again.full, true, 'with no token to list from, the next sync is full too')
+    const res = await read()
+    assert.deepEqual(res.uncached, [])
+    assert.ok(res.busy.some((b) => b.start === '2027-01-14T10:00:00.000Z' && b.selectedCalendarId === ids[1]))
+    assert.ok(res.busy.some((b) => b.start === '2027-01-12T10:00:00.000Z' && b.selectedCalendarId === ids[1]))
+  } finally {
+    proxy.heal()
+  }
+})

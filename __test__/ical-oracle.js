@@ -46,6 +46,8 @@ function randomEvent(rand, uid, owner) {
   const int = (a, b) => a + Math.floor(rand() * (b - a + 1))
   const allDay = rand() < 0.15
   const zone = allDay ? null : pick(ZONES)
+  // Exchange's invitations name Berlin's zone the Windows way.
+  const tzid = zone === 'Europe/Berlin' && rand() < 0.5 ? 'W. Europe Standard Time' : zone
   const wallZone = zone ?? CAL_ZONE
   // Start days from 2026-12-20 to 2027-07-10: some series start before the window, some end after.
   const day0 = Date.UTC(2026, 11, 20) + int(0, 200) * DAY
@@ -56,7 +58,7 @@ function randomEvent(rand, uid, owner) {
     if (allDay) return `;VALUE=DATE:${icalDate(naive)}`
     if (zone === 'UTC') return `:${icalLocal(naive)}Z`
     if (zone === null) return `:${icalLocal(naive)}`
-    return `;TZID=${zone}:${icalLocal(naive)}`
+    return `;TZID=${tzid}:${icalLocal(naive)}`
   }
   props.push(`DTSTART${fmt(startNaive)}`)
   const useDuration = rand() < 0.4
@@ -160,7 +162,11 @@ function randomEvent(rand, uid, owner) {
     busy = busy.map(([a, b]) => [a - travel * MIN, b])
   }
   const vevent = (lines) => `BEGIN:VEVENT\r\nUID:${uid}\r\nDTSTAMP:20261201T000000Z\r\nSUMMARY:event ${uid}\r\n${lines.join('\r\n')}\r\nEND:VEVENT\r\n`
-  const ics = `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync//parity//EN\r\n${vevent(props)}${overrides.map(vevent).join('')}END:VCALENDAR\r\n`
+  // Exchange sends the Windows zone's definition along (servers refuse a TZID they cannot find).
+  const vtimezone = tzid === 'W. Europe Standard Time'
+    ? 'BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n'
+    : ''
+  const ics = `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync//parity//EN\r\n${vtimezone}${vevent(props)}${overrides.map(vevent).join('')}END:VCALENDAR\r\n`
   return { ics, busy }
 }
 

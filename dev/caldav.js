@@ -148,7 +148,7 @@ function davClient(server) {
 
 /**
  * A fault proxy in front of a CalDAV server, for what real servers do under load (iCloud throttles
- * with 503 and 429): `fail({ status, retryAfter, times })` answers the next `times` requests with
+ * with 503 and 429): `fail({ status, retryAfter, times, when })` answers the next `times` requests with
  * that status (and `Retry-After`), `drop({ times })` closes their connections without an answer,
  * `slow({ ms, times })` holds their answers back. `requests` counts what reached the proxy.
  */
@@ -158,7 +158,8 @@ async function startFaultProxy(target) {
   let fault = null
   const proxy = {
     requests: 0,
-    fail({ status, retryAfter, times = Infinity }) { fault = { kind: 'fail', status, retryAfter, times } },
+    /** `when(method, body)`, if given, picks the requests the fault applies to. */
+    fail({ status, retryAfter, times = Infinity, when }) { fault = { kind: 'fail', status, retryAfter, times, when } },
     drop({ times = Infinity } = {}) { fault = { kind: 'drop', times } },
     slow({ ms, times = Infinity }) { fault = { kind: 'slow', ms, times } },
     heal() { fault = null },
@@ -176,15 +177,16 @@ async function startFaultProxy(target) {
     req.on('data', (c) => chunks.push(c))
     req.on('end', () => {
       proxy.requests++
-      const f = fault && fault.times > 0 ? fault : null
+      const body = Buffer.concat(chunks)
+      const f = fault && fault.times > 0 && (!fault.when || fault.when(req.method, body.toString())) ? fault : null
       if (f) f.times--
       if (f?.kind === 'fail') {
         res.writeHead(f.status, { 'Content-Type': 'text/plain', ...(f.retryAfter != null ? { 'Retry-After': String(f.retryAfter) } : {}) })
         return res.end('try later')
       }
       if (f?.kind === 'drop') return req.socket.destroy()
-      if (f?.kind === 'slow') return setTimeout(() => forward(req, res, Buffer.concat(chunks)), f.ms)
-      forward(req, res, Buffer.concat(chunks))
+      if (f?.kind === 'slow') return setTimeout(() => forward(req, res, body), f.ms)
+      forward(req, res, body)
     })
   })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))

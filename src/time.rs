@@ -84,6 +84,26 @@ pub fn local_to_utc(tz: chrono_tz::Tz, local: NaiveDateTime) -> NaiveDateTime {
     }
 }
 
+/// A time zone by its IANA name or its Windows name (`W. Europe Standard Time`, through CLDR's
+/// table in `data/windows-zones.json`): Graph names zones the Windows way, and so do invitations
+/// that came from Exchange into other calendars.
+pub fn zone_named(name: &str) -> Option<chrono_tz::Tz> {
+    static WINDOWS: std::sync::OnceLock<std::collections::HashMap<String, String>> = std::sync::OnceLock::new();
+    let windows = WINDOWS.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct Table {
+            zones: std::collections::HashMap<String, String>,
+        }
+        let table: Table =
+            serde_json::from_str(include_str!("../data/windows-zones.json")).expect("data/windows-zones.json is valid");
+        table.zones
+    });
+    let name = name.trim();
+    name.parse()
+        .ok()
+        .or_else(|| windows.get(name).and_then(|iana| iana.parse().ok()))
+}
+
 /// An RFC 3339 instant as naive UTC with millisecond precision (what `TIMESTAMP(3)` keeps).
 pub fn parse_instant(s: &str) -> Option<NaiveDateTime> {
     let t = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc).naive_utc();

@@ -125,7 +125,8 @@ pub fn rejected(reply: &Reply, reason: Option<&str>) -> ProviderError {
 
 /// Whether a non-2xx answer is worth another attempt.
 pub fn retryable(status: StatusCode, body: &[u8]) -> bool {
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    // 501 says the server does not implement the request at all: asking again changes nothing.
+    if status == StatusCode::TOO_MANY_REQUESTS || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED) {
         return true;
     }
     if status == StatusCode::FORBIDDEN {
@@ -352,6 +353,7 @@ mod tests {
         assert!(!retryable(StatusCode::NOT_FOUND, b""));
         assert!(!retryable(StatusCode::GONE, b""));
         assert!(!retryable(StatusCode::BAD_REQUEST, b""));
+        assert!(!retryable(StatusCode::NOT_IMPLEMENTED, b""));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Every `VEVENT` of the resource is read: the master and its `RECURRENCE-ID` overrides (moved or
 //! cancelled instances), `RRULE`/`RDATE`/`EXDATE` expanded within the window only, times with a
 //! `TZID` (IANA names, or a `VTIMEZONE` that names one through `X-LIC-LOCATION` or a path ending
-//! in one), floating times and all-day `DATE`s in the calendar's zone. An instance is free when
+//! in one, or a Windows name as Exchange writes them), floating times and all-day `DATE`s in the
+//! calendar's zone. An instance is free when
 //! cancelled, `TRANSP:TRANSPARENT`, or declined by the owner (`PARTSTAT=DECLINED` on the owner's
 //! `ATTENDEE`); Apple's `X-APPLE-TRAVEL-DURATION` makes the travel before it busy too. Recurrence
 //! runs on wall-clock time and a local time in a DST gap takes the offset before the gap (RFC 5545
@@ -12,10 +13,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::model::{CacheEvent, Unreadable};
+use crate::time::{local_to_utc, zone_named};
 
 /// A content line: upper-cased name and parameter names, the raw value.
 #[derive(Debug, Clone)]
@@ -183,19 +185,6 @@ fn when(value: &str) -> Result<When, Unreadable> {
     Ok(if utc { When::Utc(t) } else { When::Local(t) })
 }
 
-/// A local time in `tz` as UTC: the earlier of an ambiguous pair, and in a gap the offset before it.
-fn local_to_utc(tz: Tz, t: NaiveDateTime) -> NaiveDateTime {
-    match tz.from_local_datetime(&t) {
-        chrono::LocalResult::Single(d) => d.naive_utc(),
-        chrono::LocalResult::Ambiguous(a, b) => a.naive_utc().min(b.naive_utc()),
-        chrono::LocalResult::None => {
-            // The wall clock jumped over `t`: read it with the offset in force just before.
-            let before = tz.offset_from_utc_datetime(&(t - Duration::hours(3))).fix();
-            t - Duration::seconds(i64::from(before.local_minus_utc()))
-        }
-    }
-}
-
 /// The time zones a resource's `TZID`s name.
 struct Zones {
     by_id: HashMap<String, Option<Tz>>,
@@ -249,10 +238,11 @@ impl Zones {
     }
 }
 
-/// An IANA zone by its name, or by a path that ends in one (`/mozilla.org/.../Europe/Berlin`).
+/// A zone by its IANA or Windows name (invitations from Exchange carry `W. Europe Standard Time`),
+/// or by a path that ends in an IANA name (`/mozilla.org/.../Europe/Berlin`).
 fn iana(id: &str) -> Option<Tz> {
     let id = id.trim();
-    if let Ok(tz) = id.parse::<Tz>() {
+    if let Some(tz) = zone_named(id) {
         return Some(tz);
     }
     let parts: Vec<&str> = id.split('/').filter(|s| !s.is_empty()).collect();
@@ -716,6 +706,12 @@ mod tests {
         assert!(
             busy_rows(&half, &ctx("UTC")).is_err(),
             "an unresolvable zone is an error, never free"
+        );
+        // Exchange's invitations name zones the Windows way, with rules calsync need not read.
+        let windows = cal("BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\nBEGIN:VEVENT\r\nUID:w\r\nDTSTART;TZID=W. Europe Standard Time:20260701T090000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n");
+        assert_eq!(
+            spans(&windows, "UTC"),
+            vec![(t("2026-07-01 07:00"), t("2026-07-01 08:00"))]
         );
         let unbounded = cal(
             "BEGIN:VEVENT\r\nUID:u\r\nDTSTART:20000103T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\n",

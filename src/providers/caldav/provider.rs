@@ -87,10 +87,12 @@ impl Caldav {
             403 | 409 | 412 if token.is_some() && dav::names_invalid_token(&reply.body) => {
                 Err(ProviderError::SyncTokenInvalid)
             }
+            // No RFC 6578 here (403 naming the supported-report precondition, or a plain refusal of
+            // the method or body): list by ETag instead.
+            403 if token.is_none() && String::from_utf8_lossy(&reply.body).contains("supported-report") => Ok(None),
+            400 | 405 | 415 | 501 if token.is_none() => Ok(None),
             401 | 403 => Err(ProviderError::Unauthorized),
             404 => Err(ProviderError::NotFound),
-            // No RFC 6578 here: list by ETag instead.
-            400 | 405 | 415 | 501 if token.is_none() => Ok(None),
             _ => Err(crate::providers::http::rejected(&reply, Some("sync-collection"))),
         }
     }

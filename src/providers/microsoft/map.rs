@@ -3,9 +3,6 @@
 //! offset-less wall-clock time (up to 7 fractional digits) plus a zone name, which may be a Windows
 //! name ("Pacific Standard Time") or an IANA one; both are converted to UTC.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
@@ -19,29 +16,13 @@ pub struct Rules {
     pub working_elsewhere_is_busy: bool,
 }
 
-static WINDOWS: OnceLock<HashMap<String, String>> = OnceLock::new();
-
-fn windows_zones() -> &'static HashMap<String, String> {
-    WINDOWS.get_or_init(|| {
-        #[derive(serde::Deserialize)]
-        struct Table {
-            zones: HashMap<String, String>,
-        }
-        let table: Table = serde_json::from_str(include_str!("../../../data/windows-zones.json"))
-            .expect("data/windows-zones.json is valid");
-        table.zones
-    })
-}
-
 /// The zone for a Graph time zone name: IANA names parse directly, Windows names through CLDR's table.
 pub fn zone(name: &str) -> Option<Tz> {
     let name = name.trim();
     if name.is_empty() || name.eq_ignore_ascii_case("UTC") || name == "tzone://Microsoft/Utc" {
         return Some(Tz::UTC);
     }
-    name.parse::<Tz>()
-        .ok()
-        .or_else(|| windows_zones().get(name).and_then(|iana| iana.parse().ok()))
+    crate::time::zone_named(name)
 }
 
 /// A Graph `{ dateTime, timeZone }` as UTC.
