@@ -10,7 +10,7 @@ const crypto = require('node:crypto')
 
 const { freshDatabase, calsync } = require('./helpers')
 const seed = require('../dev/seed')
-const { startCaldav, davClient, startFaultProxy } = require('../dev/caldav')
+const { startCaldav, davClient, startFaultProxy, symmetricEncrypt } = require('../dev/caldav')
 
 const { shiftClockForTesting } = calsync
 const KEY = 'calsync-faults-key-0123456789abc'
@@ -30,9 +30,7 @@ test.before(async () => {
   await seed.setGlobalFlag(env.pg, 'calendar-subscription-cache', true)
   const userId = await seed.createUser(env.pg, { email: `owner-${crypto.randomUUID().slice(0, 8)}@example.com` })
   await seed.setUserFlag(env.pg, userId, 'calendar-subscription-cache', true)
-  const iv = crypto.randomBytes(16)
-  const c = crypto.createCipheriv('aes256', Buffer.from(KEY, 'latin1'), iv)
-  const key = `${iv.toString('hex')}:${c.update(JSON.stringify({ username: server.user, password: server.password, url: proxy.url }), 'utf8', 'hex')}${c.final('hex')}`
+  const key = symmetricEncrypt(JSON.stringify({ username: server.user, password: server.password, url: proxy.url }), KEY)
   const credentialId = await seed.createCredential(env.pg, { userId, type: 'caldav_calendar', key })
   dav = davClient(server)
   urls = [await dav.makeCalendar('one'), await dav.makeCalendar('two')]

@@ -13,7 +13,7 @@ const crypto = require('node:crypto')
 
 const { freshDatabase, calsync, prng } = require('./helpers')
 const seed = require('../dev/seed')
-const { startCaldav, davClient } = require('../dev/caldav')
+const { startCaldav, davClient, symmetricEncrypt } = require('../dev/caldav')
 
 const { shiftClockForTesting } = calsync
 const KEY = 'calsync-parity-key-0123456789abc'
@@ -43,11 +43,7 @@ test.after(async () => {
   await env?.teardown()
 })
 
-function encrypt(text) {
-  const iv = crypto.randomBytes(16)
-  const c = crypto.createCipheriv('aes256', Buffer.from(KEY, 'latin1'), iv)
-  return `${iv.toString('hex')}:${c.update(text, 'utf8', 'hex')}${c.final('hex')}`
-}
+const encrypt = (text) => symmetricEncrypt(text, KEY)
 
 for (const kind of ['radicale', 'xandikos']) {
   for (const seedValue of [1, 2]) {

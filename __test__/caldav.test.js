@@ -11,7 +11,8 @@ const crypto = require('node:crypto')
 
 const { freshDatabase, calsync } = require('./helpers')
 const seed = require('../dev/seed')
-const { startCaldav, davClient } = require('../dev/caldav')
+// symmetricEncrypt: exactly what Cal.com's writes (Node's crypto, AES-256-CBC, latin1 key).
+const { startCaldav, davClient, symmetricEncrypt } = require('../dev/caldav')
 
 const { shiftClockForTesting } = calsync
 const KEY = 'calsync-test-key-0123456789abcde' // 32 characters, as Cal.com requires
@@ -21,14 +22,6 @@ const OWNER = 'owner@example.com' // replaced by each test's owner
 const NOW = Date.parse('2027-01-04T00:00:00Z')
 const range = { timeMin: '2027-01-04T00:00:00.000Z', timeMax: '2027-06-30T00:00:00.000Z' }
 
-/** Exactly what Cal.com's symmetricEncrypt writes (AES-256-CBC, latin1 key, hex iv:ciphertext). */
-function symmetricEncrypt(text, key) {
-  const iv = crypto.randomBytes(16)
-  const cipher = crypto.createCipheriv('aes256', Buffer.from(key, 'latin1'), iv)
-  let out = cipher.update(text, 'utf8', 'hex')
-  out += cipher.final('hex')
-  return `${iv.toString('hex')}:${out}`
-}
 
 const cal = (body) => `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync//test//EN\r\n${body}END:VCALENDAR\r\n`
 const ev = (uid, lines) => `BEGIN:VEVENT\r\nUID:${uid}\r\nDTSTAMP:20261201T000000Z\r\n${lines.join('\r\n')}\r\nEND:VEVENT\r\n`

@@ -4,19 +4,14 @@
 // calendars are Google, Outlook and CalDAV, beside what Cal.com does without the cache: one live
 // `calendar-query` with `expand` per lookup.
 
-const crypto = require('node:crypto')
 const seed = require('../dev/seed')
-const { startCaldav, davClient } = require('../dev/caldav')
+const { startCaldav, davClient, symmetricEncrypt } = require('../dev/caldav')
 const { CalendarSync } = require('../calsync.js')
 
 const KEY = 'calsync-bench-key-0123456789abcd'
 const DAY = 24 * 3600 * 1000
 
-function encrypt(text) {
-  const iv = crypto.randomBytes(16)
-  const c = crypto.createCipheriv('aes256', Buffer.from(KEY, 'latin1'), iv)
-  return `${iv.toString('hex')}:${c.update(text, 'utf8', 'hex')}${c.final('hex')}`
-}
+const encrypt = (text) => symmetricEncrypt(text, KEY)
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const p99 = (xs) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]

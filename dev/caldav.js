@@ -195,4 +195,13 @@ async function startFaultProxy(target) {
   return proxy
 }
 
-module.exports = { ensureServers, startCaldav, davClient, startFaultProxy, VERSIONS }
+/** A value as Cal.com's `symmetricEncrypt` stores credentials: AES-256-CBC, the key's characters as
+ * latin1 bytes, `hex(iv):hex(ciphertext)`. */
+function symmetricEncrypt(text, key) {
+  const crypto = require('node:crypto')
+  const iv = crypto.randomBytes(16)
+  const cipher = crypto.createCipheriv('aes256', Buffer.from(key, 'latin1'), iv)
+  return `${iv.toString('hex')}:${cipher.update(text, 'utf8', 'hex')}${cipher.final('hex')}`
+}
+
+module.exports = { ensureServers, startCaldav, davClient, startFaultProxy, symmetricEncrypt, VERSIONS }

@@ -12,8 +12,7 @@ const { startServer, createDatabase } = require('./postgres')
 const { startReceiver } = require('./receiver')
 const seed = require('./seed')
 const { startEmulator } = require('../emulator')
-const { startCaldav, davClient } = require('./caldav')
-const crypto = require('node:crypto')
+const { startCaldav, davClient, symmetricEncrypt } = require('./caldav')
 const { CalendarSync, applySchema } = require('../calsync.js')
 
 const HOUR = 3600 * 1000
@@ -164,11 +163,6 @@ async function migrationStep({ pg, sync, ids, calendarId, timeMin, timeMax, log,
 
 // Cal.com stores Apple and CalDAV credentials encrypted with CALENDSO_ENCRYPTION_KEY.
 const DEMO_KEY = 'demo-encryption-key-0123456789ab'
-function symmetricEncrypt(text, key) {
-  const iv = crypto.randomBytes(16)
-  const c = crypto.createCipheriv('aes256', Buffer.from(key, 'latin1'), iv)
-  return `${iv.toString('hex')}:${c.update(text, 'utf8', 'hex')}${c.final('hex')}`
-}
 
 // iCloud has no push for third parties: the calendar is polled (`pollCalendars` from a cron route),
 // one request per account when nothing changed; recurrence is expanded by calsync itself.

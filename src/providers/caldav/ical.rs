@@ -475,34 +475,40 @@ fn instances(
                 "a CalDAV event uses RDATE periods, which calsync does not read",
             ));
         }
-        for v in p.value.split(',') {
-            let one = Prop {
-                value: v.to_string(),
-                ..p.clone()
-            };
-            starts.push(match when(v)? {
-                When::Date(d) => to_real(d.and_time(chrono::NaiveTime::MIN)),
-                _ => zones.utc_of(&one)?.0,
-            });
-        }
+        starts.extend(instants(p, zones, &to_real)?);
     }
     let mut excluded = Vec::new();
     for p in master.props("EXDATE") {
-        for v in p.value.split(',') {
-            let one = Prop {
-                value: v.to_string(),
-                ..p.clone()
-            };
-            excluded.push(match when(v)? {
-                When::Date(d) => to_real(d.and_time(chrono::NaiveTime::MIN)),
-                _ => zones.utc_of(&one)?.0,
-            });
-        }
+        excluded.extend(instants(p, zones, &to_real)?);
     }
     starts.retain(|s| !excluded.contains(s));
     starts.sort_unstable();
     starts.dedup();
     Ok(starts)
+}
+
+/// The instants of an `RDATE` or `EXDATE` list: DATE values on the event's wall clock (`to_real`),
+/// times in their own zone.
+fn instants(
+    p: &Prop,
+    zones: &Zones,
+    to_real: &impl Fn(NaiveDateTime) -> NaiveDateTime,
+) -> Result<Vec<NaiveDateTime>, Unreadable> {
+    p.value
+        .split(',')
+        .map(|v| {
+            Ok(match when(v)? {
+                When::Date(d) => to_real(d.and_time(chrono::NaiveTime::MIN)),
+                _ => {
+                    let one = Prop {
+                        value: v.to_string(),
+                        ..p.clone()
+                    };
+                    zones.utc_of(&one)?.0
+                }
+            })
+        })
+        .collect()
 }
 
 /// The rule with a UTC `UNTIL` moved into the floating time the expansion runs in (and a DATE
