@@ -133,7 +133,7 @@ pub async fn cursors(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, St
 /// `now`, if the cursor is still the stored one and no failure is on record. Returns whether it was.
 pub async fn mark_polled(pool: &PgPool, row_ids: &[String], cursor: &str, now: NaiveDateTime) -> Result<bool> {
     let done = query(
-        r#"UPDATE "SelectedCalendar" SET "syncedAt" = $3
+        r#"UPDATE "SelectedCalendar" SET "syncedAt" = GREATEST("syncedAt", $3)
            WHERE id = ANY($1) AND "syncToken" = $2 AND "syncErrorAt" IS NULL"#,
     )
     .bind(row_ids)

@@ -41,7 +41,9 @@ fn escape(s: &str) -> String {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Member {
     pub href: String,
-    /// The response's own status (`404`: the member is gone), or its first propstat's.
+    /// The response's own status (`404`: the member is gone; `507`: on the collection itself, the
+    /// listing was truncated). Properties carry theirs in their propstat; only the values of found
+    /// properties are kept.
     pub status: Option<u16>,
     pub etag: Option<String>,
     pub calendar_data: Option<String>,
@@ -73,16 +75,13 @@ pub fn parse_multistatus(body: &[u8]) -> Result<Multistatus, ProviderError> {
     let mut path: Vec<String> = Vec::new();
     let mut out = Multistatus::default();
     let mut member: Option<Member> = None;
-    let mut propstat_status: Option<u16> = None;
     let mut buf = String::new();
     loop {
         match reader.read_event().map_err(|_| decode_error())? {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                match name.as_str() {
-                    "response" => member = Some(Member::default()),
-                    "propstat" => propstat_status = None,
-                    _ => {}
+                if name == "response" {
+                    member = Some(Member::default());
                 }
                 path.push(name);
                 buf.clear();
@@ -119,22 +118,9 @@ pub fn parse_multistatus(body: &[u8]) -> Result<Multistatus, ProviderError> {
                 let parent = path.last().map(String::as_str);
                 let value = std::mem::take(&mut buf);
                 match (name.as_str(), member.as_mut()) {
-                    ("response", Some(_)) => {
-                        let mut m = member.take().unwrap_or_default();
-                        if m.status.is_none() {
-                            m.status = propstat_status;
-                        }
-                        out.members.push(m);
-                    }
+                    ("response", Some(_)) => out.members.extend(member.take()),
                     ("href", Some(m)) if parent == Some("response") => m.href = value.trim().to_string(),
                     ("status", Some(m)) if parent == Some("response") => m.status = status_code(&value),
-                    ("status", Some(_)) if parent == Some("propstat") => {
-                        // The first propstat with 200 wins; otherwise the first seen.
-                        let code = status_code(&value);
-                        if propstat_status != Some(200) {
-                            propstat_status = propstat_status.filter(|_| code != Some(200)).or(code);
-                        }
-                    }
                     ("getetag", Some(m)) => m.etag = Some(value.trim().to_string()).filter(|s| !s.is_empty()),
                     ("calendar-data", Some(m)) => m.calendar_data = Some(value).filter(|s| !s.trim().is_empty()),
                     ("calendar-timezone", Some(m)) => {
@@ -156,6 +142,36 @@ pub fn parse_multistatus(body: &[u8]) -> Result<Multistatus, ProviderError> {
         return Err(decode_error());
     }
     Ok(out)
+}
+
+/// A member's href as a comparable path: an absolute URL's path, percent-decoded, so one server's
+/// `/cal/a%40b.ics` and `http://host/cal/a@b.ics` are the same member.
+pub fn path_of(href: &str) -> String {
+    let path = match reqwest::Url::parse(href) {
+        Ok(u) => u.path().to_string(),
+        Err(_) => href.to_string(),
+    };
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether an error answer names the `valid-sync-token` precondition (RFC 6578 §3.2).
@@ -182,7 +198,7 @@ END:VCALENDAR</C:calendar-data></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:
         assert_eq!(m.sync_token.as_deref(), Some("http://x/sync/2"));
         assert_eq!(m.members.len(), 2);
         assert_eq!(m.members[0].etag.as_deref(), Some("\"1\""));
-        assert_eq!(m.members[0].status, Some(200));
+        assert_eq!(m.members[0].status, None, "a found member's status is its propstat's");
         assert!(m.members[0].calendar_data.as_deref().unwrap().contains("a & b\r\n"));
         assert_eq!(m.members[1].status, Some(404));
         assert!(parse_multistatus(b"<d:multistatus xmlns:d='DAV:'><d:response>").is_err());

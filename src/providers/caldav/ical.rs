@@ -199,8 +199,8 @@ impl Zones {
             let Some(id) = vtz.prop("TZID").map(|p| p.value.clone()) else {
                 continue;
             };
-            let named = iana(&id)
-                .or_else(|| vtz.prop("X-LIC-LOCATION").and_then(|p| iana(&p.value)))
+            let named = zone_by_name(&id)
+                .or_else(|| vtz.prop("X-LIC-LOCATION").and_then(|p| zone_by_name(&p.value)))
                 .or_else(|| fixed_zone(vtz));
             by_id.insert(id, named);
         }
@@ -215,7 +215,7 @@ impl Zones {
         match self.by_id.get(id) {
             Some(Some(tz)) => Ok(*tz),
             Some(None) => Err(Unreadable("a CalDAV event uses a VTIMEZONE calsync cannot resolve")),
-            None => iana(id).ok_or(Unreadable("a CalDAV event names an unknown time zone")),
+            None => zone_by_name(id).ok_or(Unreadable("a CalDAV event names an unknown time zone")),
         }
     }
 
@@ -240,7 +240,7 @@ impl Zones {
 
 /// A zone by its IANA or Windows name (invitations from Exchange carry `W. Europe Standard Time`),
 /// or by a path that ends in an IANA name (`/mozilla.org/.../Europe/Berlin`).
-fn iana(id: &str) -> Option<Tz> {
+pub fn zone_by_name(id: &str) -> Option<Tz> {
     let id = id.trim();
     if let Some(tz) = zone_named(id) {
         return Some(tz);
@@ -355,6 +355,11 @@ pub fn busy_rows(ics: &str, ctx: &Context<'_>) -> Result<Vec<CacheEvent>, Unread
     let mut masters = Vec::new();
     for ev in events {
         match ev.prop("RECURRENCE-ID") {
+            Some(rid) if rid.param("RANGE").is_some() => {
+                return Err(Unreadable(
+                    "a CalDAV event changes this and future instances (RANGE), which calsync does not read",
+                ))
+            }
             Some(rid) => {
                 overrides.insert(zones.utc_of(rid)?.0, ev);
             }
@@ -444,17 +449,20 @@ fn instances(
         When::Local(t) | When::Utc(t) => t,
     };
     let to_real = |local: NaiveDateTime| local_to_utc(zone, local);
-    let mut starts = Vec::new();
-    let rules: Vec<&Prop> = master.props("RRULE").collect();
-    if rules.is_empty() {
-        starts.push(to_real(local_start));
-    } else {
+    // DTSTART is always an instance (RFC 5545 §3.8.5.3), even where the rule would not produce it.
+    let mut starts = vec![to_real(local_start)];
+    let rules: Vec<(String, Option<NaiveDateTime>)> = master
+        .props("RRULE")
+        .map(|r| floating_until(&r.value, zone, written))
+        // A rule that ends before it starts adds nothing to DTSTART.
+        .filter(|(_, until)| until.is_none_or(|u| u >= local_start))
+        .collect();
+    if !rules.is_empty() {
         let bad = Unreadable("a CalDAV event has a recurrence rule calsync cannot read");
         let dt = rrule::Tz::UTC.from_utc_datetime(&local_start);
         let mut set = rrule::RRuleSet::new(dt);
-        for r in rules {
-            let rule: rrule::RRule<rrule::Unvalidated> =
-                floating_until(&r.value, zone, written).parse().map_err(|_| bad)?;
+        for (r, _) in rules {
+            let rule: rrule::RRule<rrule::Unvalidated> = r.parse().map_err(|_| bad)?;
             set = set.rrule(rule.validate(dt).map_err(|_| bad)?);
         }
         // The window in the same floating time, with a margin for zone offsets and the length.
@@ -512,9 +520,12 @@ fn instants(
 }
 
 /// The rule with a UTC `UNTIL` moved into the floating time the expansion runs in (and a DATE
-/// `UNTIL` made the end of that day), so it bounds the local instances it meant to.
-fn floating_until(rule: &str, zone: Tz, start: When) -> String {
-    rule.split(';')
+/// `UNTIL` made the end of that day), so it bounds the local instances it meant to; and that local
+/// `UNTIL`.
+fn floating_until(rule: &str, zone: Tz, start: When) -> (String, Option<NaiveDateTime>) {
+    let mut until = None;
+    let rule = rule
+        .split(';')
         .map(|part| {
             let Some(v) = part.strip_prefix("UNTIL=").or_else(|| part.strip_prefix("until=")) else {
                 return part.to_string();
@@ -529,10 +540,12 @@ fn floating_until(rule: &str, zone: Tz, start: When) -> String {
                 Ok(When::Date(d)) => d.and_hms_opt(23, 59, 59).unwrap_or_default(),
                 Err(_) => return part.to_string(),
             };
+            until = Some(local);
             format!("UNTIL={}", local.format("%Y%m%dT%H%M%SZ"))
         })
         .collect::<Vec<_>>()
-        .join(";")
+        .join(";");
+    (rule, until)
 }
 
 /// One instance as a row, or none when it is free or outside the window.
@@ -561,7 +574,14 @@ fn row(
     let dtstart = own.prop("DTSTART").ok_or(Unreadable("a CalDAV event has no DTSTART"))?;
     let (start, all_day, length) = if is_override {
         let (s, all_day) = zones.utc_of(dtstart)?;
-        (s, all_day, length(ev, zones, dtstart, s, all_day)?)
+        // An override that says nothing of its length keeps the series'.
+        let own = ev.prop("DTEND").is_some() || ev.prop("DURATION").is_some();
+        let length = if own {
+            length(ev, zones, dtstart, s, all_day)?
+        } else {
+            master_length
+        };
+        (s, all_day, length)
     } else {
         (original, master_all_day, master_length)
     };
@@ -575,7 +595,10 @@ fn row(
         return Ok(None);
     }
     let uid = ev.text("UID").or_else(|| master.text("UID"));
-    let recurring = ev.prop("RRULE").is_some() || master.prop("RRULE").is_some() || is_override;
+    let recurring = ["RRULE", "RDATE"]
+        .iter()
+        .any(|p| ev.prop(p).is_some() || master.prop(p).is_some())
+        || is_override;
     Ok(Some(CacheEvent {
         external_id: if recurring {
             format!("{}#{}", ctx.href, original.format("%Y%m%dT%H%M%SZ"))
@@ -732,6 +755,32 @@ mod tests {
             "BEGIN:VEVENT\r\nUID:p\r\nDTSTART;TZID=Europe/Berlin:20260328T120000\r\nDURATION:P1D\r\nEND:VEVENT\r\n",
         );
         assert_eq!(spans(&ics, "UTC"), vec![(t("2026-03-28 11:00"), t("2026-03-29 10:00"))]);
+    }
+
+    #[test]
+    fn rdates_dtstart_off_the_rule_short_overrides_and_rules_that_end_before_they_start() {
+        // RDATE alone: each date its own row.
+        let ics = cal("BEGIN:VEVENT\r\nUID:r\r\nDTSTART:20260310T090000Z\r\nDURATION:PT1H\r\nRDATE:20260317T090000Z,20260324T090000Z\r\nEND:VEVENT\r\n");
+        assert_eq!(spans(&ics, "UTC").len(), 3);
+        // DTSTART on a Monday, the rule on Tuesdays: the Monday counts too.
+        let ics = cal("BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20260302T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20260311T000000Z\r\nEND:VEVENT\r\n");
+        assert_eq!(
+            spans(&ics, "UTC"),
+            vec![
+                (t("2026-03-02 09:00"), t("2026-03-02 10:00")),
+                (t("2026-03-03 09:00"), t("2026-03-03 10:00")),
+                (t("2026-03-10 09:00"), t("2026-03-10 10:00")),
+            ]
+        );
+        // An override that names only its new start keeps the series' length.
+        let ics = cal("BEGIN:VEVENT\r\nUID:o\r\nDTSTART:20260302T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY;COUNT=2\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:o\r\nRECURRENCE-ID:20260303T090000Z\r\nDTSTART:20260303T140000Z\r\nEND:VEVENT\r\n");
+        assert_eq!(spans(&ics, "UTC")[1], (t("2026-03-03 14:00"), t("2026-03-03 15:00")));
+        // A rule whose UNTIL lies before DTSTART: DTSTART alone.
+        let ics = cal("BEGIN:VEVENT\r\nUID:u\r\nDTSTART:20260302T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY;UNTIL=20260301T000000Z\r\nEND:VEVENT\r\n");
+        assert_eq!(spans(&ics, "UTC"), vec![(t("2026-03-02 09:00"), t("2026-03-02 10:00"))]);
+        // This-and-future overrides are refused, not guessed.
+        let ics = cal("BEGIN:VEVENT\r\nUID:f\r\nDTSTART:20260302T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY;COUNT=5\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:f\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20260304T090000Z\r\nDTSTART:20260304T100000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n");
+        assert!(busy_rows(&ics, &ctx("UTC")).is_err());
     }
 
     #[test]

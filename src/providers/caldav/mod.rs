@@ -50,6 +50,30 @@ impl Caldav {
         self.integration == APPLE
     }
 
+    /// Whether the account's password may be sent to `url`: only over https (plain http to this
+    /// machine only, for local servers and tests), and for Apple only to Apple's CalDAV hosts.
+    fn allowed(&self, url: &reqwest::Url) -> Result<(), ProviderError> {
+        let host = url.host_str().unwrap_or_default();
+        let local = matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1");
+        if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+            return Err(ProviderError::Config(
+                "CalDAV calendars are reached over https only (http only on this machine)".into(),
+            ));
+        }
+        if self.is_apple() {
+            let apple = reqwest::Url::parse(&self.cfg.apple_url).ok();
+            let apple_host = apple.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+            // iCloud's calendars live on numbered hosts (p42-caldav.icloud.com).
+            let ok = host == apple_host || (apple_host.ends_with("icloud.com") && host.ends_with(".icloud.com"));
+            if !ok {
+                return Err(ProviderError::Config(
+                    "an Apple calendar's URL is not on Apple's CalDAV server".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Metric endpoint names, per integration.
     fn endpoint(&self, what: Call) -> &'static str {
         match (self.is_apple(), what) {
@@ -79,6 +103,7 @@ impl Caldav {
         .map_err(|_| ProviderError::Config("bad WebDAV method".into()))?;
         let url = reqwest::Url::parse(url)
             .map_err(|_| ProviderError::Config("the CalDAV calendar URL is not a URL".into()))?;
+        self.allowed(&url)?;
         self.http
             .send(self.endpoint(call), || {
                 self.http

@@ -75,25 +75,54 @@ impl Caldav {
         url: &str,
         token: Option<&str>,
     ) -> Result<Option<(Vec<Member>, Option<String>)>, ProviderError> {
+        let mut members = Vec::new();
+        let mut from = token.map(str::to_string);
+        // A server may truncate a long answer (RFC 6578 §3.6: a 507 on the collection itself) and
+        // expects the client to ask again from the token it gave; the rest follows.
+        for _ in 0..10_000 {
+            match self
+                .changes_once(account, url, from.as_deref(), token.is_some())
+                .await?
+            {
+                None => return Ok(None),
+                Some(ms) => {
+                    let truncated = ms.members.iter().any(|m| m.status == Some(507) && !is_object(m, url));
+                    members.extend(ms.members.into_iter().filter(|m| is_object(m, url)));
+                    match ms.sync_token {
+                        Some(next) if truncated && from.as_deref() != Some(next.as_str()) => from = Some(next),
+                        next => return Ok(Some((members, next))),
+                    }
+                }
+            }
+        }
+        Err(ProviderError::Decode(
+            "a CalDAV server kept truncating its sync-collection answer".into(),
+        ))
+    }
+
+    /// One `sync-collection` request (`None`: the server has none). `incremental`: the listing
+    /// started from a stored token (whose refusal means it expired).
+    async fn changes_once(
+        &self,
+        account: &Account,
+        url: &str,
+        token: Option<&str>,
+        incremental: bool,
+    ) -> Result<Option<dav::Multistatus>, ProviderError> {
         let reply = self
             .dav(account, Call::Sync, url, "0", dav::sync_collection(token.unwrap_or("")))
             .await?;
         match reply.status.as_u16() {
-            207 => {
-                let ms = dav::parse_multistatus(&reply.body)?;
-                Ok(Some((ms.members, ms.sync_token)))
-            }
+            207 => Ok(Some(dav::parse_multistatus(&reply.body)?)),
             // Radicale answers 403, Xandikos 412, others 409: each naming the precondition.
-            403 | 409 | 412 if token.is_some() && dav::names_invalid_token(&reply.body) => {
+            403 | 409 | 412 if incremental && dav::names_invalid_token(&reply.body) => {
                 Err(ProviderError::SyncTokenInvalid)
             }
             // No RFC 6578 here (403 naming the supported-report precondition, or a plain refusal of
             // the method or body): list by ETag instead.
-            403 if token.is_none() && String::from_utf8_lossy(&reply.body).contains("supported-report") => Ok(None),
-            400 | 405 | 415 | 501 if token.is_none() => Ok(None),
-            401 | 403 => Err(ProviderError::Unauthorized),
-            404 => Err(ProviderError::NotFound),
-            _ => Err(crate::providers::http::rejected(&reply, Some("sync-collection"))),
+            403 if !incremental && String::from_utf8_lossy(&reply.body).contains("supported-report") => Ok(None),
+            400 | 405 | 415 | 501 if !incremental => Ok(None),
+            _ => Err(refused(&reply)),
         }
     }
 
@@ -130,11 +159,11 @@ impl Caldav {
         let owner = Some(owner).filter(|o| !o.is_empty());
         let mut found = std::collections::HashMap::new();
         for m in ms.members {
-            found.insert(m.href.clone(), m);
+            found.insert(dav::path_of(&m.href), m);
         }
         let mut changes = Vec::with_capacity(hrefs.len());
         for href in hrefs {
-            let rows = match found.get(href) {
+            let rows = match found.get(&dav::path_of(href)) {
                 Some(Member {
                     calendar_data: Some(data),
                     etag,
@@ -150,8 +179,15 @@ impl Caldav {
                     };
                     busy_rows(data, &ctx)?
                 }
-                // Deleted between the listing and the fetch, or not a calendar object.
-                _ => Vec::new(),
+                // Deleted between the listing and the fetch.
+                Some(Member { status: Some(404), .. }) => Vec::new(),
+                // Anything else without data (missing from the answer, refused, failed) is never
+                // taken as free: the sync fails.
+                _ => {
+                    return Err(ProviderError::Decode(
+                        "a CalDAV server returned no calendar data for a changed object".into(),
+                    ))
+                }
             };
             changes.push(
                 Change::Resource {
@@ -168,9 +204,18 @@ impl Caldav {
 fn expect_multistatus(reply: &crate::providers::http::Reply) -> Result<dav::Multistatus, ProviderError> {
     match reply.status.as_u16() {
         207 => dav::parse_multistatus(&reply.body),
-        401 | 403 => Err(ProviderError::Unauthorized),
-        404 => Err(ProviderError::NotFound),
-        _ => Err(crate::providers::http::rejected(reply, None)),
+        _ => Err(refused(reply)),
+    }
+}
+
+/// A refused WebDAV request. Only 401 says the password is wrong (the engine asks once more, then
+/// marks the credential invalid); a 403 concerns this calendar (no longer shared, an ACL), not
+/// the account.
+fn refused(reply: &crate::providers::http::Reply) -> ProviderError {
+    match reply.status.as_u16() {
+        401 => ProviderError::Unauthorized,
+        404 => ProviderError::NotFound,
+        _ => crate::providers::http::rejected(reply, None),
     }
 }
 
@@ -185,7 +230,7 @@ fn zone_of_vtimezone(text: &str) -> Option<Tz> {
     [find("TZID"), find("X-LIC-LOCATION")]
         .into_iter()
         .flatten()
-        .find_map(|id| id.trim().parse::<Tz>().ok())
+        .find_map(super::ical::zone_by_name)
 }
 
 /// The collection that holds a calendar collection: its URL without the last path segment.
@@ -285,7 +330,7 @@ impl Provider for Caldav {
                 let todo = members
                     .into_iter()
                     // Radicale lists members deleted long ago as 404 even on a first sync.
-                    .filter(|m| is_object(m, url) && m.status.is_none_or(|s| s == 200))
+                    .filter(|m| is_object(m, url) && m.status != Some(404))
                     .map(|m| m.href)
                     .collect();
                 let cursor = Cursor {
@@ -306,8 +351,20 @@ impl Provider for Caldav {
                     .changes(&account, url, Some(&token))
                     .await?
                     .ok_or(ProviderError::SyncTokenInvalid)?;
+                // The last word on each member counts (a long answer may name one twice).
+                let mut last: Vec<Member> = Vec::new();
+                let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+                for m in members {
+                    match at.get(&dav::path_of(&m.href)) {
+                        Some(&i) => last[i] = m,
+                        None => {
+                            at.insert(dav::path_of(&m.href), last.len());
+                            last.push(m);
+                        }
+                    }
+                }
                 let mut gone = Vec::new();
-                for m in members.into_iter().filter(|m| is_object(m, url)) {
+                for m in last {
                     match m.status {
                         Some(404) => gone.push(Change::Resource {
                             resource: m.href,
