@@ -239,3 +239,28 @@ test('a refused password marks the credential invalid; a wrong encryption key is
     await server.close()
   }
 })
+
+test("a calendar with no zone of its own reads floating times and all-day dates in its user's", { timeout: 60_000 }, async () => {
+  const server = await startCaldav('xandikos')
+  let id
+  try {
+    const dav = davClient(server)
+    const url = await dav.makeCalendar('no-zone') // no calendar-timezone
+    await dav.put(url, 'day.ics', cal(ev('day', ['DTSTART;VALUE=DATE:20270120', 'DTEND;VALUE=DATE:20270121'])))
+    await dav.put(url, 'float.ics', cal(ev('float', ['DTSTART:20270122T090000', 'DTEND:20270122T100000'])))
+    const { userId, credentialId } = await account(server)
+    await env.pg.query(`UPDATE users SET "timeZone" = 'America/Los_Angeles' WHERE id = $1`, [userId])
+    id = await seed.createSelectedCalendar(env.pg, { userId, integration: 'caldav_calendar', externalId: url, credentialId })
+    await sync.subscribe(id)
+    assert.deepEqual(await served(id), [
+      ['2027-01-20T08:00:00.000Z', '2027-01-21T08:00:00.000Z'],
+      ['2027-01-22T17:00:00.000Z', '2027-01-22T18:00:00.000Z'],
+    ])
+  } finally {
+    if (id) {
+      await sync.unsubscribe(id)
+      await env.pg.query('DELETE FROM "SelectedCalendar" WHERE id = $1', [id])
+    }
+    await server.close()
+  }
+})

@@ -118,6 +118,20 @@ impl Group {
     }
 }
 
+/// The user's time zone (`users."timeZone"`), UTC when it names none calsync knows.
+pub async fn user_zone(pool: &PgPool, user_id: i32) -> Result<chrono_tz::Tz> {
+    let name: Option<String> = stmt(r#"SELECT "timeZone" FROM users WHERE id = $1"#)
+        .int(user_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| r.try_get("timeZone"))
+        .transpose()?;
+    Ok(name
+        .as_deref()
+        .and_then(crate::time::zone_named)
+        .unwrap_or(chrono_tz::Tz::UTC))
+}
+
 /// The stored cursors of these rows (rows without one are left out).
 pub async fn cursors(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, String>> {
     let rows = stmt(r#"SELECT id, "syncToken" FROM "SelectedCalendar" WHERE id = ANY($1) AND "syncToken" IS NOT NULL"#)

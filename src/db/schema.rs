@@ -18,7 +18,7 @@ const SYNC_CLAIM_FUNCTION: &str = "calsync_sync_claim_v1";
 
 /// Every (table, column) calsync reads or writes.
 pub const REQUIRED: &[(&str, &[&str])] = &[
-    ("users", &["id"]),
+    ("users", &["id", "email", "timeZone"]),
     ("Team", &["id", "parentId"]),
     ("Membership", &["userId", "teamId", "accepted"]),
     ("Credential", &["id", "type", "key", "userId", "invalid"]),

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 
 use super::{bookings, not_found, Engine, Restart, SyncReport};
 use crate::cache::legacy_write;
-use crate::db::calendars::Group;
+use crate::db::calendars::{self, Group};
 use crate::db::commit::{self, Commit, Outbox, Written};
 use crate::db::events;
 use crate::db::lease::Lease;
@@ -51,13 +51,19 @@ impl Engine {
                 .flags
                 .is_enabled(&self.pool, CACHE_SQL_WRITE, Subject::User(group.user_id))
                 .await?;
+        // A polled calendar without a zone of its own reads floating times and all-day dates in
+        // its user's (the provider's first page starts from it).
+        let tz = match crate::providers::polled(&group.integration) {
+            true => calendars::user_zone(&self.pool, group.user_id).await?,
+            false => Tz::UTC,
+        };
         let mut run = Run {
             group,
             full: full_reason.is_some(),
             stamp: now_db(),
             report_bookings: bookings_flag,
             bookings: HashMap::new(),
-            tz: Tz::UTC,
+            tz,
             report: SyncReport::default(),
             buffer: Buffer::new(),
             claim,

@@ -53,8 +53,8 @@ impl Caldav {
         serde_json::from_str(access).map_err(|_| ProviderError::Config("the CalDAV access is not an account".into()))
     }
 
-    /// The calendar's zone from its `calendar-timezone` property (UTC when it has none).
-    async fn zone(&self, account: &Account, url: &str) -> Result<Tz, ProviderError> {
+    /// The calendar's zone from its `calendar-timezone` property, if it names one calsync knows.
+    async fn zone(&self, account: &Account, url: &str) -> Result<Option<Tz>, ProviderError> {
         let reply = self
             .dav(account, Call::Props, url, "0", dav::CALENDAR_PROPS.to_string())
             .await?;
@@ -64,7 +64,7 @@ impl Caldav {
             .iter()
             .find_map(|m| m.calendar_timezone.as_deref())
             .and_then(zone_of_vtimezone);
-        Ok(tz.unwrap_or(Tz::UTC))
+        Ok(tz)
     }
 
     /// The members changed since `token` (all members for none) and the new token; `Ok(None)` when
@@ -315,14 +315,15 @@ impl Provider for Caldav {
         calendar: &Target<'_>,
         start: Start<'_>,
         page: Option<&str>,
-        _tz: Tz,
+        tz: Tz,
     ) -> Result<Page, ProviderError> {
         let account = Self::account(access)?;
         let url = calendar.external_id;
         let (mut cursor, mut changes) = match (page, start) {
             (Some(p), _) => (Cursor::decode(p)?, Vec::new()),
             (None, Start::Full { from, to }) => {
-                let zone = self.zone(&account, url).await?;
+                // Else the user's, which the engine starts a polled calendar's listing from.
+                let zone = self.zone(&account, url).await?.unwrap_or(tz);
                 let (members, token) = match self.changes(&account, url, None).await? {
                     Some((members, token)) => (members, token),
                     None => (self.members(&account, url).await?, None),
