@@ -6,6 +6,7 @@
 
 pub mod dav;
 pub mod ical;
+mod ics;
 pub mod key;
 mod provider;
 
