@@ -219,8 +219,8 @@ pub trait Provider: Send + Sync {
     // ---- listing ---------------------------------------------------------------------------
 
     /// One page of the calendar's events from `start` (`page`: the previous page's [`Next::Page`]).
-    /// `tz` is the calendar's time zone as an earlier page named it. `SyncTokenInvalid`: the
-    /// cursor expired, list in full.
+    /// `tz` is the calendar's time zone as an earlier page named it (before any page: UTC, or for
+    /// a polled calendar its user's zone). `SyncTokenInvalid`: the cursor expired, list in full.
     async fn list(
         &self,
         access: &str,
