@@ -27,6 +27,11 @@ export interface AvailabilityResult {
   served: string[]
   /** Requested ids not answered, each with a machine-readable reason: call the provider live. */
   uncached: UncachedCalendar[]
+  /**
+   * The server that answered: `primary`, or `replica` (a `readDatabaseUrl` within
+   * `maxReplicaLagMs` that had replayed this process's syncs of the calendars read).
+   */
+  servedBy: 'primary' | 'replica'
   /** With `legacyReads` on: the served ids answered from Cal.com's legacy JSON cache. */
   servedFromLegacy?: string[]
   /** With `legacyReads: 'shadow'`: what comparing the served calendars with the other source found. */

@@ -92,7 +92,7 @@ for (const name of Object.getOwnPropertyNames(NativeCalendarSync.prototype)) {
 }
 /**
  * Busy blocks from the cache for `[timeMin, timeMax)`: `{ busy: [{ start, end, selectedCalendarId,
- * source }], served, uncached: [{ id, reason }], servedFromLegacy, shadow? }`. The native read answers in a compact form
+ * source }], served, uncached: [{ id, reason }], servedBy, servedFromLegacy, shadow? }`. The native read answers in a compact form
  * (one string of times, one typed array of calendar indexes); the objects are built here, where
  * V8 makes them far faster than N-API can.
  */
@@ -104,7 +104,7 @@ CalendarSync.prototype.getCachedAvailability = async function getCachedAvailabil
     const c = p.calendar[i]
     busy[i] = { start: times[2 * i], end: times[2 * i + 1], selectedCalendarId: p.calendars[c], source: p.sources[c] }
   }
-  const out = { busy, served: p.served, uncached: p.uncached }
+  const out = { busy, served: p.served, uncached: p.uncached, servedBy: p.servedBy }
   if (p.servedFromLegacy) out.servedFromLegacy = p.servedFromLegacy
   if (p.shadow) out.shadow = p.shadow
   return out

@@ -254,6 +254,20 @@ export interface ConnectOptions {
   /** Postgres connection string. Default: `DATABASE_URL`. */
   databaseUrl?: string
   /**
+   * Hot standbys (streaming replicas) of that database for reads: one URL or a list, taken in
+   * turn. `getCachedAvailability` and flag reads go to a replica while it keeps within
+   * `maxReplicaLagMs` (measured by the read itself) and has replayed this process's syncs of the
+   * calendars read; otherwise, and whenever a replica fails, to the primary, without an error.
+   * Writes, claims, marks and syncs always go to `databaseUrl`. Default: `DATABASE_READ_URL`
+   * (URLs separated by spaces).
+   */
+  readDatabaseUrl?: string | Array<string>
+  /**
+   * Milliseconds of replay lag past which a replica is not read from. Must be below
+   * `pendingGraceMs`. Default 2000.
+   */
+  maxReplicaLagMs?: number
+  /**
    * A transaction-mode pooler (PgBouncer, Supavisor, Neon's pooler) sits in front of Postgres.
    * Default: true when the URL carries Prisma's `pgbouncer=true`. Reads then call a function
    * whose plan the server keeps instead of a named prepared statement; everything else works the
@@ -537,6 +551,11 @@ export interface PackedAvailability {
   servedFromLegacy?: Array<string>
   /** With `legacyReads: 'shadow'`: what comparing the served calendars with the other source found. */
   shadow?: ShadowResult
+  /**
+   * The server that answered: `primary`, or `replica` (a `readDatabaseUrl` within
+   * `maxReplicaLagMs`).
+   */
+  servedBy: 'primary' | 'replica'
 }
 
 /** Options of `pollCalendars`. */

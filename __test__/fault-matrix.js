@@ -331,6 +331,9 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
       }
 
       await checkBookingChanges(ctx, pool)
+      // With a replica in the path, reads in this process see other processes' syncs once the
+      // replica has replayed them (bounded staleness); this process's own are causal.
+      if (s.env.replica) await s.env.replica.caughtUp()
       for (const cal of touched) {
         figures.checks++
         const diff = await divergence(s, cal)
@@ -363,6 +366,7 @@ async function runMatrix({ scenarios, seed, log = () => {}, keepGoing = false, r
     await s.close()
   }
   figures.seconds = Math.round((Date.now() - startedAt) / 1000)
+  figures.replicaReads = s.replicaReads ?? 0
   figures.failures = failures
   return figures
 }
@@ -483,6 +487,7 @@ async function change(op, rnd, ctx) {
 async function divergence(s, cal) {
   for (const [timeMin, timeMax] of RANGES) {
     const res = await s.sync.getCachedAvailability({ selectedCalendarIds: [cal.id], timeMin, timeMax })
+    if (res.servedBy === 'replica') s.replicaReads = (s.replicaReads ?? 0) + 1
     if (res.uncached.length) return { timeMin, uncached: res.uncached }
     const got = spans(res.busy).sort((x, y) => x[0] - y[0])
     const oracle = cal.provider === 'google' ? s.emu.google.freeBusyOf(cal.externalId, timeMin, timeMax) : s.emu.microsoft.scheduleOf(cal.externalId, timeMin, timeMax)

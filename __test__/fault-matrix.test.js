@@ -16,4 +16,6 @@ test(`fault matrix sample: ${scenarios} scenarios end with zero divergences, no 
   assert.equal(figures.leakedChannels, 0, `seed ${seed}`)
   assert.equal(figures.phantomCancellations, 0, `seed ${seed}`)
   assert.equal(figures.replaysThatAddedSubscriptions, 0, `seed ${seed}`)
+  // CALSYNC_TEST_REPLICA=1: the checks' reads went through the standby (and were equal).
+  if (process.env.CALSYNC_TEST_REPLICA === '1') assert.ok(figures.replicaReads > 0, 'reads were served by the replica')
 })

@@ -10,6 +10,7 @@ const { startReceiver } = require('../dev/receiver')
 function connectOptions(env, emu, receiverUrl, extra = {}) {
   return {
     databaseUrl: env.url,
+    ...(env.readUrl ? { readDatabaseUrl: env.readUrl } : {}),
     googleApiUrl: `${emu.url}/calendar/v3`,
     googleTokenUrl: `${emu.url}/token`,
     googleClientId: 'test-client',

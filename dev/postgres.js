@@ -45,10 +45,11 @@ function withDatabase(url, name) {
 /**
  * Returns `{ url, embedded, stop() }` for a server to create databases on; an embedded one also has
  * `down()` and `up()` (stop and start the same cluster: a server restart) and `crash()`.
- * `embedded: true` starts one even when DATABASE_URL is set. `log` receives progress lines (never
- * the password).
+ * `embedded: true` starts one even when DATABASE_URL is set; `flags` are its extra `postgres`
+ * arguments (`-c name=value`). An embedded one also tells `dataDir`, `port` and `password` (what
+ * dev/replica.js copies a standby from). `log` receives progress lines (never the password).
  */
-async function startServer({ log = () => {}, embedded = false } = {}) {
+async function startServer({ log = () => {}, embedded = false, flags = [] } = {}) {
   const envUrl = process.env.DATABASE_URL
   if (envUrl && !embedded) {
     if (await reachable(envUrl)) return { url: envUrl, embedded: false, stop: async () => {} }
@@ -78,6 +79,7 @@ async function startServer({ log = () => {}, embedded = false } = {}) {
     password,
     persistent: true, // the data survives down()/up(); stop() removes it
     createPostgresUser: isRoot,
+    postgresFlags: flags,
     onLog: (m) => messages.push(String(m)),
     onError: (m) => messages.push(String(m)),
   })
@@ -92,6 +94,9 @@ async function startServer({ log = () => {}, embedded = false } = {}) {
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     embedded: true,
+    dataDir: path.join(base, 'data'),
+    port,
+    password,
     down: () => server.stop(),
     up: () => server.start(),
     // An immediate shutdown (SIGQUIT to the postmaster): no checkpoint, and WAL not yet flushed is

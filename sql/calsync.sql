@@ -68,8 +68,8 @@ CREATE TABLE IF NOT EXISTS "CalendarSyncPending" (
   "last" TIMESTAMP(3) NOT NULL
 );
 
--- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v1,
--- calsync_read_by_user_v1 and their _legacy_ variants from the read statements in src/db/
+-- applySchema (`npx calsync schema`) also creates the read functions calsync_read_by_ids_v2,
+-- calsync_read_by_user_v2 and their _legacy_ variants from the read statements in src/db/
 -- (availability::read_functions): a read through any pooler is then one short call whose plan the
 -- server session keeps.
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
@@ -10,7 +11,9 @@ use crate::cache::legacy_format::{js_iso, lookup_window};
 use crate::cache::{assemble, Answer, CalendarRow, Query, Route, Selection, Staleness};
 use crate::config::LegacyReads;
 use crate::db::reads::{read_pooled, read_prepared, LegacyLookup, Plan};
+use crate::db::replicas::{judge, Commits, Fallback, Replicas, Standby};
 use crate::db::sql::pooler_symptom;
+use crate::db::within;
 use crate::error::Result;
 use crate::flags::{Flags, Subject, CACHE_SQL_READ, SUBSCRIPTION_CACHE};
 
@@ -48,21 +51,122 @@ impl CalendarUsers {
     }
 }
 
-/// Where a read's answers come from, and how it reaches the database.
+/// Where a read's answers come from.
 pub struct ReadOptions<'a> {
     pub bounds: Staleness,
-    /// A transaction-mode pooler is in front of Postgres; a read that shows one is (a named
-    /// statement gone missing) sets it and is repeated.
-    pub pooled: &'a AtomicBool,
     pub legacy: LegacyReads,
     pub users: &'a CalendarUsers,
+    /// A replica's answer lagging by more than this is not served (`maxReplicaLagMs`).
+    pub max_replica_lag: Duration,
+    /// How long a replica may take to answer before the read goes to the primary.
+    pub replica_budget: Duration,
 }
 
-/// Runs the read: one SQL round trip when every user's flags are cached, one more per flag that is
-/// not. With `legacy` other than `Off`, `calendar-cache-sql` picks each user's source (SPEC §8):
-/// the statement looks at the cache(s) the read needs (both when a user's flag is not known yet, or
-/// for a shadow read), in the same round trip.
-pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, opts: &ReadOptions<'_>) -> Result<Answer> {
+/// A server a read can run on.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub pool: &'a PgPool,
+    /// A transaction-mode pooler is in front of it; a read that shows one is (a named statement
+    /// gone missing) sets it and is repeated.
+    pub pooled: &'a AtomicBool,
+}
+
+/// Which server answered a read, and what the replicas did.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// The replica that answered (its `label`), or `None`: the primary.
+    pub replica: Option<String>,
+    /// The answering replica's lag as the read measured it.
+    pub lag_ms: Option<i64>,
+    /// Replicas tried and left, with why.
+    pub fallbacks: Vec<(String, Fallback)>,
+    /// Replicas whose rest after a failure is over: probe them (in the background).
+    pub probes: Vec<usize>,
+}
+
+/// Runs the read on a replica when one is usable and its answer may be served (within
+/// `max_replica_lag`, having replayed this process's syncs of the read's calendars), else on the
+/// primary: a replica that fails, lags or was promoted never fails a read.
+pub async fn serve(
+    primary: Target<'_>,
+    replicas: &Replicas,
+    commits: &Commits,
+    flags: &Flags,
+    query: &Query,
+    opts: &ReadOptions<'_>,
+) -> Result<(Answer, Served)> {
+    let (usable, due) = replicas.order(Instant::now());
+    let mut served = Served {
+        probes: due
+            .iter()
+            .filter_map(|d| replicas.list.iter().position(|r| std::ptr::eq(r, *d)))
+            .collect(),
+        ..Served::default()
+    };
+    if let Some(r) = usable.first() {
+        let check = |rows: &[CalendarRow]| {
+            let ids = rows.iter().flat_map(|r| [r.req_id.as_str(), r.owner_id.as_str()]);
+            let needed = commits.needed(ids, Instant::now());
+            judge(
+                rows.first().map(|r| (r.replica_lag_ms, r.replay_lsn)),
+                opts.max_replica_lag,
+                needed,
+            )
+        };
+        let target = Target {
+            pool: &r.pool,
+            pooled: &r.pooled,
+        };
+        let attempt = within(
+            opts.replica_budget,
+            "replica read",
+            read(target, flags, query, opts, Some(&check)),
+        );
+        let outcome = match attempt.await {
+            Ok(Checked::Served(answer, standby)) => {
+                r.record(Ok(()), Instant::now());
+                served.replica = Some(r.label.clone());
+                served.lag_ms = standby.map(|s| s.lag_ms);
+                return Ok((*answer, served));
+            }
+            Ok(Checked::Refused(why)) => why,
+            Err(e) => {
+                tracing::debug!(code = e.code(), replica = %r.label, "a replica did not answer a read; the primary does");
+                Fallback::Down
+            }
+        };
+        r.record(Err(outcome), Instant::now());
+        served.fallbacks.push((r.label.clone(), outcome));
+    }
+    match read(primary, flags, query, opts, None).await? {
+        Checked::Served(answer, _) => Ok((*answer, served)),
+        Checked::Refused(_) => unreachable!("a read without a check is never refused"),
+    }
+}
+
+/// What a read found: an answer (with the replica's standby state when checked), or a replica
+/// answer its check refused.
+enum Checked {
+    Served(Box<Answer>, Option<Standby>),
+    Refused(Fallback),
+}
+
+/// Whether rows from a replica may be served (see [`judge`]).
+type Check<'c> = &'c (dyn Fn(&[CalendarRow]) -> std::result::Result<Standby, Fallback> + Sync);
+
+/// Runs the read on `target`: one SQL round trip when every user's flags are cached, one more per
+/// flag that is not. With `legacy` other than `Off`, `calendar-cache-sql` picks each user's source
+/// (SPEC §8): the statement looks at the cache(s) the read needs (both when a user's flag is not
+/// known yet, or for a shadow read), in the same round trip. With `check`, the rows are checked
+/// before anything else is asked.
+async fn read(
+    target: Target<'_>,
+    flags: &Flags,
+    query: &Query,
+    opts: &ReadOptions<'_>,
+    check: Option<Check<'_>>,
+) -> Result<Checked> {
+    let pool = target.pool;
     let now = crate::time::now_db();
     let window = (opts.legacy != LegacyReads::Off).then(|| lookup_window(now, query.time_max));
     let known = match opts.legacy {
@@ -82,13 +186,13 @@ pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, opts: &ReadOption
     });
     let lookup = lookup.as_ref();
     let range = (query.time_min.naive_utc(), query.time_max.naive_utc());
-    let rows = if opts.pooled.load(Ordering::Relaxed) {
+    let rows = if target.pooled.load(Ordering::Relaxed) {
         read_pooled(pool, &query.selection, range, plan, lookup).await?
     } else {
         match read_prepared(pool, &query.selection, range, plan, lookup).await {
             Ok(rows) => rows,
             Err(e) if pooler_symptom(&e) => {
-                if !opts.pooled.swap(true, Ordering::Relaxed) {
+                if !target.pooled.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "a named prepared statement failed as it does behind a transaction-mode pooler; \
                          reads now avoid them (set pooler: true or ?pgbouncer=true to say so up front)"
@@ -98,6 +202,11 @@ pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, opts: &ReadOption
             }
             Err(e) => return Err(e.into()),
         }
+    };
+    let standby = match check.map(|c| c(&rows)) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(why)) => return Ok(Checked::Refused(why)),
     };
     let mut users: Vec<i32> = rows.iter().map(|r| r.user_id).collect();
     users.sort_unstable();
@@ -119,5 +228,8 @@ pub async fn read(pool: &PgPool, flags: &Flags, query: &Query, opts: &ReadOption
         shadow: opts.legacy == LegacyReads::Shadow,
         legacy_end: lmax.naive_utc(),
     });
-    Ok(assemble(query, rows, &on, route.as_ref(), now, &opts.bounds))
+    Ok(Checked::Served(
+        Box::new(assemble(query, rows, &on, route.as_ref(), now, &opts.bounds)),
+        standby,
+    ))
 }

@@ -83,19 +83,27 @@ impl Calsync {
             let e = &self.engine;
             let opts = availability::ReadOptions {
                 bounds: Staleness::of(&e.cfg),
-                pooled: &e.pooled,
                 legacy: e.cfg.legacy_reads,
                 users: &self.calendar_users,
+                max_replica_lag: e.cfg.max_replica_lag,
+                replica_budget: e.cfg.read_timeout / 2,
             };
             let m = &e.metrics;
-            let read = availability::read(&e.front, &e.flags, query, &opts);
-            let answer = match db::within(e.cfg.read_timeout, "read (readTimeoutMs)", read).await {
+            let primary = availability::Target {
+                pool: &e.front,
+                pooled: &e.pooled,
+            };
+            let read = availability::serve(primary, &e.replicas, &e.commits, &e.flags, query, &opts);
+            let outcome = db::within(e.cfg.read_timeout, "read (readTimeoutMs)", read).await;
+            let (mut answer, served) = match outcome {
                 Ok(a) => a,
                 Err(err) => {
                     Metrics::inc(&m.reads, &[err.code()]);
                     return Err(err);
                 }
             };
+            self.after_replicas(&served);
+            answer.replica = served.replica;
             m.count_read(&read_counts(&answer));
             if e.cfg.sync_on_read && !answer.repairable.is_empty() {
                 Engine::sync_on_read(&self.engine, &answer.repairable);
@@ -116,10 +124,57 @@ impl Calsync {
         .await
     }
 
-    /// Evaluates a feature flag for a user or a team (SPEC §3), through the in-process cache.
+    /// Counts what replicas did for a read, and probes those due for one in the background.
+    fn after_replicas(&self, served: &availability::Served) {
+        let m = &self.engine.metrics;
+        let by = if served.replica.is_some() { "replica" } else { "primary" };
+        Metrics::inc(&m.reads_served, &[by]);
+        if let (Some(label), Some(lag)) = (&served.replica, served.lag_ms) {
+            m.replica_lag.with_label_values(&[label]).set(lag as f64 / 1000.0);
+        }
+        for (label, why) in &served.fallbacks {
+            Metrics::inc(&m.replica_fallbacks, &[label, why.as_str()]);
+        }
+        for &i in &served.probes {
+            let engine = self.engine.clone();
+            self.engine.in_background(async move {
+                let r = &engine.replicas.list[i];
+                let probe = r.probe(engine.cfg.max_replica_lag);
+                // Behind a pooler, a statement to a server that is down waits in the pooler's queue.
+                let outcome = tokio::time::timeout(engine.cfg.read_timeout / 2, probe)
+                    .await
+                    .unwrap_or(Err(db::replicas::Fallback::Down));
+                if let Ok(s) = outcome {
+                    engine
+                        .metrics
+                        .replica_lag
+                        .with_label_values(&[&r.label])
+                        .set(s.lag_ms as f64 / 1000.0);
+                }
+                r.record(outcome.map(|_| ()), std::time::Instant::now());
+            });
+        }
+    }
+
+    /// Evaluates a feature flag for a user or a team (SPEC §3), through the in-process cache: on a
+    /// replica when one is usable (a flag is cached for `flagCacheTtlMs` anyway), else the primary.
     pub async fn is_feature_enabled(&self, slug: &str, who: Subject) -> Result<bool> {
-        self.logged(async move { self.engine.flags.is_enabled(&self.engine.front, slug, who).await })
-            .await
+        self.logged(async move {
+            let e = &self.engine;
+            let (usable, _) = e.replicas.order(std::time::Instant::now());
+            if let Some(r) = usable.first() {
+                let on_replica = e.flags.is_enabled(&r.pool, slug, who);
+                match db::within(e.cfg.read_timeout / 2, "replica flag read", on_replica).await {
+                    Ok(on) => return Ok(on),
+                    Err(_) => {
+                        r.record(Err(db::replicas::Fallback::Down), std::time::Instant::now());
+                        Metrics::inc(&e.metrics.replica_fallbacks, &[&r.label, "down"]);
+                    }
+                }
+            }
+            e.flags.is_enabled(&e.front, slug, who).await
+        })
+        .await
     }
 
     /// Handles a webhook request to the route of `integration` (a Google push notification, a
@@ -272,6 +327,7 @@ impl Calsync {
             self.engine.set_booking_listener(None);
             self.engine.front.close().await;
             self.engine.pool.close().await;
+            self.engine.replicas.close().await;
         })
         .await
     }

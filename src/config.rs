@@ -31,6 +31,11 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// Postgres connection string (`DATABASE_URL`).
     pub database_url: Secret,
+    /// Hot standbys reads may use (`readDatabaseUrl`, `DATABASE_READ_URL`: one URL, or several
+    /// separated by spaces). Writes, claims, marks and syncs always go to `database_url`.
+    pub read_database_urls: Vec<Secret>,
+    /// A replica whose replay lags by more than this is not read from (`maxReplicaLagMs`).
+    pub max_replica_lag: Duration,
     /// Whether a transaction-mode pooler sits in front of Postgres: `Some(true)` from the `pooler`
     /// option, else from Prisma's `pgbouncer=true` URL parameter. Only reads differ (see
     /// `availability::read`); everything else is pooler-safe either way.
@@ -313,6 +318,12 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         Config {
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_default()),
+            read_database_urls: get("DATABASE_READ_URL")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(Secret::new)
+                .collect(),
+            max_replica_lag: Duration::from_secs(2),
             pooler: None,
             max_connections: 10,
             background_connections: None,
@@ -337,8 +348,12 @@ impl Config {
     /// Whether reads must avoid named prepared statements: the `pooler` option, else Prisma's
     /// `pgbouncer=true` in the database URL.
     pub fn behind_pooler(&self) -> bool {
+        self.pooler_at(self.database_url.expose())
+    }
+
+    /// As [`Config::behind_pooler`], for the server at `url` (a replica's).
+    pub fn pooler_at(&self, url: &str) -> bool {
         self.pooler.unwrap_or_else(|| {
-            let url = self.database_url.expose();
             let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
             query.split('&').any(|kv| {
                 kv.split_once('=')
@@ -380,6 +395,11 @@ impl Config {
         }
         if self.read_timeout.is_zero() {
             return Err(Error::invalid("readTimeoutMs must be positive"));
+        }
+        if !self.read_database_urls.is_empty() && self.max_replica_lag >= self.pending_grace {
+            return Err(Error::invalid(
+                "maxReplicaLagMs must be below pendingGraceMs: a replica that far behind could miss a change's pending mark for longer than reads may",
+            ));
         }
         if self.google.page_size == 0 || self.google.page_size > 2500 {
             return Err(Error::invalid("googlePageSize must be between 1 and 2500"));

@@ -2,7 +2,7 @@
 //! text exposition format, every name prefixed `calsync_`. Labels take a few fixed values each
 //! (provider, outcome, reason, endpoint, HTTP status...): never calendar, user or event ids.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Every metric family calsync keeps.
 pub struct Metrics {
@@ -20,6 +20,12 @@ pub struct Metrics {
     pub propagation_seconds: HistogramVec,
     /// Reads (`getCachedAvailability`) by outcome (`ok` or the error code).
     pub reads: IntCounterVec,
+    /// Reads answered, by the server that answered (`primary` / `replica`).
+    pub reads_served: IntCounterVec,
+    /// Reads that left a replica for the primary, by replica and reason (`replicas::Fallback`).
+    pub replica_fallbacks: IntCounterVec,
+    /// The replay lag a read (or probe) of each replica measured last, in seconds.
+    pub replica_lag: GaugeVec,
     /// Calendars reads answered, by source (`sql` / `legacy`).
     pub served: IntCounterVec,
     /// Calendars reads did not answer, by reason.
@@ -112,6 +118,30 @@ impl Default for Metrics {
                 "Availability reads by outcome (ok or the error code).",
                 &["outcome"],
             ),
+            reads_served: counter(
+                &r,
+                "reads_served_total",
+                "Availability reads answered, by the server that answered (primary, replica).",
+                &["by"],
+            ),
+            replica_fallbacks: counter(
+                &r,
+                "replica_fallbacks_total",
+                "Reads that left a replica for the primary, by replica (its number in readDatabaseUrl) and reason (down, lagging, behind_sync, not_standby, no_rows).",
+                &["replica", "reason"],
+            ),
+            replica_lag: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "replica_lag_seconds",
+                        "The replay lag the last read or probe of each replica measured (0: it had replayed everything the primary sent).",
+                    ),
+                    &["replica"],
+                )
+                .expect("a valid metric");
+                r.register(Box::new(g.clone())).expect("a metric registered once");
+                g
+            },
             served: counter(
                 &r,
                 "read_calendars_served_total",
@@ -270,6 +300,9 @@ impl Metrics {
         for s in ["sql", "legacy"] {
             self.served.with_label_values(&[s]);
         }
+        for by in ["primary", "replica"] {
+            self.reads_served.with_label_values(&[by]);
+        }
         for u in crate::model::Uncached::ALL {
             self.uncached.with_label_values(&[u.as_str()]);
         }
@@ -291,6 +324,18 @@ impl Metrics {
             for s in ["in_use", "idle"] {
                 self.connections.with_label_values(&[pool, s]);
             }
+        }
+    }
+
+    /// Creates the series of replicas `1..=n` at 0, with every fallback `reason` (the engine calls
+    /// it with the number of `readDatabaseUrl`s).
+    pub fn start_replicas(&self, n: usize, reasons: &[&str]) {
+        for i in 1..=n {
+            let label = i.to_string();
+            for why in reasons {
+                self.replica_fallbacks.with_label_values(&[label.as_str(), why]);
+            }
+            self.replica_lag.with_label_values(&[&label]);
         }
     }
 

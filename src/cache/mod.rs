@@ -194,6 +194,8 @@ pub struct Answer {
     pub legacy_served: Option<Vec<String>>,
     /// With shadow reads: what comparing each served calendar with the other source found.
     pub shadow: Option<ShadowReport>,
+    /// The replica that answered (its number in `readDatabaseUrl`), or `None`: the primary.
+    pub replica: Option<String>,
 }
 
 /// A busy interval (start, end), UTC.
@@ -403,6 +405,8 @@ mod tests {
             starts: Some(vec![t(13, 0), t(10, 0), t(10, 30)]),
             ends: Some(vec![t(14, 0), t(11, 0), t(11, 30)]),
             legacy: None,
+            replica_lag_ms: None,
+            replay_lsn: None,
         }
     }
 

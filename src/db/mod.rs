@@ -11,6 +11,7 @@ pub mod events;
 pub mod lease;
 pub mod outbox;
 pub mod reads;
+pub mod replicas;
 pub mod schema;
 pub mod sql;
 
@@ -25,18 +26,20 @@ use crate::error::{Error, Result};
 
 /// The two pools of an instance: `front` answers callers (reads, webhook answers, flags, status),
 /// `back` does background work (syncs, token refreshes, cron). Background work can never take the
-/// connections reads need, however slow the providers are (SPEC §12).
-#[derive(Clone)]
+/// connections reads need, however slow the providers are (SPEC §12). `replicas` serve reads
+/// while they keep up (`readDatabaseUrl`).
 pub struct Pools {
     pub front: PgPool,
     pub back: PgPool,
+    pub replicas: replicas::Replicas,
 }
 
 impl Pools {
-    /// Closes both pools.
+    /// Closes every pool.
     pub async fn close(&self) {
         self.front.close().await;
         self.back.close().await;
+        self.replicas.close().await;
     }
 }
 
@@ -65,21 +68,41 @@ pub fn options(url: &str, cache: bool) -> Result<PgConnectOptions> {
         .extra_float_digits(None))
 }
 
-fn pool(cfg: &Config, opts: &PgConnectOptions, size: u32) -> PgPool {
+fn pool(opts: &PgConnectOptions, size: u32, acquire: Duration) -> PgPool {
     PgPoolOptions::new()
         .max_connections(size)
         .min_connections(0)
-        .acquire_timeout(cfg.connect_timeout)
+        .acquire_timeout(acquire)
         .connect_lazy_with(opts.clone())
 }
 
-/// Opens the pools and proves the server answers, failing within `connect_timeout`.
+/// How long a read may wait for a replica's connection: a quarter of the read's deadline at most,
+/// so that a replica that refuses connections leaves the primary time to answer.
+pub fn replica_acquire_timeout(cfg: &Config) -> Duration {
+    cfg.connect_timeout.min(cfg.read_timeout / 4)
+}
+
+/// Opens the pools and proves the primary answers, failing within `connect_timeout`. Replicas are
+/// not waited for: one that is down costs no read (see [`replicas`]).
 pub async fn connect(cfg: &Config) -> Result<Pools> {
     let url = cfg.database_url.expose();
     let back = cfg.background_pool_size();
+    let front = cfg.max_connections - back;
+    let mut list = Vec::new();
+    for (i, r) in cfg.read_database_urls.iter().enumerate() {
+        let pooled = cfg.pooler_at(r.expose());
+        let opts = options(r.expose(), !pooled)
+            .map_err(|_| Error::invalid(format!("readDatabaseUrl #{} is not a valid database URL", i + 1)))?;
+        list.push(replicas::Replica::new(
+            pool(&opts, front, replica_acquire_timeout(cfg)),
+            pooled,
+            i + 1,
+        ));
+    }
     let pools = Pools {
-        front: pool(cfg, &options(url, !cfg.behind_pooler())?, cfg.max_connections - back),
-        back: pool(cfg, &options(url, false)?, back),
+        front: pool(&options(url, !cfg.behind_pooler())?, front, cfg.connect_timeout),
+        back: pool(&options(url, false)?, back, cfg.connect_timeout),
+        replicas: replicas::Replicas::new(list),
     };
     // sqlx retries refused connections until the acquire timeout; bound the whole attempt as well.
     let first = async { Ok(pools.front.acquire().await?) };

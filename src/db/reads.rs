@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 
+use super::replicas::STANDBY_SQL;
 use super::sql::{prepared_as, stmt};
 use crate::error::Result;
 
@@ -30,6 +31,14 @@ macro_rules! read_columns {
         "req_id text, user_id int4, integration text, owner_id text, channel_id text, \
     channel_expiration timestamp, subscribed_at timestamp, synced_at timestamp, sync_error_at timestamp, \
     window_start timestamp, window_end timestamp, sync_errors int4, pending_ms int8, credential_invalid bool, starts timestamp[], ends timestamp[]"
+    };
+}
+
+/// The columns every read statement ends with: the answering server's standby state
+/// (`replicas::STANDBY_SQL`), the same in every row.
+macro_rules! standby_columns {
+    () => {
+        ", replica_lag_ms int8, replay_lsn int8"
     };
 }
 
@@ -67,6 +76,8 @@ static STATEMENTS: LazyLock<[[ReadFunction; 3]; 2]> = LazyLock::new(|| {
     };
     // The three statements of one selection, in `Plan` order: `args` are the plain read's
     // parameter types; the legacy ones add the key window and now.
+    // Every statement also says whether the server answering it is a standby and how far behind.
+    let measured = |body: String| format!("SELECT q.*, s.* FROM (\n{body}) q\nCROSS JOIN ({STANDBY_SQL}) s");
     let family = |selection: &str, head: &str, args: &str| {
         let params = args.split(',').count();
         let legacy_args = format!("{args}, text, text, timestamp");
@@ -81,21 +92,25 @@ static STATEMENTS: LazyLock<[[ReadFunction; 3]; 2]> = LazyLock::new(|| {
             ),
             args: args.to_string(),
             columns,
-            body,
+            body: measured(body),
         };
         [
-            function("_v1", args, PLAIN, format!("{head}{AVAILABILITY}{SELECT}")),
-            function("_legacy_v1", &legacy_args, LEGACY, with_legacy(head, params, true)),
+            function("_v2", args, PLAIN, format!("{head}{AVAILABILITY}{SELECT}")),
+            function("_legacy_v2", &legacy_args, LEGACY, with_legacy(head, params, true)),
             function(
-                "_legacy_only_v1",
+                "_legacy_only_v2",
                 &legacy_args,
                 LEGACY,
                 with_legacy(head, params, false),
             ),
         ]
     };
-    const PLAIN: &str = read_columns!();
-    const LEGACY: &str = concat!(read_columns!(), ", legacy_found bool, legacy_calendar text");
+    const PLAIN: &str = concat!(read_columns!(), standby_columns!());
+    const LEGACY: &str = concat!(
+        read_columns!(),
+        ", legacy_found bool, legacy_calendar text",
+        standby_columns!()
+    );
     [
         family("ids", READ_BY_IDS, "text[], timestamp, timestamp"),
         family("user", READ_BY_USER, "int4, timestamp, timestamp, int4"),
@@ -145,6 +160,9 @@ pub struct CalendarRow {
     pub ends: Option<Vec<NaiveDateTime>>,
     /// What the legacy JSON cache holds for the calendar, when the read looked it up.
     pub legacy: Option<LegacyCell>,
+    /// The answering server's standby state (`replicas::STANDBY_SQL`): NULL on a primary.
+    pub replica_lag_ms: Option<i64>,
+    pub replay_lsn: Option<i64>,
 }
 
 /// A calendar's part of the legacy JSON cache row its read looked up.
@@ -182,6 +200,8 @@ impl<'r> FromRow<'r, PgRow> for CalendarRow {
                 }),
                 Err(_) => None,
             },
+            replica_lag_ms: r.try_get("replica_lag_ms")?,
+            replay_lsn: r.try_get("replay_lsn")?,
         })
     }
 }

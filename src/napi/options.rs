@@ -13,6 +13,16 @@ use crate::config::{webhook_address, Config, Secret, GOOGLE_WEBHOOK_PATH, MICROS
 pub struct ConnectOptions {
     /// Postgres connection string. Default: `DATABASE_URL`.
     pub database_url: Option<String>,
+    /// Hot standbys (streaming replicas) of that database for reads: one URL or a list, taken in
+    /// turn. `getCachedAvailability` and flag reads go to a replica while it keeps within
+    /// `maxReplicaLagMs` (measured by the read itself) and has replayed this process's syncs of the
+    /// calendars read; otherwise, and whenever a replica fails, to the primary, without an error.
+    /// Writes, claims, marks and syncs always go to `databaseUrl`. Default: `DATABASE_READ_URL`
+    /// (URLs separated by spaces).
+    pub read_database_url: Option<napi::Either<String, Vec<String>>>,
+    /// Milliseconds of replay lag past which a replica is not read from. Must be below
+    /// `pendingGraceMs`. Default 2000.
+    pub max_replica_lag_ms: Option<u32>,
     /// A transaction-mode pooler (PgBouncer, Supavisor, Neon's pooler) sits in front of Postgres.
     /// Default: true when the URL carries Prisma's `pgbouncer=true`. Reads then call a function
     /// whose plan the server keeps instead of a named prepared statement; everything else works the
@@ -192,6 +202,14 @@ impl ConnectOptions {
         let ms = |v: u32| Duration::from_millis(v as u64);
         if let Some(url) = self.database_url {
             cfg.database_url = Secret::new(url);
+        }
+        match self.read_database_url {
+            Some(napi::Either::A(url)) => cfg.read_database_urls = vec![Secret::new(url)],
+            Some(napi::Either::B(urls)) => cfg.read_database_urls = urls.into_iter().map(Secret::new).collect(),
+            None => {}
+        }
+        if let Some(v) = self.max_replica_lag_ms {
+            cfg.max_replica_lag = ms(v);
         }
         if let Some(v) = self.pooler {
             cfg.pooler = Some(v);

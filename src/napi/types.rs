@@ -64,6 +64,10 @@ pub struct PackedAvailability {
     pub served_from_legacy: Option<Vec<String>>,
     /// With `legacyReads: 'shadow'`: what comparing the served calendars with the other source found.
     pub shadow: Option<ShadowResult>,
+    /// The server that answered: `primary`, or `replica` (a `readDatabaseUrl` within
+    /// `maxReplicaLagMs`).
+    #[napi(ts_type = "'primary' | 'replica'")]
+    pub served_by: String,
 }
 
 /// What a shadow read found (`legacyReads: 'shadow'`).
@@ -132,6 +136,7 @@ impl From<Answer> for PackedAvailability {
                 })
                 .collect(),
             served_from_legacy: a.legacy_served,
+            served_by: if a.replica.is_some() { "replica" } else { "primary" }.to_string(),
             shadow: a.shadow.map(|r| ShadowResult {
                 compared: r.compared,
                 diverged: r.diverged,

@@ -78,6 +78,10 @@ pub struct Engine {
     pub pool: PgPool,
     /// Answers to callers: reads, webhook checks, flags, status. Background work never uses it.
     pub front: PgPool,
+    /// Hot standbys that serve reads while they keep up (`readDatabaseUrl`).
+    pub replicas: crate::db::replicas::Replicas,
+    /// Where on the primary's WAL this process's syncs committed, per calendar row (causal reads).
+    pub commits: crate::db::replicas::Commits,
     /// Whether a transaction-mode pooler is in front of Postgres (reads then avoid named statements).
     pub pooled: std::sync::atomic::AtomicBool,
     pub cfg: Config,
@@ -102,18 +106,23 @@ pub struct Engine {
 impl Engine {
     /// Builds the engine around an open pool.
     pub fn new(pools: Pools, cfg: Config) -> Result<Self> {
+        let commits = crate::db::replicas::Commits::new(cfg.max_replica_lag);
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
         let http = Http::new(cfg.http.clone(), metrics.clone())?;
         let providers: Vec<_> = REGISTRY.iter().map(|(_, build, _)| build(&http, &cfg)).collect();
         for p in &providers {
             metrics.start_provider(p.label(), p.endpoints());
         }
+        let reasons = crate::db::replicas::Fallback::ALL.map(|f| f.as_str());
+        metrics.start_replicas(pools.replicas.list.len(), &reasons);
         Ok(Engine {
             flags: Flags::new(cfg.flag_cache_ttl),
             providers,
             gates: Gates::new(cfg.sync.min_interval),
             pool: pools.back,
             front: pools.front,
+            replicas: pools.replicas,
+            commits,
             pooled: std::sync::atomic::AtomicBool::new(cfg.behind_pooler()),
             cfg,
             background: background::Tasks::default(),
@@ -124,6 +133,20 @@ impl Engine {
             marks: Default::default(),
             sync_slots: tokio::sync::Semaphore::new(SYNCS_AT_ONCE),
         })
+    }
+
+    /// After a sync of `group` committed, with replicas: notes the primary's WAL position, so that
+    /// this process reads the calendar from a replica only once the replica has replayed it. If
+    /// the position cannot be read, the calendar is read from the primary for a while instead.
+    pub(crate) async fn note_commit(&self, group: &crate::db::calendars::Group) {
+        if self.replicas.list.is_empty() {
+            return;
+        }
+        let lsn = crate::db::replicas::primary_position(&self.pool)
+            .await
+            .unwrap_or(i64::MAX);
+        let ids = std::iter::once(group.owner_id.as_str()).chain(group.row_ids.iter().map(String::as_str));
+        self.commits.record(ids, lsn, std::time::Instant::now());
     }
 
     /// The provider of calendars of `integration`.

@@ -161,6 +161,7 @@ impl Engine {
             run.report.legacy_skipped = done.skipped;
         }
         tx.commit().await.map_err(Error::from)?;
+        self.note_commit(group).await;
         let lag = self
             .metrics
             .propagation_seconds
