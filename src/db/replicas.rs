@@ -37,6 +37,12 @@ pub const STANDBY_SQL: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN (
     FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver w ON true) END AS replica_lag_ms,
   CASE WHEN pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::int8 END AS replay_lsn";
 
+/// The primary's WAL insert position in bytes, as a standby's replay position compares with it
+/// (see [`primary_position`]): 8 kB pages with a 24-byte header, 40 bytes at a 16 MB segment's start.
+pub const POSITION_SQL: &str =
+    "SELECT CASE WHEN p % 16777216 = 40 THEN p - 40 WHEN p % 8192 = 24 THEN p - 24 ELSE p END \
+     FROM (SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::int8 AS p) w";
+
 /// Why a read left a replica for the primary (the `reason` label of
 /// `calsync_replica_fallbacks_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,12 +297,13 @@ impl Commits {
     }
 }
 
-/// The primary's current WAL write position, read after a commit: every byte of that commit is
-/// at or before it.
+/// The primary's current WAL insert position, read after a commit: every byte of that commit is
+/// before it. Not the write position (`pg_current_wal_lsn`): a sync that clears a pending mark
+/// commits asynchronously, and its commit record may not be written yet when it returns. Where the
+/// last record ended at a page boundary, the insert position is past the next page's header, a
+/// position a standby's replay reaches only with the next record: that header is taken off.
 pub async fn primary_position(pool: &PgPool) -> Result<i64> {
-    let lsn: Option<i64> = stmt("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8")
-        .scalar(pool)
-        .await?;
+    let lsn: Option<i64> = stmt(POSITION_SQL).scalar(pool).await?;
     Ok(lsn.unwrap_or(0))
 }
 
