@@ -30,7 +30,7 @@ const { googleEvent, outlookEvent, GOOGLE_ZONES, OUTLOOK_ZONES, day0, DAY, HOUR,
 const fixtures = require('../dev/seed')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const OPTIONS = { pendingGraceMs: 300, claimTtlMs: 1000, requestTimeoutMs: 800, retryBaseDelayMs: 10, syncMinIntervalMs: 0 }
+const OPTIONS = { pendingGraceMs: 300, claimTtlMs: 1000, requestTimeoutMs: 800, retryBaseDelayMs: 10, syncMinIntervalMs: 0, maxReplicaLagMs: 200 }
 const RANGES = [[0, 45], [3, 10], [20, 21]].map(([a, b]) => [new Date(day0 + a * DAY).toISOString(), new Date(day0 + b * DAY).toISOString()])
 
 /** An app instance in its own process (fixtures/webhook-worker.js). */
