@@ -14,6 +14,7 @@ const { startServer, createDatabase } = require('../dev/postgres')
 const { startReceiver } = require('../dev/receiver')
 const seed = require('../dev/seed')
 const { CalendarSync, applySchema } = require('../calsync.js')
+const { replicaScenario } = require('./replica')
 const { caldavScenario } = require('./caldav')
 
 const QUICK = process.argv.includes('--quick')
@@ -131,7 +132,12 @@ const pgBaselineRead = (pg, ids, timeMin, timeMax) => async () => {
 }
 
 // ------------------------------------------------------------------------------------- read --
-async function readScenario(url, pg) {
+/**
+ * Seeds the read scenario's table: `SIZE.users` users with the cache on, 2 calendars each and 10 for
+ * the target user, all synced over a wide window, `SIZE.readEvents` events in all. Returns
+ * `{ target, ids }` (the target user and its calendars).
+ */
+async function seedReads(pg) {
   log(`read: seeding ${SIZE.readEvents} cached events for ${SIZE.users} users`)
   const db = await pg.connect()
   let target
@@ -172,6 +178,11 @@ async function readScenario(url, pg) {
   } finally {
     db.release()
   }
+  return { target, ids }
+}
+
+async function readScenario(url, pg) {
+  const { target, ids } = await seedReads(pg)
   const timeMin = new Date(Math.ceil(Date.now() / DAY) * DAY).toISOString()
   const timeMax = new Date(Date.parse(timeMin) + 31 * DAY).toISOString()
   const sync = await CalendarSync.connect({ databaseUrl: url, maxConnections: CALLERS + 1 })
@@ -947,6 +958,7 @@ async function main() {
         }
       }
     }
+    if (runs('replica')) await replicaScenario({ record, log, quick: QUICK, seedReads, throughput, latencies, callers: CALLERS, seconds: SIZE.throughputMs })
     if (runs('caldav')) {
       const cd = await open('caldav')
       try {

@@ -117,12 +117,20 @@ pub async fn serve(
             pool: &r.pool,
             pooled: &r.pooled,
         };
-        let attempt = within(
-            opts.replica_budget,
-            "replica read",
-            read(target, flags, query, opts, Some(&check)),
-        );
-        let outcome = match attempt.await {
+        // A replica behind (its lag past the bound, or a sync of this process not replayed yet) is
+        // asked once more before the primary: replaying a few records takes less than a round trip,
+        // and WAL without commits (hint bits, vacuum) leaves a healthy standby briefly behind with an
+        // old last-commit time, which the lag measure must count as lag.
+        let attempts = async {
+            let mut first = true;
+            loop {
+                match read(target, flags, query, opts, Some(&check)).await? {
+                    Checked::Refused(Fallback::Lagging | Fallback::BehindSync) if first => first = false,
+                    other => return Ok(other),
+                }
+            }
+        };
+        let outcome = match within(opts.replica_budget, "replica read", attempts).await {
             Ok(Checked::Served(answer, standby)) => {
                 r.record(Ok(()), Instant::now());
                 served.replica = Some(r.label.clone());
