@@ -119,7 +119,6 @@ async function replicaScenario({ record, log, seedReads, throughput, latencies, 
     record('replica', 'reads failed, replay paused', errors, { target: '0', pass: errors === 0 })
     record('replica', `p50 latency, ${callers} callers, replay paused`, percentile(ms, 50), { unit: 'ms', baselineName: 'replica caught up', baseline: replicated.p50 })
     record('replica', `p99 latency, ${callers} callers, replay paused`, percentile(ms, 99), { unit: 'ms', baselineName: 'replica caught up', baseline: replicated.p99 })
-    record('replica', 'share of reads the replica served, replay paused', share, { baselineName: `the bound's share of the run`, baseline: BOUND_MS / (calls.at(-1)?.since || 1) })
     record('replica', 'the last replica-served read after the pause', lastReplica, { unit: 'ms', baselineName: 'maxReplicaLagMs', baseline: BOUND_MS, target: '≤ maxReplicaLagMs', pass: lastReplica <= BOUND_MS })
   } finally {
     for (const s of syncs) await s.close()
