@@ -127,7 +127,7 @@ test('by user: the user-level calendars, or those of one event type', async () =
   assert.deepEqual(byType.uncached, [])
   assert.equal(byType.busy.length, 3)
   const nobody = await read({ userId: 999999 })
-  assert.deepEqual(nobody, { busy: [], served: [], uncached: [] })
+  assert.deepEqual(nobody, { busy: [], served: [], uncached: [], servedBy: 'primary' })
 })
 
 test('every calendar the cache cannot answer for is listed with its reason, never as free', async () => {

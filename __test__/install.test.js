@@ -61,7 +61,7 @@ test('the packed main and platform packages install into an empty project withou
       await sync.close()
       console.log(JSON.stringify(r))
     })().catch((e) => { console.error(e.code, e.message); process.exit(1) })`])
-  assert.deepEqual(JSON.parse(cjs), { busy: [], served: [], uncached: [{ id: 'no-such-calendar', reason: 'not_found' }] })
+  assert.deepEqual(JSON.parse(cjs), { busy: [], served: [], uncached: [{ id: 'no-such-calendar', reason: 'not_found' }], servedBy: 'primary' })
   // An ES module importing the package, with the error codes working.
   const esm = node(['--input-type=module', '-e', `
     import { CalendarSync } from 'calsync'

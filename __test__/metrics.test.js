@@ -113,7 +113,8 @@ test('the counters move with real traffic; every family is documented; no label 
 test('every known series starts at 0, and the shipped alert rules and dashboard query only families calsync exports', async () => {
   const fs = require('node:fs')
   const path = require('node:path')
-  const fresh = await require('./helpers').calsync.CalendarSync.connect(s.options)
+  // With a read replica configured (the same server: no read is made), so that its series exist.
+  const fresh = await require('./helpers').calsync.CalendarSync.connect({ ...s.options, readDatabaseUrl: s.options.databaseUrl })
   let text
   try {
     text = await fresh.metrics()
@@ -129,6 +130,8 @@ test('every known series starts at 0, and the shipped alert rules and dashboard 
     'calsync_read_calendars_uncached_total{reason="sync_failed"} 0',
     'calsync_renewals_total{action="orphan_stopped"} 0',
     'calsync_pending_notifications_overdue 0',
+    'calsync_reads_served_total{by="replica"} 0',
+    'calsync_replica_fallbacks_total{reason="lagging",replica="1"} 0',
   ]) assert.ok(text.includes(line), line)
   const exported = new Set(parse(text).map((f) => f.name))
   const root = path.join(__dirname, '..')
