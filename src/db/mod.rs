@@ -2,6 +2,7 @@
 //! It knows tables and rows, never providers. Every statement goes through [`sql`], which keeps
 //! calsync working behind a transaction-mode pooler.
 
+pub mod binary;
 pub mod bookings;
 pub mod calendars;
 pub mod channels;

@@ -5,6 +5,7 @@
 use std::sync::LazyLock;
 
 use chrono::NaiveDateTime;
+use futures_util::TryStreamExt;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 
@@ -50,8 +51,10 @@ pub struct ReadFunction {
     pub columns: &'static str,
     /// The statement, its `$n` being the function's parameters.
     pub body: String,
-    /// The call of the function, for reads behind a pooler.
+    /// The call of the function.
     call: String,
+    /// The call wrapped in `COPY … TO STDOUT (FORMAT binary)`, for reads behind a pooler.
+    copy: String,
 }
 
 /// The read statements: [by ids, by user] × [`Plan::Sql`, `Plan::Both`, `Plan::Legacy`]. The
@@ -81,18 +84,20 @@ static STATEMENTS: LazyLock<[[ReadFunction; 3]; 2]> = LazyLock::new(|| {
     let family = |selection: &str, head: &str, args: &str| {
         let params = args.split(',').count();
         let legacy_args = format!("{args}, text, text, timestamp");
-        let function = |suffix: &str, args: &str, columns: &'static str, body: String| ReadFunction {
-            name: format!("calsync_read_by_{selection}{suffix}"),
-            call: format!(
-                "SELECT * FROM calsync_read_by_{selection}{suffix}({})",
-                (1..=args.split(',').count())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            args: args.to_string(),
-            columns,
-            body: measured(body),
+        let function = |suffix: &str, args: &str, columns: &'static str, body: String| {
+            let placeholders = (1..=args.split(',').count())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let call = format!("SELECT * FROM calsync_read_by_{selection}{suffix}({placeholders})");
+            ReadFunction {
+                name: format!("calsync_read_by_{selection}{suffix}"),
+                copy: format!("COPY ({call}) TO STDOUT (FORMAT binary)"),
+                call,
+                args: args.to_string(),
+                columns,
+                body: measured(body),
+            }
         };
         [
             function("_v2", args, PLAIN, format!("{head}{AVAILABILITY}{SELECT}")),
@@ -233,7 +238,8 @@ pub async fn read_prepared(
 }
 
 /// Behind a pooler: one simple-protocol message calling a read function (`read_functions`), whose
-/// plan the server session keeps.
+/// plan the server session keeps, its rows copied out in binary (`binary`): as cheap to send and
+/// to read as a prepared statement's binary rows, where text would print and parse every timestamp.
 pub async fn read_pooled(
     pool: &PgPool,
     selection: &Selection,
@@ -241,19 +247,44 @@ pub async fn read_pooled(
     plan: Plan,
     legacy: Option<&LegacyLookup>,
 ) -> Result<Vec<CalendarRow>> {
-    let call = stmt(statement(selection, plan).call.as_str());
+    let call = stmt(statement(selection, plan).copy.as_str());
     let call = match selection {
         Selection::Ids(ids) => call.texts(ids).ts(min).ts(max),
         Selection::User { user_id, event_type_id } => call.int(*user_id).ts(min).ts(max).int(*event_type_id),
     };
-    match legacy {
-        None => call.fetch_as(pool).await,
-        Some(l) => {
-            call.text(l.time_min.as_str())
-                .text(l.time_max.as_str())
-                .ts(l.now)
-                .fetch_as(pool)
-                .await
+    let call = match legacy {
+        None => call,
+        Some(l) => call.text(l.time_min.as_str()).text(l.time_max.as_str()).ts(l.now),
+    };
+    let sql = call.render()?;
+    let mut conn = Copying {
+        conn: Some(pool.acquire().await?),
+        finished: false,
+    };
+    let mut answer = Vec::with_capacity(4096);
+    {
+        let c = conn.conn.as_mut().expect("held until dropped");
+        let mut stream = c.copy_out_raw(&sql).await?;
+        while let Some(chunk) = stream.try_next().await? {
+            answer.extend_from_slice(&chunk);
+        }
+    }
+    conn.finished = true;
+    super::binary::read_rows(&answer)
+}
+
+/// A connection running a `COPY … TO STDOUT`: unless the copy ran to its end (the read gave up on
+/// it at its deadline, or it failed before starting), the connection may still have the copy's
+/// messages to read, so it is closed instead of going back to the pool.
+struct Copying {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    finished: bool,
+}
+
+impl Drop for Copying {
+    fn drop(&mut self) {
+        if let (false, Some(c)) = (self.finished, self.conn.as_mut()) {
+            c.close_on_drop();
         }
     }
 }
