@@ -157,12 +157,16 @@ impl Calsync {
     }
 
     /// Evaluates a feature flag for a user or a team (SPEC §3), through the in-process cache: on a
-    /// replica when one is usable (a flag is cached for `flagCacheTtlMs` anyway), else the primary.
+    /// replica that a read or probe found within `maxReplicaLagMs` during the last
+    /// `maxReplicaLagMs` (a flag's statement does not measure lag itself, and an answer is cached
+    /// for `flagCacheTtlMs` anyway), else on the primary.
     pub async fn is_feature_enabled(&self, slug: &str, who: Subject) -> Result<bool> {
         self.logged(async move {
             let e = &self.engine;
-            let (usable, _) = e.replicas.order(std::time::Instant::now());
-            if let Some(r) = usable.first() {
+            let now = std::time::Instant::now();
+            let (usable, _) = e.replicas.order(now);
+            let fresh = usable.into_iter().find(|r| r.recently_ok(now, e.cfg.max_replica_lag));
+            if let Some(r) = fresh {
                 let on_replica = e.flags.is_enabled(&r.pool, slug, who);
                 match db::within(e.cfg.read_timeout / 2, "replica flag read", on_replica).await {
                     Ok(on) => return Ok(on),

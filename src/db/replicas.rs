@@ -128,6 +128,8 @@ struct Health {
     failures: u32,
     /// A background probe is under way.
     probing: bool,
+    /// When a read or probe last found it within the bound.
+    last_ok: Option<Instant>,
 }
 
 /// How long a lagging replica is left alone before a read tries it again.
@@ -173,7 +175,12 @@ impl Replica {
         let mut h = self.health();
         h.probing = false;
         match outcome {
-            Ok(()) | Err(Fallback::BehindSync) | Err(Fallback::NoRows) => {
+            Ok(()) => {
+                h.failures = 0;
+                h.resting_until = None;
+                h.last_ok = Some(now);
+            }
+            Err(Fallback::BehindSync) | Err(Fallback::NoRows) => {
                 h.failures = 0;
                 h.resting_until = None;
             }
@@ -189,6 +196,14 @@ impl Replica {
                 h.resting_until = Some(now + rest);
             }
         }
+    }
+
+    /// Whether a read or probe found it within the bound during the last `within`: what a read
+    /// that cannot measure the lag itself (a flag read) relies on.
+    pub fn recently_ok(&self, now: Instant, within: Duration) -> bool {
+        self.health()
+            .last_ok
+            .is_some_and(|t| now.saturating_duration_since(t) <= within)
     }
 
     /// Asks the replica how far behind it is, as a read would (a probe of one that failed).
@@ -371,8 +386,11 @@ mod tests {
         r.record(Err(Fallback::Down), t1);
         assert_eq!(r.availability(t1 + Duration::from_millis(1999)), Use::No);
         assert_eq!(r.availability(t1 + Duration::from_secs(2)), Use::Probe);
+        assert!(!r.recently_ok(t1, Duration::from_secs(2)));
         r.record(Ok(()), t1);
         assert_eq!(r.availability(t1), Use::Yes);
+        assert!(r.recently_ok(t1 + Duration::from_secs(2), Duration::from_secs(2)));
+        assert!(!r.recently_ok(t1 + Duration::from_millis(2001), Duration::from_secs(2)));
         r.record(Err(Fallback::Lagging), t1);
         assert_eq!(r.availability(t1 + Duration::from_millis(500)), Use::No);
         assert_eq!(
