@@ -10,17 +10,17 @@
          -- credential) turned off.
          COALESCE(cr.invalid, false) OR COALESCE(NOT dc.enabled, false) AS credential_invalid,
          -- How long a change announced for any row of the calendar has waited for a sync.
-         (SELECT (extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - min(p.since)) * 1000)::int8
-          FROM "SelectedCalendar" g JOIN "CalendarSyncPending" p ON p."selectedCalendarId" = g.id
-          WHERE g."userId" = r."userId" AND g.integration = r.integration AND g."externalId" = r."externalId") AS pending_ms
+         (extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - o.pending_since) * 1000)::int8 AS pending_ms
   FROM req r
+  -- The rows of the calendar, in one index scan: the owner, and the oldest pending mark of any.
   CROSS JOIN LATERAL (
     SELECT sc.id AS owner_id, sc."channelId" AS channel_id, sc."channelExpiration" AS channel_expiration,
            sc."syncSubscribedAt" AS subscribed_at, sc."syncedAt" AS synced_at,
            sc."syncErrorAt" AS sync_error_at, st."windowStart" AS window_start, st."windowEnd" AS window_end,
-           COALESCE(sc."syncErrorCount", 0) AS sync_errors
+           COALESCE(sc."syncErrorCount", 0) AS sync_errors, min(p.since) OVER () AS pending_since
     FROM "SelectedCalendar" sc
     LEFT JOIN "CalendarSyncState" st ON st."selectedCalendarId" = sc.id
+    LEFT JOIN "CalendarSyncPending" p ON p."selectedCalendarId" = sc.id
     WHERE sc."userId" = r."userId" AND sc.integration = r.integration AND sc."externalId" = r."externalId"
     ORDER BY (st."selectedCalendarId" IS NULL), (sc."eventTypeId" IS NOT NULL), sc.id
     LIMIT 1
