@@ -51,7 +51,9 @@ async function until(what, check, ms = 30_000) {
   for (;;) {
     try {
       if (await check()) return
-    } catch {}
+    } catch (e) {
+      if (e.fatal) throw e
+    }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 50))
   }
@@ -119,11 +121,18 @@ async function startReplicated({ log = () => {}, flags = [] } = {}) {
   const start = async () => {
     const p = spawn(postgres, ['-D', replicaDir, '-p', String(port), ...flags], { ...ids, stdio: ['ignore', 'ignore', 'pipe'] })
     p.stderr.on('data', (m) => messages.push(String(m)))
-    const exited = new Promise((resolve) => p.once('exit', resolve))
+    let spawnError = null
+    const exited = new Promise((resolve) => {
+      p.once('exit', resolve)
+      p.once('error', (e) => {
+        spawnError = e
+        resolve()
+      })
+    })
     child = { p, exited }
     try {
       await until('the standby to accept connections', async () => {
-        if (p.exitCode !== null) throw Object.assign(new Error('exited'), { fatal: true })
+        if (spawnError || p.exitCode !== null) throw Object.assign(new Error(spawnError?.message ?? 'exited'), { fatal: true })
         await query(url, 'SELECT 1')
         return true
       })
@@ -135,10 +144,9 @@ async function startReplicated({ log = () => {}, flags = [] } = {}) {
     if (!child) return
     const { p, exited } = child
     child = null
-    if (p.exitCode === null) p.kill('SIGQUIT')
+    if (p.exitCode === null && !p.killed) p.kill('SIGQUIT')
     await exited
   }
-  await start()
   const replica = {
     url,
     port,
@@ -162,7 +170,14 @@ async function startReplicated({ log = () => {}, flags = [] } = {}) {
       fs.rmSync(replicaDir, { recursive: true, force: true })
     },
   }
-  await replica.caughtUp()
+  try {
+    await start()
+    await replica.caughtUp()
+  } catch (e) {
+    await replica.stop().catch(() => {})
+    await primary.stop()
+    throw e
+  }
   log(`started a streaming standby on 127.0.0.1:${port}`)
   return {
     primary,

@@ -11,7 +11,7 @@ use crate::cache::legacy_format::{js_iso, lookup_window};
 use crate::cache::{assemble, Answer, CalendarRow, Query, Route, Selection, Staleness};
 use crate::config::LegacyReads;
 use crate::db::reads::{read_pooled, read_prepared, LegacyLookup, Plan};
-use crate::db::replicas::{judge, Commits, Fallback, Replicas, Standby};
+use crate::db::replicas::{judge, Commits, Fallback, Replicas};
 use crate::db::sql::pooler_symptom;
 use crate::db::within;
 use crate::error::Result;
@@ -76,8 +76,10 @@ pub struct Target<'a> {
 pub struct Served {
     /// The replica that answered (its `label`), or `None`: the primary.
     pub replica: Option<String>,
-    /// The answering replica's lag as the read measured it.
+    /// The replica's lag as the read measured it last (whether or not it then served).
     pub lag_ms: Option<i64>,
+    /// The replica asked, by its label.
+    pub asked: Option<String>,
     /// Replicas tried and left, with why.
     pub fallbacks: Vec<(String, Fallback)>,
     /// Replicas whose rest after a failure is over: probe them (in the background).
@@ -95,7 +97,7 @@ pub async fn serve(
     query: &Query,
     opts: &ReadOptions<'_>,
 ) -> Result<(Answer, Served)> {
-    let (usable, due) = replicas.order(Instant::now());
+    let (usable, due) = replicas.order(Instant::now(), true);
     let mut served = Served {
         probes: due
             .iter()
@@ -104,14 +106,24 @@ pub async fn serve(
         ..Served::default()
     };
     if let Some(r) = usable.first() {
+        served.asked = Some(r.label.clone());
+        // This process's syncs of the calendars asked for: those the replica returned (their
+        // owner rows too), and for ids it did not return, or a user's calendars, the same keys
+        // the sync recorded.
+        let asked: Vec<String> = match &query.selection {
+            Selection::Ids(ids) => ids.clone(),
+            Selection::User { user_id, .. } => vec![Commits::user_key(*user_id)],
+        };
+        let measured = std::sync::Mutex::new(None);
         let check = |rows: &[CalendarRow]| {
-            let ids = rows.iter().flat_map(|r| [r.req_id.as_str(), r.owner_id.as_str()]);
-            let needed = commits.needed(ids, Instant::now());
-            judge(
-                rows.first().map(|r| (r.replica_lag_ms, r.replay_lsn)),
-                opts.max_replica_lag,
-                needed,
-            )
+            let keys = rows
+                .iter()
+                .flat_map(|r| [r.req_id.as_str(), r.owner_id.as_str()])
+                .chain(asked.iter().map(String::as_str));
+            let needed = commits.needed(keys, Instant::now());
+            let columns = rows.first().map(|r| (r.replica_lag_ms, r.snapshot.as_deref()));
+            *measured.lock().unwrap_or_else(|p| p.into_inner()) = columns.and_then(|c| c.0);
+            judge(columns, opts.max_replica_lag, &needed)
         };
         let target = Target {
             pool: &r.pool,
@@ -130,11 +142,12 @@ pub async fn serve(
                 }
             }
         };
-        let outcome = match within(opts.replica_budget, "replica read", attempts).await {
-            Ok(Checked::Served(answer, standby)) => {
+        let outcome = within(opts.replica_budget, "replica read", attempts).await;
+        served.lag_ms = *measured.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = match outcome {
+            Ok(Checked::Served(answer)) => {
                 r.record(Ok(()), Instant::now());
                 served.replica = Some(r.label.clone());
-                served.lag_ms = standby.map(|s| s.lag_ms);
                 return Ok((*answer, served));
             }
             Ok(Checked::Refused(why)) => why,
@@ -147,20 +160,19 @@ pub async fn serve(
         served.fallbacks.push((r.label.clone(), outcome));
     }
     match read(primary, flags, query, opts, None).await? {
-        Checked::Served(answer, _) => Ok((*answer, served)),
+        Checked::Served(answer) => Ok((*answer, served)),
         Checked::Refused(_) => unreachable!("a read without a check is never refused"),
     }
 }
 
-/// What a read found: an answer (with the replica's standby state when checked), or a replica
-/// answer its check refused.
+/// What a read found: an answer, or a replica answer its check refused.
 enum Checked {
-    Served(Box<Answer>, Option<Standby>),
+    Served(Box<Answer>),
     Refused(Fallback),
 }
 
 /// Whether rows from a replica may be served (see [`judge`]).
-type Check<'c> = &'c (dyn Fn(&[CalendarRow]) -> std::result::Result<Standby, Fallback> + Sync);
+type Check<'c> = &'c (dyn Fn(&[CalendarRow]) -> std::result::Result<i64, Fallback> + Sync);
 
 /// Runs the read on `target`: one SQL round trip when every user's flags are cached, one more per
 /// flag that is not. With `legacy` other than `Off`, `calendar-cache-sql` picks each user's source
@@ -211,11 +223,9 @@ async fn read(
             Err(e) => return Err(e.into()),
         }
     };
-    let standby = match check.map(|c| c(&rows)) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(why)) => return Ok(Checked::Refused(why)),
-    };
+    if let Some(Err(why)) = check.map(|c| c(&rows)) {
+        return Ok(Checked::Refused(why));
+    }
     let mut users: Vec<i32> = rows.iter().map(|r| r.user_id).collect();
     users.sort_unstable();
     users.dedup();
@@ -236,8 +246,12 @@ async fn read(
         shadow: opts.legacy == LegacyReads::Shadow,
         legacy_end: lmax.naive_utc(),
     });
-    Ok(Checked::Served(
-        Box::new(assemble(query, rows, &on, route.as_ref(), now, &opts.bounds)),
-        standby,
-    ))
+    Ok(Checked::Served(Box::new(assemble(
+        query,
+        rows,
+        &on,
+        route.as_ref(),
+        now,
+        &opts.bounds,
+    ))))
 }

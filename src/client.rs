@@ -129,7 +129,7 @@ impl Calsync {
         let m = &self.engine.metrics;
         let by = if served.replica.is_some() { "replica" } else { "primary" };
         Metrics::inc(&m.reads_served, &[by]);
-        if let (Some(label), Some(lag)) = (&served.replica, served.lag_ms) {
+        if let (Some(label), Some(lag)) = (&served.asked, served.lag_ms) {
             m.replica_lag.with_label_values(&[label]).set(lag as f64 / 1000.0);
         }
         for (label, why) in &served.fallbacks {
@@ -141,15 +141,15 @@ impl Calsync {
                 let r = &engine.replicas.list[i];
                 let probe = r.probe(engine.cfg.max_replica_lag);
                 // Behind a pooler, a statement to a server that is down waits in the pooler's queue.
-                let outcome = tokio::time::timeout(engine.cfg.read_timeout / 2, probe)
+                let (outcome, lag) = tokio::time::timeout(engine.cfg.read_timeout / 2, probe)
                     .await
-                    .unwrap_or(Err(db::replicas::Fallback::Down));
-                if let Ok(s) = outcome {
+                    .unwrap_or((Err(db::replicas::Fallback::Down), None));
+                if let Some(lag) = lag {
                     engine
                         .metrics
                         .replica_lag
                         .with_label_values(&[&r.label])
-                        .set(s.lag_ms as f64 / 1000.0);
+                        .set(lag as f64 / 1000.0);
                 }
                 r.record(outcome.map(|_| ()), std::time::Instant::now());
             });
@@ -164,7 +164,7 @@ impl Calsync {
         self.logged(async move {
             let e = &self.engine;
             let now = std::time::Instant::now();
-            let (usable, _) = e.replicas.order(now);
+            let (usable, _) = e.replicas.order(now, false);
             let fresh = usable.into_iter().find(|r| r.recently_ok(now, e.cfg.max_replica_lag));
             if let Some(r) = fresh {
                 let on_replica = e.flags.is_enabled(&r.pool, slug, who);

@@ -406,7 +406,7 @@ mod tests {
             ends: Some(vec![t(14, 0), t(11, 0), t(11, 30)]),
             legacy: None,
             replica_lag_ms: None,
-            replay_lsn: None,
+            snapshot: None,
         }
     }
 

@@ -160,7 +160,7 @@ pub fn read_rows(buf: &[u8]) -> Result<Vec<CalendarRow>> {
                 None
             },
             replica_lag_ms: opt(f[tail], int8)?,
-            replay_lsn: opt(f[tail + 1], int8)?,
+            snapshot: opt(f[tail + 1], text)?,
         });
     }
     Ok(rows)
@@ -223,7 +223,7 @@ mod tests {
             Some(array),
             Some(empty),
             None,
-            Some(42i64.to_be_bytes().to_vec()),
+            Some(b"100:105:101".to_vec()),
         ];
         for v in &values {
             field(&mut out, v.as_deref());
@@ -249,7 +249,7 @@ mod tests {
         );
         assert_eq!(r.ends, Some(vec![]));
         assert!(r.legacy.is_none());
-        assert_eq!((r.replica_lag_ms, r.replay_lsn), (None, Some(42)));
+        assert_eq!((r.replica_lag_ms, r.snapshot.as_deref()), (None, Some("100:105:101")));
         // Cut short anywhere, it is an error, never a panic.
         for cut in 0..out.len() - 2 {
             assert!(read_rows(&out[..cut]).is_err(), "cut at {cut}");

@@ -39,7 +39,7 @@ macro_rules! read_columns {
 /// (`replicas::STANDBY_SQL`), the same in every row.
 macro_rules! standby_columns {
     () => {
-        ", replica_lag_ms int8, replay_lsn int8"
+        ", replica_lag_ms int8, snapshot text"
     };
 }
 
@@ -167,7 +167,7 @@ pub struct CalendarRow {
     pub legacy: Option<LegacyCell>,
     /// The answering server's standby state (`replicas::STANDBY_SQL`): NULL on a primary.
     pub replica_lag_ms: Option<i64>,
-    pub replay_lsn: Option<i64>,
+    pub snapshot: Option<String>,
 }
 
 /// A calendar's part of the legacy JSON cache row its read looked up.
@@ -206,7 +206,7 @@ impl<'r> FromRow<'r, PgRow> for CalendarRow {
                 Err(_) => None,
             },
             replica_lag_ms: r.try_get("replica_lag_ms")?,
-            replay_lsn: r.try_get("replay_lsn")?,
+            snapshot: r.try_get("snapshot")?,
         })
     }
 }

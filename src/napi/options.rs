@@ -204,8 +204,11 @@ impl ConnectOptions {
             cfg.database_url = Secret::new(url);
         }
         match self.read_database_url {
-            Some(napi::Either::A(url)) => cfg.read_database_urls = vec![Secret::new(url)],
-            Some(napi::Either::B(urls)) => cfg.read_database_urls = urls.into_iter().map(Secret::new).collect(),
+            // Empty strings are no replica (an unset variable interpolated into the option).
+            Some(napi::Either::A(url)) => cfg.read_database_urls = [url].into_iter().filter(|u| !u.trim().is_empty()).map(Secret::new).collect(),
+            Some(napi::Either::B(urls)) => {
+                cfg.read_database_urls = urls.into_iter().filter(|u| !u.trim().is_empty()).map(Secret::new).collect()
+            }
             None => {}
         }
         if let Some(v) = self.max_replica_lag_ms {

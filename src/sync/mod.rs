@@ -135,18 +135,14 @@ impl Engine {
         })
     }
 
-    /// After a sync of `group` committed, with replicas: notes the primary's WAL position, so that
-    /// this process reads the calendar from a replica only once the replica has replayed it. If
-    /// the position cannot be read, the calendar is read from the primary for a while instead.
-    pub(crate) async fn note_commit(&self, group: &crate::db::calendars::Group) {
-        if self.replicas.list.is_empty() {
-            return;
-        }
-        let lsn = crate::db::replicas::primary_position(&self.pool)
-            .await
-            .unwrap_or(i64::MAX);
-        let ids = std::iter::once(group.owner_id.as_str()).chain(group.row_ids.iter().map(String::as_str));
-        self.commits.record(ids, lsn, std::time::Instant::now());
+    /// After a sync of `group` committed in transaction `xid`, with replicas: notes it, so that
+    /// this process reads the calendar from a replica only once the replica's snapshot sees it.
+    pub(crate) fn note_commit(&self, group: &crate::db::calendars::Group, xid: i64) {
+        let user = crate::db::replicas::Commits::user_key(group.user_id);
+        let keys = [group.owner_id.as_str(), user.as_str()]
+            .into_iter()
+            .chain(group.row_ids.iter().map(String::as_str));
+        self.commits.record(keys, xid, std::time::Instant::now());
     }
 
     /// The provider of calendars of `integration`.

@@ -160,8 +160,15 @@ impl Engine {
             run.report.legacy_written = done.written;
             run.report.legacy_skipped = done.skipped;
         }
+        // With replicas: the transaction's id, for this process's reads of the calendar (causal).
+        let xid = match self.replicas.list.is_empty() {
+            true => None,
+            false => Some(crate::db::replicas::transaction_id(&mut tx).await?),
+        };
         tx.commit().await.map_err(Error::from)?;
-        self.note_commit(group).await;
+        if let Some(xid) = xid {
+            self.note_commit(group, xid);
+        }
         let lag = self
             .metrics
             .propagation_seconds
