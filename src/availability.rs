@@ -87,8 +87,8 @@ pub struct Served {
 }
 
 /// Runs the read on a replica when one is usable and its answer may be served (within
-/// `max_replica_lag`, having replayed this process's syncs of the read's calendars), else on the
-/// primary: a replica that fails, lags or was promoted never fails a read.
+/// `max_replica_lag`, its snapshot seeing this process's syncs of the read's calendars), else on
+/// the primary: a replica that fails, lags or was promoted never fails a read.
 pub async fn serve(
     primary: Target<'_>,
     replicas: &Replicas,
