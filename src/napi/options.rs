@@ -203,13 +203,17 @@ impl ConnectOptions {
         if let Some(url) = self.database_url {
             cfg.database_url = Secret::new(url);
         }
-        match self.read_database_url {
+        if let Some(urls) = self.read_database_url {
+            let urls = match urls {
+                napi::Either::A(url) => vec![url],
+                napi::Either::B(urls) => urls,
+            };
             // Empty strings are no replica (an unset variable interpolated into the option).
-            Some(napi::Either::A(url)) => cfg.read_database_urls = [url].into_iter().filter(|u| !u.trim().is_empty()).map(Secret::new).collect(),
-            Some(napi::Either::B(urls)) => {
-                cfg.read_database_urls = urls.into_iter().filter(|u| !u.trim().is_empty()).map(Secret::new).collect()
-            }
-            None => {}
+            cfg.read_database_urls = urls
+                .into_iter()
+                .filter(|u| !u.trim().is_empty())
+                .map(Secret::new)
+                .collect();
         }
         if let Some(v) = self.max_replica_lag_ms {
             cfg.max_replica_lag = ms(v);
