@@ -74,12 +74,12 @@ pub struct Target<'a> {
 /// Which server answered a read, and what the replicas did.
 #[derive(Debug, Default)]
 pub struct Served {
-    /// The replica that answered (its `label`), or `None`: the primary.
-    pub replica: Option<String>,
+    /// The replica asked (its `label`), if any.
+    pub asked: Option<String>,
+    /// Whether it answered (else the primary did).
+    pub by_replica: bool,
     /// The replica's lag as the read measured it last (whether or not it then served).
     pub lag_ms: Option<i64>,
-    /// The replica asked, by its label.
-    pub asked: Option<String>,
     /// Replicas tried and left, with why.
     pub fallbacks: Vec<(String, Fallback)>,
     /// Replicas whose rest after a failure is over: probe them (in the background).
@@ -147,7 +147,7 @@ pub async fn serve(
         let outcome = match outcome {
             Ok(Checked::Served(answer)) => {
                 r.record(Ok(()), Instant::now());
-                served.replica = Some(r.label.clone());
+                served.by_replica = true;
                 return Ok((*answer, served));
             }
             Ok(Checked::Refused(why)) => why,

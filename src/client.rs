@@ -103,7 +103,7 @@ impl Calsync {
                 }
             };
             self.after_replicas(&served);
-            answer.replica = served.replica;
+            answer.by_replica = served.by_replica;
             m.count_read(&read_counts(&answer));
             if e.cfg.sync_on_read && !answer.repairable.is_empty() {
                 Engine::sync_on_read(&self.engine, &answer.repairable);
@@ -127,7 +127,7 @@ impl Calsync {
     /// Counts what replicas did for a read, and probes those due for one in the background.
     fn after_replicas(&self, served: &availability::Served) {
         let m = &self.engine.metrics;
-        let by = if served.replica.is_some() { "replica" } else { "primary" };
+        let by = if served.by_replica { "replica" } else { "primary" };
         Metrics::inc(&m.reads_served, &[by]);
         if let (Some(label), Some(lag)) = (&served.asked, served.lag_ms) {
             m.replica_lag.with_label_values(&[label]).set(lag as f64 / 1000.0);

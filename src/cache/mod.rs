@@ -194,8 +194,8 @@ pub struct Answer {
     pub legacy_served: Option<Vec<String>>,
     /// With shadow reads: what comparing each served calendar with the other source found.
     pub shadow: Option<ShadowReport>,
-    /// The replica that answered (its number in `readDatabaseUrl`), or `None`: the primary.
-    pub replica: Option<String>,
+    /// A replica (`readDatabaseUrl`) answered, not the primary.
+    pub by_replica: bool,
 }
 
 /// A busy interval (start, end), UTC.

@@ -195,6 +195,7 @@ impl Replica {
     }
 
     /// Records a read's or probe's outcome.
+    /// The first failure of a run is logged (a warning with its code), and so is the recovery.
     pub fn record(&self, outcome: std::result::Result<(), Fallback>, now: Instant) {
         let mut h = self.health();
         h.probing = None;
@@ -203,6 +204,9 @@ impl Replica {
         }
         match outcome {
             Ok(()) => {
+                if h.failures > 0 {
+                    tracing::info!(replica = %self.label, code = "REPLICA_BACK", "a read replica that failed serves reads again");
+                }
                 h.failures = 0;
                 h.resting_until = None;
                 h.last_ok = Some(now);
@@ -215,7 +219,14 @@ impl Replica {
                 h.failures = 0;
                 h.resting_until = Some(now + LAG_REST);
             }
-            Err(Fallback::Down) | Err(Fallback::NotStandby) => {
+            Err(why @ (Fallback::Down | Fallback::NotStandby)) => {
+                if h.failures == 0 {
+                    let code = match why {
+                        Fallback::NotStandby => "REPLICA_NOT_STANDBY",
+                        _ => "REPLICA_UNAVAILABLE",
+                    };
+                    tracing::warn!(replica = %self.label, code, "a read replica cannot serve reads (unreachable, too slow, or not in recovery: promoted?); reads go to the primary and it is probed again");
+                }
                 h.failures = h.failures.saturating_add(1);
                 let rest = Duration::from_secs(1)
                     .saturating_mul(1 << h.failures.min(6).saturating_sub(1))

@@ -136,7 +136,7 @@ impl From<Answer> for PackedAvailability {
                 })
                 .collect(),
             served_from_legacy: a.legacy_served,
-            served_by: if a.replica.is_some() { "replica" } else { "primary" }.to_string(),
+            served_by: if a.by_replica { "replica" } else { "primary" }.to_string(),
             shadow: a.shadow.map(|r| ShadowResult {
                 compared: r.compared,
                 diverged: r.diverged,
